@@ -1,0 +1,83 @@
+"""The project's one settings object, read from the environment.
+
+Every setting has a name, a type, a default and a help text; ``README.md`` lists them all
+(``tests/test_settings.py`` fails when one is undocumented). Load it once with
+:func:`get_settings` and pass it explicitly; nothing else in the code reads ``os.environ``
+for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The checkout's root folder (the parent of ``store/``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration of Grid One-Map, each field from the environment variable named in
+    ``validation_alias`` (or ``GRIDONE_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDONE_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description=(
+            "SQLAlchemy/libpq URL of the PostGIS database, e.g. "
+            "postgresql://user:pass@host:5432/gridone. Unset: the project runs its own "
+            "PostGIS cluster in .local/pg inside the checkout."
+        ),
+    )
+    local_pg_dir: Path = Field(
+        default=PROJECT_ROOT / ".local" / "pg",
+        description="Folder of the embedded PostGIS cluster used when DATABASE_URL is unset.",
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder holding initdb and pg_ctl for the embedded cluster. Unset: the newest "
+            "/usr/lib/postgresql/<version>/bin that has PostGIS."
+        ),
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone for reading timestamps without one and for day boundaries.",
+    )
+    language: Literal["zh", "en"] = Field(
+        default="zh", description="Language of the dashboard: zh (简体中文) or en."
+    )
+    tile_url: str | None = Field(
+        default=None,
+        description=(
+            "Basemap tile URL template ({z}/{x}/{y}), e.g. an intranet tile server or Tianditu "
+            "with its key. Unset: no basemap, a plain background under the vector layers."
+        ),
+    )
+    tile_attribution: str = Field(
+        default="", description="Attribution text shown for the basemap given by TILE_URL."
+    )
+    map_max_zoom: int = Field(
+        default=18, ge=1, le=22, description="Highest zoom level the map allows."
+    )
+    demo_seed: int = Field(
+        default=20261120, description="Seed of the demo data generator: same seed, same data."
+    )
+    demo_scale: Literal["street", "district"] = Field(
+        default="street",
+        description=(
+            "Size of the generated demo: street (9 communities, 41 grids) or district "
+            "(12 streets, ~1,500 grids, 1,000,000 incidents; for benchmarks)."
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings from the environment once per process."""
+    return Settings()

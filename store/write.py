@@ -1,0 +1,149 @@
+"""Bulk writes: every row that enters the store goes through :func:`copy_frame`.
+
+One call streams a frame into one table with PostgreSQL ``COPY`` on the caller's connection,
+so the caller's transaction decides whether all of it lands or none of it does. Geometry
+columns are checked for CRS (must be the storage CRS, EPSG:4490) before a byte is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+
+from store.crs import STORAGE_EPSG
+from store.errors import CrsMismatchError, SchemaMismatchError
+
+_COLUMNS_SQL = text(
+    """
+    SELECT a.attname
+    FROM pg_attribute a
+    WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = ''
+    ORDER BY a.attnum
+    """
+)
+
+
+def table_columns(conn: Connection, table: str) -> list[str]:
+    """Writable columns of ``table`` (generated columns left out), in table order."""
+    cols = [r[0] for r in conn.execute(_COLUMNS_SQL, {"table": table})]
+    if not cols:
+        raise SchemaMismatchError(
+            f"table {table!r} does not exist; run `python -m store migrate` first"
+        )
+    return cols
+
+
+def _geometry_values(series: gpd.GeoSeries, column: str, table: str) -> list[str | None]:
+    epsg = series.crs.to_epsg() if series.crs is not None else None
+    if epsg != STORAGE_EPSG:
+        raise CrsMismatchError(
+            f"{table}.{column}: geometries are in {series.crs!r}, the store keeps "
+            f"EPSG:{STORAGE_EPSG} (CGCS2000); reproject with .to_crs({STORAGE_EPSG}) first"
+        )
+    geoms = shapely.set_srid(np.asarray(series.values, dtype=object), STORAGE_EPSG)
+    hexes = shapely.to_wkb(geoms, hex=True, include_srid=True)
+    return [None if g is None else h for g, h in zip(series.values, hexes, strict=True)]
+
+
+def _python_values(col: pd.Series) -> list[Any]:
+    """Column values as plain Python objects psycopg adapts, with missing values as None."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+        if not isinstance(col.dtype, pd.DatetimeTZDtype):
+            raise SchemaMismatchError(
+                f"column {col.name!r} holds timestamps without a time zone; "
+                "localise them (e.g. .dt.tz_localize('Asia/Shanghai')) before writing"
+            )
+        values: list[Any] = list(col.dt.to_pydatetime())
+        mask = col.isna().to_numpy()
+    else:
+        values = col.tolist()
+        mask = pd.isna(col).to_numpy() if col.dtype != object else None
+        if mask is None:
+            mask = np.fromiter(
+                (v is None or (isinstance(v, float) and v != v) for v in values),
+                dtype=bool,
+                count=len(values),
+            )
+    if mask.any():
+        values = [None if m else v for v, m in zip(values, mask, strict=True)]
+    return values
+
+
+def iter_rows(frame: pd.DataFrame, columns: Sequence[str], table: str) -> Iterator[tuple]:
+    """Rows of ``frame`` restricted to ``columns`` as tuples of Python values."""
+    data = []
+    for c in columns:
+        col = frame[c]
+        if isinstance(col, gpd.GeoSeries) or isinstance(col.dtype, gpd.array.GeometryDtype):
+            data.append(_geometry_values(gpd.GeoSeries(col, crs=_crs_of(frame, c)), c, table))
+        else:
+            data.append(_python_values(col))
+    return zip(*data, strict=True) if data else iter(())
+
+
+def _crs_of(frame: pd.DataFrame, column: str) -> Any:
+    col = frame[column]
+    return getattr(col, "crs", None) or getattr(frame, "crs", None)
+
+
+def copy_frame(
+    conn: Connection,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    columns: Iterable[str] | None = None,
+) -> int:
+    """Append ``frame`` to ``table`` with ``COPY`` on ``conn``; return the number of rows.
+
+    Parameters
+    ----------
+    conn
+        An open SQLAlchemy connection on a psycopg (3) engine, inside the caller's
+        transaction: a failure anywhere leaves the table as it was once that rolls back.
+    table
+        Target table name (optionally schema-qualified).
+    frame
+        One column per target column, named as in the table. Geometry columns must be
+        GeoSeries in EPSG:4490; timestamps must carry a time zone.
+    columns
+        Columns to write; default: every writable column of the table that the frame has.
+        A requested column missing from the frame is an error.
+    """
+    writable = table_columns(conn, table)
+    if columns is None:
+        cols = [c for c in writable if c in frame.columns]
+    else:
+        cols = list(columns)
+        unknown = [c for c in cols if c not in writable]
+        if unknown:
+            raise SchemaMismatchError(
+                f"{table} has no writable column(s) {unknown}; it has {writable}"
+            )
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise SchemaMismatchError(f"frame for {table} lacks column(s) {missing}")
+    if not cols or frame.empty:
+        return 0
+    raw = conn.connection.driver_connection
+    quote = conn.dialect.identifier_preparer.quote
+    target = ".".join(quote(p) for p in table.split("."))
+    sql = f"COPY {target} ({', '.join(quote(c) for c in cols)}) FROM STDIN"
+    n = 0
+    with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        for row in iter_rows(frame, cols, table):
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def utc_now() -> dt.datetime:
+    """Current time, time-zone aware (for ``data_source.loaded_at``)."""
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,109 @@
+"""Database fixtures: a real PostGIS for every test that touches data.
+
+The server is ``DATABASE_URL``'s when set (the role needs CREATEDB), otherwise the embedded
+cluster. Each test session makes its own databases, named ``gridone_test_<pid>_…``, and drops
+them at the end:
+
+* ``engine`` / ``conn``: a migrated, empty database; ``conn`` is a connection inside a
+  transaction rolled back after the test (fast isolation).
+* ``fresh_engine``: a brand-new migrated database per test, for tests that must commit.
+* ``demo``: the street demo generated once per session (``loaders.demo.generate``);
+  ``demo_engine``: a database holding it, read-only by convention.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+
+from store.db import make_engine, normalise_url
+from store.local import LocalCluster
+from store.migrate import upgrade
+from store.settings import get_settings
+
+PREFIX = f"gridone_test_{os.getpid()}"
+
+
+class TestServer:
+    """Creates and drops databases on the test server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(normalise_url(admin_url))
+        self.created: list[str] = []
+
+    def _admin(self) -> psycopg.Connection:
+        u = self.admin_url.set(drivername="postgresql", database="postgres")
+        return psycopg.connect(u.render_as_string(hide_password=False), autocommit=True)
+
+    def url(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def create(self, suffix: str, *, template: str | None = None) -> str:
+        name = f"{PREFIX}_{suffix}"
+        with self._admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            tpl = f' TEMPLATE "{template}"' if template else ""
+            admin.execute(f'CREATE DATABASE "{name}"{tpl}')
+        self.created.append(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        with self._admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self.created:
+            self.created.remove(name)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[TestServer]:
+    settings = get_settings()
+    url = settings.database_url or LocalCluster(settings.local_pg_dir, settings.pg_bin_dir).ensure()
+    srv = TestServer(url)
+    yield srv
+    for name in list(srv.created):
+        srv.drop(name)
+
+
+@pytest.fixture(scope="session")
+def template_db(server: TestServer) -> str:
+    """Name of an empty database migrated to head (the template of the others)."""
+    name = server.create("template")
+    engine = make_engine(server.url(name))
+    upgrade(engine)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def engine(server: TestServer, template_db: str) -> Iterator[Engine]:
+    name = server.create("shared", template=template_db)
+    eng = make_engine(server.url(name))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        tx = connection.begin()
+        try:
+            yield connection
+        finally:
+            tx.rollback()
+
+
+@pytest.fixture
+def fresh_engine(server: TestServer, template_db: str) -> Iterator[Engine]:
+    """A new migrated database for this test alone."""
+    name = server.create(f"f{uuid.uuid4().hex[:8]}", template=template_db)
+    eng = make_engine(server.url(name))
+    yield eng
+    eng.dispose()
+    server.drop(name)

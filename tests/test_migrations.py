@@ -1,0 +1,93 @@
+"""Migrations: up from empty, again with nothing to do, and in step with the models."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from store.db import make_engine
+from store.migrate import current_revision, head_revision, include_object, upgrade
+from store.models import Base
+
+
+def test_upgrade_from_empty_and_again(server) -> None:
+    name = server.create("empty")
+    engine = make_engine(server.url(name))
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) is None
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert current_revision(conn) == head_revision()
+            tables = set(inspect(conn).get_table_names())
+            counts = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM incident_category), "
+                    "(SELECT count(*) FROM workflow_rule)"
+                )
+            ).one()
+        assert set(Base.metadata.tables) <= tables
+        upgrade(engine)  # nothing to do: same revision, same reference rows
+        with engine.connect() as conn:
+            assert current_revision(conn) == head_revision()
+            again = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM incident_category), "
+                    "(SELECT count(*) FROM workflow_rule)"
+                )
+            ).one()
+        assert again == counts
+        assert counts[0] == 36
+    finally:
+        engine.dispose()
+        server.drop(name)
+
+
+def test_models_match_migrations(engine: Engine) -> None:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include_object, "compare_type": True}
+        )
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == []
+
+
+def test_spatial_and_time_indexes_exist(engine: Engine) -> None:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, am.amname FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+                "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(:tables)"
+            ),
+            {"tables": [t for t in Base.metadata.tables]},
+        ).all()
+    gist = {name for name, am in rows if am == "gist"}
+    for table in Base.metadata.tables.values():
+        for col in table.columns:
+            if col.name == "geom":
+                assert f"ix_{table.name}_geom" in gist, table.name
+    names = {name for name, _ in rows}
+    assert {"ix_incident_reported_at", "ix_patrol_fix_fixed_at", "ix_patrol_started_at"} <= names
+
+
+def test_patrol_fix_partitions_created_on_demand(conn) -> None:
+    made = conn.execute(
+        text("SELECT ensure_patrol_fix_partitions('2026-10-20', '2026-12-01')")
+    ).scalar_one()
+    again = conn.execute(
+        text("SELECT ensure_patrol_fix_partitions('2026-10-20', '2026-12-01')")
+    ).scalar_one()
+    parts = (
+        conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits JOIN pg_class c ON c.oid = inhrelid "
+                "WHERE inhparent = 'patrol_fix'::regclass ORDER BY 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert (made, again) == (3, 0)
+    assert parts == ["patrol_fix_2026_10", "patrol_fix_2026_11", "patrol_fix_2026_12"]
