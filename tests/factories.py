@@ -55,7 +55,8 @@ def incident(conn: Connection, code: str = "SJ1", *, reported: str = "2026-03-02
             text(
                 "INSERT INTO incident (code, category_code, source, severity, title, "
                 "occurred_at, reported_at, due_at, grid_code, street_code, geom) VALUES "
-                "(:code, '0301', 'patrol', 1, '违规停车', CAST(:rep AS timestamptz) - interval '1 hour', "
+                "(:code, '0301', 'patrol', 1, '违规停车', "
+                "CAST(:rep AS timestamptz) - interval '1 hour', "
                 ":rep, CAST(:rep AS timestamptz) + interval '2 days', :g, :s, "
                 "ST_GeomFromText(:p, 4490)) RETURNING id"
             ),
