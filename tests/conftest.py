@@ -107,3 +107,14 @@ def fresh_engine(server: TestServer, template_db: str) -> Iterator[Engine]:
     yield eng
     eng.dispose()
     server.drop(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On CI a skipped test is a failure: every test must really run there."""
+    if not os.environ.get("CI") or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        print(f"\nCI: {len(skipped)} test(s) skipped; failing the run")
+        session.exitstatus = 1

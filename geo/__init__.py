@@ -1,0 +1,1 @@
+"""Spatial analytics over the store (hotspots, coverage, KPIs): no Streamlit here."""
