@@ -22,7 +22,7 @@ from store.errors import CrsMismatchError, SchemaMismatchError
 
 _COLUMNS_SQL = text(
     """
-    SELECT a.attname
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
     FROM pg_attribute a
     WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped
       AND a.attgenerated = ''
@@ -31,9 +31,13 @@ _COLUMNS_SQL = text(
 )
 
 
-def table_columns(conn: Connection, table: str) -> list[str]:
-    """Writable columns of ``table`` (generated columns left out), in table order."""
-    cols = [r[0] for r in conn.execute(_COLUMNS_SQL, {"table": table})]
+_INTEGER_TYPES = {"smallint", "integer", "bigint"}
+
+
+def table_columns(conn: Connection, table: str) -> dict[str, str]:
+    """Writable columns of ``table`` (generated columns left out) → their SQL type, in
+    table order."""
+    cols = {r[0]: r[1] for r in conn.execute(_COLUMNS_SQL, {"table": table})}
     if not cols:
         raise SchemaMismatchError(
             f"table {table!r} does not exist; run `python -m store migrate` first"
@@ -53,8 +57,20 @@ def _geometry_values(series: gpd.GeoSeries, column: str, table: str) -> list[str
     return [None if g is None else h for g, h in zip(series.values, hexes, strict=True)]
 
 
-def _python_values(col: pd.Series) -> list[Any]:
-    """Column values as plain Python objects psycopg adapts, with missing values as None."""
+def _python_values(col: pd.Series, sql_type: str | None = None) -> list[Any]:
+    """Column values as plain Python objects psycopg adapts, with missing values as None.
+
+    A float column bound for an integer column (pandas turns integers with gaps into
+    floats) is written as integers; a fractional value there is an error naming the column.
+    """
+    if sql_type in _INTEGER_TYPES and pd.api.types.is_float_dtype(col):
+        finite = col.dropna()
+        if not (finite == finite.round()).all():
+            raise SchemaMismatchError(
+                f"column {col.name!r} is {sql_type} but holds fractional values, e.g. "
+                f"{finite[finite != finite.round()].iloc[0]!r}"
+            )
+        col = col.astype("Int64")
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
         if not isinstance(col.dtype, pd.DatetimeTZDtype):
             raise SchemaMismatchError(
@@ -77,15 +93,21 @@ def _python_values(col: pd.Series) -> list[Any]:
     return values
 
 
-def iter_rows(frame: pd.DataFrame, columns: Sequence[str], table: str) -> Iterator[tuple]:
+def iter_rows(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    table: str,
+    sql_types: dict[str, str] | None = None,
+) -> Iterator[tuple]:
     """Rows of ``frame`` restricted to ``columns`` as tuples of Python values."""
     data = []
+    types = sql_types or {}
     for c in columns:
         col = frame[c]
         if isinstance(col, gpd.GeoSeries) or isinstance(col.dtype, gpd.array.GeometryDtype):
             data.append(_geometry_values(gpd.GeoSeries(col, crs=_crs_of(frame, c)), c, table))
         else:
-            data.append(_python_values(col))
+            data.append(_python_values(col, types.get(c)))
     return zip(*data, strict=True) if data else iter(())
 
 
@@ -125,7 +147,7 @@ def copy_frame(
         unknown = [c for c in cols if c not in writable]
         if unknown:
             raise SchemaMismatchError(
-                f"{table} has no writable column(s) {unknown}; it has {writable}"
+                f"{table} has no writable column(s) {unknown}; it has {list(writable)}"
             )
     missing = [c for c in cols if c not in frame.columns]
     if missing:
@@ -136,9 +158,10 @@ def copy_frame(
     quote = conn.dialect.identifier_preparer.quote
     target = ".".join(quote(p) for p in table.split("."))
     sql = f"COPY {target} ({', '.join(quote(c) for c in cols)}) FROM STDIN"
+    rows = iter_rows(frame, cols, table, writable)  # checks CRS and types before COPY starts
     n = 0
     with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-        for row in iter_rows(frame, cols, table):
+        for row in rows:
             copy.write_row(row)
             n += 1
     return n

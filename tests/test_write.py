@@ -1,0 +1,104 @@
+"""store.write.copy_frame: types, CRS and time zones checked before anything is sent."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Point
+from sqlalchemy import Connection, text
+
+from store.errors import CrsMismatchError, SchemaMismatchError
+from store.write import copy_frame
+from tests import factories as f
+
+
+def _staff(**over) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "code": ["W2", "W3"],
+            "name": ["王一", "李二 😀"],
+            "role": ["volunteer", "police"],
+            "phone": [None, "13912345678"],
+            "street_code": [f.STREET, f.STREET],
+            "active_from": pd.to_datetime(["2025-01-01", "2025-02-01"]).date,
+        }
+    )
+    return frame.assign(**over)
+
+
+def _places(crs: int = 4490) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "code": ["P1", "P2"],
+            "name": ["农贸市场", "小学; DROP TABLE grid;--"],
+            "kind": ["market", "school"],
+            "grid_code": [f.GRID, None],
+            "street_code": [f.STREET, f.STREET],
+        },
+        geometry=[Point(120.401, 36.301), Point(120.4015, 36.3012)],
+        crs=crs,
+    ).rename_geometry("geom")
+
+
+def test_writes_text_nulls_dates_and_geometry(conn: Connection) -> None:
+    f.area(conn)
+    assert copy_frame(conn, "staff", _staff()) == 2
+    assert copy_frame(conn, "key_place", _places()) == 2
+    rows = conn.execute(
+        text("SELECT name, grid_code, ST_SRID(geom), ST_AsText(geom) FROM key_place ORDER BY code")
+    ).all()
+    assert rows[1].name == "小学; DROP TABLE grid;--"
+    assert rows[1].grid_code is None
+    assert rows[0][2] == 4490
+    assert rows[0][3] == "POINT(120.401 36.301)"
+    phones = conn.execute(text("SELECT phone FROM staff WHERE code IN ('W2','W3') ORDER BY code"))
+    assert phones.scalars().all() == [None, "13912345678"]
+
+
+def test_integers_with_gaps_arrive_as_integers(conn: Connection) -> None:
+    worker = f.area(conn)
+    frame = _places().assign(code=["P3", "P4"])
+    copy_frame(conn, "key_place", frame)
+    ids = pd.Series([float(worker), np.nan])  # pandas made these floats
+    logs = pd.DataFrame(
+        {
+            "worker_id": ids.fillna(worker),
+            "log_date": ["2026-11-02"] * 2,
+            "grid_code": [f.GRID, None],
+            "street_code": [f.STREET] * 2,
+            "body": ["走访", "巡查"],
+        }
+    )
+    assert copy_frame(conn, "work_log", logs) == 2
+    with pytest.raises(SchemaMismatchError, match=r"worker_id.*fractional"):
+        copy_frame(conn, "work_log", logs.assign(worker_id=[1.5, 2.0]))
+
+
+def test_wrong_crs_is_refused_before_sending(conn: Connection) -> None:
+    f.area(conn)
+    with pytest.raises(CrsMismatchError, match=r"to_crs\(4490\)"):
+        copy_frame(conn, "key_place", _places().to_crs(3857))
+    assert conn.execute(text("SELECT count(*) FROM key_place")).scalar_one() == 0
+
+
+def test_naive_timestamps_are_refused(conn: Connection) -> None:
+    f.area(conn)
+    frame = pd.DataFrame(
+        {
+            "kind": ["x"],
+            "source": ["y"],
+            "rows": [1],
+            "loaded_at": pd.to_datetime(["2026-11-01 08:00"]),
+        }
+    )
+    with pytest.raises(SchemaMismatchError, match="time zone"):
+        copy_frame(conn, "data_source", frame)
+
+
+def test_unknown_columns_and_tables_are_named(conn: Connection) -> None:
+    with pytest.raises(SchemaMismatchError, match="no writable column"):
+        copy_frame(conn, "staff", _staff(), columns=["code", "nickname"])
+    with pytest.raises(SchemaMismatchError, match="does not exist"):
+        copy_frame(conn, "no_such_table", _staff())
