@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: map layer builders, offline assets, and thin pages."""

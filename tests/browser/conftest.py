@@ -1,0 +1,215 @@
+"""Headless-Chromium fixtures for page tests, with every non-local request blocked.
+
+* ``browser``: one Chromium per test session (Debian's ``/usr/bin/chromium`` or the binary in
+  ``GRIDONE_CHROMIUM``; never a Playwright download).
+* ``offline_page``: a fresh context and page per test whose requests to any host other than
+  127.0.0.1 / localhost are aborted and recorded, together with console errors, uncaught page
+  errors, failed requests and HTTP error responses. ``offline_page.assert_clean()`` fails the
+  test with all of them listed. This is what makes a missing vendored asset visible: on a
+  connected machine a CDN link would otherwise just work.
+* ``serve``: starts a threaded ``http.server`` on 127.0.0.1 (free port) serving one or more
+  folders under URL prefixes; returns the base URL.
+
+Every test here is marked ``browser``. A missing Chromium fails the session rather than
+skipping it (skipped tests would pass CI silently).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+import shutil
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    sync_playwright,
+)
+
+#: Hosts a test page may talk to; everything else is aborted.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: URL schemes that never leave the machine.
+LOCAL_SCHEMES = frozenset({"data", "blob", "about", "chrome", "chrome-extension"})
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/browser as ``browser`` (``-m "not browser"`` skips them)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def is_local_url(url: str) -> bool:
+    """True for URLs served by this machine (loopback hosts, data:/blob:/about: URLs)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in LOCAL_SCHEMES:
+        return True
+    return (parts.hostname or "") in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    """The Playwright driver, started once per session."""
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    """Headless Debian Chromium, launched once per session."""
+    executable = os.environ.get("GRIDONE_CHROMIUM", "/usr/bin/chromium")
+    if not (Path(executable).is_file() or shutil.which(executable)):
+        pytest.fail(
+            f"Chromium not found at {executable!r}: install Debian's chromium "
+            "(apt-get install chromium) or set GRIDONE_CHROMIUM to its path. "
+            "Do not run `playwright install`."
+        )
+    browser = playwright_instance.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class OfflinePage:
+    """A page whose outside requests are blocked, with everything that went wrong recorded.
+
+    Attributes
+    ----------
+    page
+        The Playwright page (route rules apply to all its frames, iframes included).
+    blocked
+        URLs of aborted requests to non-local hosts.
+    console_errors
+        Text of ``console.error`` messages (failed resource loads show up here too).
+    page_errors
+        Uncaught JavaScript exceptions.
+    failed
+        ``"<url> <reason>"`` of requests that failed for another reason than blocking.
+    http_errors
+        ``"<status> <url>"`` of responses with status >= 400.
+    """
+
+    page: Page
+    blocked: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    http_errors: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Everything recorded so far, one line each."""
+        return (
+            [f"blocked outside request: {u}" for u in self.blocked]
+            + [f"console error: {m}" for m in self.console_errors]
+            + [f"page error: {m}" for m in self.page_errors]
+            + [f"request failed: {m}" for m in self.failed]
+            + [f"HTTP error: {m}" for m in self.http_errors]
+        )
+
+    def assert_clean(self) -> None:
+        """Fail listing every blocked request, console/page error and failed load."""
+        problems = self.problems()
+        assert not problems, "the page was not self-contained:\n  " + "\n  ".join(problems)
+
+
+@pytest.fixture
+def offline_page(browser: Browser) -> Iterator[OfflinePage]:
+    """A fresh page in its own context that may only reach 127.0.0.1/localhost."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, service_workers="block")
+    page = context.new_page()
+    record = OfflinePage(page=page)
+
+    def route(route: Route) -> None:
+        url = route.request.url
+        if is_local_url(url):
+            route.continue_()
+        else:
+            record.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            location = message.location.get("url", "") if message.location else ""
+            record.console_errors.append(f"{message.text} ({location})".strip())
+
+    def on_failed(request: Request) -> None:
+        if is_local_url(request.url):  # blocked ones are already in record.blocked
+            record.failed.append(f"{request.url} {request.failure}")
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            record.http_errors.append(f"{response.status} {response.url}")
+
+    context.route("**/*", route)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: record.page_errors.append(str(error)))
+    page.on("requestfailed", on_failed)
+    page.on("response", on_response)
+    yield record
+    context.close()
+
+
+def _handler_for(mounts: Mapping[str, Path]) -> type[SimpleHTTPRequestHandler]:
+    prefixes = sorted(((p.rstrip("/") + "/", Path(d)) for p, d in mounts.items()), reverse=True)
+
+    class Handler(SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            url_path = posixpath.normpath(urllib.parse.unquote(urllib.parse.urlsplit(path).path))
+            url_path = url_path if url_path != "." else "/"
+            for prefix, folder in prefixes:
+                if (url_path + "/").startswith(prefix):
+                    rest = url_path[len(prefix) :].lstrip("/")
+                    target = (folder / rest).resolve()
+                    if folder.resolve() in (target, *target.parents):
+                        return str(target)
+            return str(Path(os.devnull) / "not-found")  # outside every mount: 404
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep test output quiet
+
+    return Handler
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Mapping[str, Path]], str]]:
+    """Factory: ``serve({"/": folder, "/app/static": static_dir})`` -> ``http://127.0.0.1:<port>``.
+
+    Longest URL prefix wins. Servers are shut down after the test.
+    """
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(mounts: Mapping[str, Path]) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(mounts))
+        server.daemon_threads = True
+        threading.Thread(target=functools.partial(server.serve_forever, 0.05), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
