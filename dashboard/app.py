@@ -39,7 +39,6 @@ def run() -> None:
                 VIEWS / "overview.py",
                 title=t("page_overview", lang),
                 icon="🗺️",
-                url_path="overview",
                 default=True,
             )
         ]

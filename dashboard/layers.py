@@ -314,6 +314,7 @@ def base_map(
         max_zoom=max_zoom,  # only reaches a tile layer folium builds itself, hence:
     )
     m.options["max_zoom"] = max_zoom
+    m.options["zoom_snap"] = 0.25  # fit a street snugly rather than at the next whole zoom
     m.add_child(_MapBackground(BACKGROUND_COLOR))
     if tile_url is not None:
         if not isinstance(tile_url, str) or not all(k in tile_url for k in ("{z}", "{x}", "{y}")):

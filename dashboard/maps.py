@@ -66,7 +66,7 @@ def overview_map(
         data.grids,
         name=t("layer_grids", lang),
         color="#3b6fb6",
-        weight=1.2,
+        weight=1,
         fill_opacity=0.08,
         tooltip_fields=grid_fields,
         tooltip_aliases=grid_aliases,
@@ -75,14 +75,14 @@ def overview_map(
         data.communities,
         name=t("layer_communities", lang),
         color="#2b4c7e",
-        weight=2.5,
+        weight=2,
         fill_opacity=0.0,
     ).add_to(m)
     layers.boundary_layer(
         data.streets,
         name=t("layer_streets", lang),
         color="#c0392b",
-        weight=3.5,
+        weight=3,
         fill_opacity=0.0,
     ).add_to(m)
     if not data.buildings.empty:
@@ -91,7 +91,7 @@ def overview_map(
             name=t("layer_buildings", lang),
             tooltip_fields=["address", "floors"],
             tooltip_aliases=[t("address", lang), t("floors", lang)],
-            show=True,
+            show=False,  # thousands of footprints hide the grids at street zoom
         ).add_to(m)
     if not data.incidents.empty:
         incidents = data.incidents.copy()

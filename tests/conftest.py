@@ -109,6 +109,26 @@ def fresh_engine(server: TestServer, template_db: str) -> Iterator[Engine]:
     server.drop(name)
 
 
+@pytest.fixture(scope="session")
+def demo():
+    """The street demo with the default seed, generated once per session."""
+    from loaders.demo import generate
+
+    return generate(get_settings().demo_seed, "street")
+
+
+@pytest.fixture(scope="session")
+def demo_engine(server: TestServer, template_db: str, demo, tmp_path_factory) -> Iterator[Engine]:
+    """A database holding the street demo (read-only by convention)."""
+    from loaders.demo.load import write_demo
+
+    name = server.create("demo", template=template_db)
+    eng = make_engine(server.url(name))
+    write_demo(eng, demo, truth_path=tmp_path_factory.mktemp("truth") / "truth.json")
+    yield eng
+    eng.dispose()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """On CI a skipped test is a failure: every test must really run there."""
     if not os.environ.get("CI") or exitstatus != 0:

@@ -104,7 +104,7 @@ def _map_frame(page):
 @pytest.mark.browser
 def test_overview_map_draws_grids_offline(app_url: str, offline_page) -> None:
     page = offline_page.page
-    page.goto(f"{app_url}/overview")
+    page.goto(app_url)
     handle, frame = _map_frame(page)
     # 41 grid polygons + 9 communities + 1 street outline, all vector paths
     frame.wait_for_function(
