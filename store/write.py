@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, exists, select, text
+from sqlalchemy import table as sa_table
 
 from store.crs import STORAGE_EPSG
 from store.errors import CrsMismatchError, SchemaMismatchError
@@ -165,6 +167,60 @@ def copy_frame(
             copy.write_row(row)
             n += 1
     return n
+
+
+_SECONDARY_INDEXES = text(
+    """
+    SELECT c.relname, pg_get_indexdef(i.indexrelid)
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE i.indrelid = to_regclass(:table) AND NOT i.indisprimary AND NOT i.indisunique
+     ORDER BY c.relname
+    """
+)
+_FOREIGN_KEYS = text(
+    """
+    SELECT conname, pg_get_constraintdef(oid)
+      FROM pg_constraint
+     WHERE conrelid = to_regclass(:table) AND contype = 'f' AND conparentid = 0
+     ORDER BY conname
+    """
+)
+
+
+@contextmanager
+def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[list[str]]:
+    """Load empty tables fast: build their indexes and check their foreign keys once, at the
+    end, instead of row by row.
+
+    For each table in ``tables`` that is empty when the block starts, its secondary
+    (non-unique) indexes and its foreign keys are dropped, and re-created when the block
+    ends — indexes built in bulk, foreign keys validated by one join each. Everything
+    happens in the caller's transaction, so an error anywhere (a dangling reference
+    included) rolls the whole load back and the schema is as before. Primary keys, unique
+    and CHECK constraints stay in force throughout.
+
+    Yields the names of the tables that were treated this way.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    saved: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = []
+    for table in tables:
+        if conn.execute(select(exists().select_from(sa_table(table)))).scalar_one():
+            continue
+        indexes = [(n, d) for n, d in conn.execute(_SECONDARY_INDEXES, {"table": table})]
+        fkeys = [(n, d) for n, d in conn.execute(_FOREIGN_KEYS, {"table": table})]
+        for name, _ in fkeys:
+            conn.execute(text(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}"))
+        for name, _ in indexes:
+            conn.execute(text(f"DROP INDEX {quote(name)}"))
+        saved.append((table, indexes, fkeys))
+    yield [t for t, _, _ in saved]
+    for table, indexes, fkeys in saved:
+        for _, definition in indexes:
+            conn.execute(text(definition))
+        for name, definition in fkeys:
+            conn.execute(
+                text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+            )
 
 
 def utc_now() -> dt.datetime:

@@ -102,3 +102,45 @@ def test_unknown_columns_and_tables_are_named(conn: Connection) -> None:
         copy_frame(conn, "staff", _staff(), columns=["code", "nickname"])
     with pytest.raises(SchemaMismatchError, match="does not exist"):
         copy_frame(conn, "no_such_table", _staff())
+
+
+def test_deferred_indexes_rebuild_what_they_dropped(conn: Connection) -> None:
+    from store.write import deferred_indexes
+
+    def shape() -> list:
+        return (
+            conn.execute(
+                text(
+                    "SELECT indexrelid::regclass::text FROM pg_index "
+                    "WHERE indrelid = 'key_place'::regclass UNION ALL "
+                    "SELECT conname FROM pg_constraint WHERE conrelid = 'key_place'::regclass "
+                    "ORDER BY 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+    f.area(conn)
+    before = shape()
+    with deferred_indexes(conn, ["key_place", "grid"]) as treated:
+        assert treated == ["key_place"]  # grid already holds a row: left alone
+        assert "ix_key_place_geom" not in shape()
+        copy_frame(conn, "key_place", _places())
+    assert shape() == before
+
+
+def test_deferred_foreign_keys_are_still_checked(conn: Connection) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from store.write import deferred_indexes
+
+    f.area(conn)
+    orphan = _places().assign(grid_code=["370214900001999", None])  # no such grid
+    with (
+        pytest.raises(IntegrityError, match="fk_key_place_grid_code_grid"),
+        conn.begin_nested(),
+        deferred_indexes(conn, ["key_place"]),
+    ):
+        copy_frame(conn, "key_place", orphan)
+    assert conn.execute(text("SELECT count(*) FROM key_place")).scalar_one() == 0

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 
 from store.models import Base
 from store.settings import PROJECT_ROOT
-from store.write import copy_frame, utc_now
+from store.write import copy_frame, deferred_indexes, utc_now
 
 TRUTH_DIR = PROJECT_ROOT / ".local" / "demo"
 
@@ -89,8 +89,10 @@ def write_demo(
                     "hi": fixes["fixed_at"].max().to_pydatetime(),
                 },
             )
-        for name, frame in data.tables():
-            counts[name] = copy_frame(conn, name, frame)
+        tables = list(data.tables())
+        with deferred_indexes(conn, [name for name, _ in tables]):
+            for name, frame in tables:
+                counts[name] = copy_frame(conn, name, frame)
         _reset_identities(conn)
         truth = data.truth
         conn.execute(
