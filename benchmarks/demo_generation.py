@@ -17,16 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from loaders.demo import generate  # noqa: E402
-from loaders.demo.load import write_demo  # noqa: E402
-from store.db import make_engine, resolve_url  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.settings import get_settings  # noqa: E402
-from store.write import copy_frame  # noqa: E402
+from loaders.demo import generate
+from loaders.demo.load import write_demo
+from store.db import make_engine, resolve_url
+from store.migrate import upgrade
+from store.settings import get_settings
+from store.write import copy_frame
 
 BENCH_DB = "gridone_bench"
 
@@ -68,7 +68,8 @@ def main() -> None:
         t0 = time.perf_counter()
         write_demo(engine, data, replace=True, truth_path=Path("/tmp/gridone-bench-truth.json"))
         t_write = time.perf_counter() - t0
-        print(f"write (COPY, triggers, ANALYZE): {t_write:8.1f} s   {total / t_write:>10,.0f} rows/s")
+        rate = total / t_write
+        print(f"write (COPY, triggers, ANALYZE): {t_write:8.1f} s   {rate:>10,.0f} rows/s")
 
         # Same rows, same run: the store's writer against GeoDataFrame.to_postgis.
         sample = data.incident.head(args.baseline_rows).copy()
