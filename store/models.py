@@ -235,6 +235,7 @@ class Building(Base):
         ),
         *_area_checks("building"),
         Index("ix_building_geom", "geom", postgresql_using="gist"),
+        Index("ix_building_footprint", "footprint", postgresql_using="gist"),
         Index("ix_building_grid_code", "grid_code"),
         Index("ix_building_street_code", "street_code"),
     )

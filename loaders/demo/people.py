@@ -51,13 +51,13 @@ def build_people(territory: Territory, cfg: dict, rng: np.random.Generator) -> P
     for g in range(len(grid)):
         members.append(("grid_worker", grid.street_code[g], [g]))
     for c_code in territory.community["code"]:
-        rows = list(np.flatnonzero(grid["community_code"].to_numpy() == c_code))
+        rows = np.flatnonzero(grid["community_code"].to_numpy() == c_code).tolist()
         street = grid.street_code[rows[0]]
         members += [(r, street, rows) for r in ("supervisor", "firefighter", "monitor")]
     for s_code in territory.street["code"]:
-        rows = np.flatnonzero(grid["street_code"].to_numpy() == s_code)
-        for k in range(0, len(rows), GRIDS_PER_POLICE):
-            members.append(("police", s_code, list(rows[k : k + GRIDS_PER_POLICE])))
+        in_street = np.flatnonzero(grid["street_code"].to_numpy() == s_code).tolist()
+        for k in range(0, len(in_street), GRIDS_PER_POLICE):
+            members.append(("police", s_code, in_street[k : k + GRIDS_PER_POLICE]))
     for g in range(len(grid)):
         members += [("volunteer", grid.street_code[g], [g])] * VOLUNTEERS_PER_GRID
         members.append(("building_head", grid.street_code[g], [g]))

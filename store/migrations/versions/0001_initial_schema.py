@@ -371,6 +371,14 @@ def upgrade() -> None:
         postgresql_using="gist",
         postgresql_ops={},
     )
+    op.create_geospatial_index(
+        "ix_building_footprint",
+        "building",
+        ["footprint"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
+    )
     op.create_index("ix_building_grid_code", "building", ["grid_code"], unique=False)
     op.create_index("ix_building_street_code", "building", ["street_code"], unique=False)
     op.create_geospatial_table(
@@ -975,6 +983,12 @@ def downgrade() -> None:
     op.drop_geospatial_table("facility")
     op.drop_index("ix_building_street_code", table_name="building")
     op.drop_index("ix_building_grid_code", table_name="building")
+    op.drop_geospatial_index(
+        "ix_building_footprint",
+        table_name="building",
+        postgresql_using="gist",
+        column_name="footprint",
+    )
     op.drop_geospatial_index(
         "ix_building_geom", table_name="building", postgresql_using="gist", column_name="geom"
     )
