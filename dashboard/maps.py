@@ -12,6 +12,11 @@ from dashboard.i18n import t
 from dashboard.offline import localize_map
 from store.vocab import Lang
 
+#: Outline colours of the boundary layers (tests find the grid polygons by theirs).
+GRID_COLOR = "#3b6fb6"
+COMMUNITY_COLOR = "#2b4c7e"
+STREET_COLOR = "#c0392b"
+
 #: Colours of the incident category groups (first two digits of the category code).
 CATEGORY_COLORS = {
     "01": "#d62728",  # 矛盾纠纷
@@ -65,7 +70,7 @@ def overview_map(
     layers.boundary_layer(
         data.grids,
         name=t("layer_grids", lang),
-        color="#3b6fb6",
+        color=GRID_COLOR,
         weight=1,
         fill_opacity=0.08,
         tooltip_fields=grid_fields,
@@ -74,14 +79,14 @@ def overview_map(
     layers.boundary_layer(
         data.communities,
         name=t("layer_communities", lang),
-        color="#2b4c7e",
+        color=COMMUNITY_COLOR,
         weight=2,
         fill_opacity=0.0,
     ).add_to(m)
     layers.boundary_layer(
         data.streets,
         name=t("layer_streets", lang),
-        color="#c0392b",
+        color=STREET_COLOR,
         weight=3,
         fill_opacity=0.0,
     ).add_to(m)

@@ -34,9 +34,9 @@ from store.errors import LocalClusterError
 DB_NAME = "gridone"
 SUPERUSER = "gridone"
 INSTALL_HINT = (
-    "PostgreSQL with PostGIS is needed. On Debian/Ubuntu run `bash scripts/setup.sh` "
-    "(it installs them), or by hand: "
-    "sudo apt-get install postgresql postgresql-<version>-postgis-3; "
+    "PostgreSQL with PostGIS is needed. On Debian/Ubuntu run `bash scripts/setup.sh setup` "
+    "(it installs them), or by hand: sudo apt-get install postgresql-15 "
+    "postgresql-15-postgis-3 (Debian 12; Ubuntu 24.04: postgresql-16 postgresql-16-postgis-3); "
     "or set DATABASE_URL to an existing PostGIS database."
 )
 _SERVER_SETTINGS = {
@@ -49,7 +49,17 @@ _SERVER_SETTINGS = {
     "max_parallel_workers_per_gather": "2",
     "timezone": "UTC",
     "log_min_messages": "warning",
+    # Failing rows and statements carry personal data: keep them out of the server log.
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
 }
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Write ``content`` to a file that is never readable by others, not even briefly."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(content)
 
 
 def find_pg_bin(preferred: Path | None = None) -> Path:
@@ -178,8 +188,21 @@ class LocalCluster:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def exists(self) -> bool:
-        """Whether the cluster has been created."""
-        return (self.data_dir / "PG_VERSION").exists() and self.info_file.exists()
+        """Whether the cluster has been created.
+
+        Raises
+        ------
+        LocalClusterError
+            The data folder exists but ``cluster.json`` (port and password) is gone: never
+            guessed or overwritten, since that would destroy the data.
+        """
+        has_data = (self.data_dir / "PG_VERSION").exists()
+        if has_data and not self.info_file.exists():
+            raise LocalClusterError(
+                f"{self.data_dir} holds a cluster but {self.info_file} is missing; restore it, "
+                f"or delete {self.home} to start over (its data will be lost)"
+            )
+        return has_data
 
     def running_port(self) -> int | None:
         """The port of the running server, or None when it is not running."""
@@ -197,7 +220,7 @@ class LocalCluster:
     def _create(self) -> None:
         password = secrets.token_urlsafe(18)
         data = self.home / "data"
-        if data.exists() or data.is_symlink():
+        if data.exists() or data.is_symlink():  # left by an interrupted creation: no PG_VERSION
             shutil.rmtree(data.resolve(), ignore_errors=True)
             if data.is_symlink():
                 data.unlink()
@@ -214,8 +237,7 @@ class LocalCluster:
             data.mkdir()
         self._chown(self.data_dir)
         pwfile = self.data_dir.parent / ".pwfile"
-        pwfile.write_text(password + "\n")
-        pwfile.chmod(0o600)
+        _write_private(pwfile, password + "\n")
         self._chown(pwfile)
         try:
             self._run(
@@ -239,11 +261,16 @@ class LocalCluster:
                 fh.write(f"{key} = '{value}'\n")
             # TCP on 127.0.0.1 only: no unix socket whose path length or folder rights matter.
             fh.write("unix_socket_directories = ''\n")
-        self.info_file.write_text(json.dumps({"port": free_port(), "password": password}))
-        self.info_file.chmod(0o600)
+        self._save(ClusterInfo(port=free_port(), password=password))
 
     def _info(self) -> ClusterInfo:
-        raw = json.loads(self.info_file.read_text())
+        try:
+            raw = json.loads(self.info_file.read_text())
+        except PermissionError as exc:
+            raise LocalClusterError(
+                f"{self.info_file} belongs to another user (was setup run with sudo?); run as "
+                "that user, or set GRIDONE_LOCAL_PG_DIR to a folder of your own"
+            ) from exc
         return ClusterInfo(port=int(raw["port"]), password=str(raw["password"]))
 
     def start(self) -> ClusterInfo:
@@ -260,7 +287,7 @@ class LocalCluster:
             self._save(info)
         log = self.log_file
         if not log.exists():
-            log.touch()
+            _write_private(log, "")
             self._chown(log)
         self._run(
             [
@@ -280,14 +307,14 @@ class LocalCluster:
         return info
 
     def _save(self, info: ClusterInfo) -> None:
-        self.info_file.write_text(json.dumps({"port": info.port, "password": info.password}))
+        _write_private(self.info_file, json.dumps({"port": info.port, "password": info.password}))
 
     def stop(self) -> None:
         """Stop the server if it runs (fast shutdown)."""
-        if self.exists() and self.running_port() is not None:
-            self._run(
-                [str(self.bin_dir / "pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(self.data_dir)]
-            )
+        with self._lock():
+            if self.exists() and self.running_port() is not None:
+                pg_ctl = str(self.bin_dir / "pg_ctl")
+                self._run([pg_ctl, "stop", "-m", "fast", "-w", "-D", str(self.data_dir)])
 
     def ensure(self, database: str = DB_NAME) -> str:
         """Create and start the cluster as needed, make sure ``database`` exists with
@@ -301,6 +328,7 @@ class LocalCluster:
 
     def _ensure_database(self, info: ClusterInfo, database: str) -> None:
         import psycopg
+        from psycopg import sql
 
         deadline = time.monotonic() + 30
         while True:
@@ -324,6 +352,6 @@ class LocalCluster:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
             ).fetchone()
             if not found:
-                admin.execute(f'CREATE DATABASE "{database}"')
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         with psycopg.connect(info.url(database).replace("+psycopg", ""), autocommit=True) as db:
             db.execute("CREATE EXTENSION IF NOT EXISTS postgis")

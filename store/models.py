@@ -34,6 +34,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -56,7 +57,7 @@ NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -93,18 +94,34 @@ GRID_MATCHES_STREET_CK = "grid_code IS NULL OR left(grid_code, 9) = left(street_
 GRID_CODE_CK = r"grid_code IS NULL OR grid_code ~ '^\d{15}$'"
 
 
-def _area_checks(table: str, *, geom: str | None = "geom") -> tuple:
-    checks = [
+def _area_checks(
+    table: str,
+    *,
+    geom: str | None = "geom",
+    grid_fk: bool = False,
+    grid_in_street: bool = True,
+) -> tuple:
+    """Rules every row that belongs to an area obeys: well-formed street and grid codes that
+    agree with each other, a street that exists (and the grid, with ``grid_fk``; other
+    tables declare the grid foreign key on the column), a valid non-empty geometry in China.
+    ``grid_in_street=False`` where the grid is where a thing lies and the street who owns it
+    (a patrol fix just across the boundary of the worker's street).
+    """
+    rules: list = [
         CheckConstraint(STREET_CODE_CK, name="street_code_format"),
         CheckConstraint(GRID_CODE_CK, name="grid_code_format"),
-        CheckConstraint(GRID_MATCHES_STREET_CK, name="grid_in_street"),
+        ForeignKeyConstraint(["street_code"], ["admin_unit.code"]),
     ]
+    if grid_in_street:
+        rules.append(CheckConstraint(GRID_MATCHES_STREET_CK, name="grid_in_street"))
+    if grid_fk:
+        rules.append(ForeignKeyConstraint(["grid_code"], ["grid.code"]))
     if geom:
-        checks += [
-            CheckConstraint(f"ST_IsValid({geom})", name="geom_valid"),
+        rules += [
+            CheckConstraint(f"ST_IsValid({geom}) AND NOT ST_IsEmpty({geom})", name="geom_valid"),
             CheckConstraint(_in_china(geom), name="geom_in_china"),
         ]
-    return tuple(checks)
+    return tuple(rules)
 
 
 # --- jurisdiction ---------------------------------------------------------------------
@@ -130,7 +147,7 @@ class AdminUnit(Base):
             name="code_matches_level",
         ),
         CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),
-        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
         CheckConstraint(_in_china(), name="geom_in_china"),
         Index("ix_admin_unit_geom", "geom", postgresql_using="gist"),
         Index("ix_admin_unit_parent_code", "parent_code"),
@@ -160,7 +177,7 @@ class Grid(Base):
         CheckConstraint("households BETWEEN 0 AND 100000", name="households_range"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_period"),
         CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),
-        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
         CheckConstraint(_in_china(), name="geom_in_china"),
         Index("ix_grid_geom", "geom", postgresql_using="gist"),
         Index("ix_grid_community_code", "community_code"),
@@ -181,6 +198,7 @@ class Staff(Base):
     active_from: Mapped[dt.date] = mapped_column(Date)
     active_to: Mapped[dt.date | None] = mapped_column(Date)
     __table_args__ = (
+        UniqueConstraint("id", "street_code"),  # target of (worker_id, street_code) keys
         CheckConstraint(_in("role", vocab.STAFF_ROLES), name="role"),
         CheckConstraint(r"phone IS NULL OR phone ~ '^1[3-9]\d{9}$'", name="phone_format"),
         CheckConstraint(STREET_CODE_CK, name="street_code_format"),
@@ -205,6 +223,7 @@ class StaffAssignment(Base):
         UniqueConstraint("staff_id", "grid_code", "role", "valid_from"),
         CheckConstraint(_in("role", vocab.STAFF_ROLES), name="role"),
         CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_period"),
+        ForeignKeyConstraint(["staff_id", "street_code"], ["staff.id", "staff.street_code"]),
         *_area_checks("staff_assignment", geom=None),
         Index("ix_staff_assignment_grid_code", "grid_code"),
     )
@@ -227,6 +246,9 @@ class Building(Base):
     geom = _geom("POINT")
     footprint = _geom("MULTIPOLYGON", nullable=True)
     __table_args__ = (
+        # targets of the housing units' (building_id, street/grid code) keys
+        UniqueConstraint("id", "street_code"),
+        UniqueConstraint("id", "grid_code"),
         CheckConstraint(_in("use", vocab.BUILDING_USES), name="use"),
         CheckConstraint("floors BETWEEN 1 AND 200", name="floors_range"),
         CheckConstraint(
@@ -264,6 +286,19 @@ class HousingUnit(Base):
     n_party_members: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     __table_args__ = (
         UniqueConstraint("building_id", "unit_no"),
+        UniqueConstraint("id", "street_code"),
+        UniqueConstraint("id", "grid_code"),
+        # a unit carries its building's codes; re-gridding a building carries its units along
+        ForeignKeyConstraint(
+            ["building_id", "street_code"],
+            ["building.id", "building.street_code"],
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["building_id", "grid_code"],
+            ["building.id", "building.grid_code"],
+            onupdate="CASCADE",
+        ),
         CheckConstraint(_in("use", vocab.HOUSING_USES), name="use"),
         CheckConstraint(_in("occupancy", vocab.OCCUPANCY), name="occupancy"),
         CheckConstraint(
@@ -279,7 +314,7 @@ class HousingUnit(Base):
         CheckConstraint(
             "occupancy <> 'vacant' OR n_registered + n_floating = 0", name="vacant_is_empty"
         ),
-        *_area_checks("housing_unit", geom=None),
+        *_area_checks("housing_unit", geom=None, grid_fk=True),
         Index("ix_housing_unit_grid_code", "grid_code"),
         Index("ix_housing_unit_street_code", "street_code"),
     )
@@ -310,7 +345,17 @@ class HousingSpecialCount(Base):
             "n_community_correction, n_drug_users, n_severe_mental_illness, n_key_youth) <= 50",
             name="counts_range",
         ),
-        *_area_checks("housing_special_count", geom=None),
+        ForeignKeyConstraint(
+            ["housing_unit_id", "street_code"],
+            ["housing_unit.id", "housing_unit.street_code"],
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["housing_unit_id", "grid_code"],
+            ["housing_unit.id", "housing_unit.grid_code"],
+            onupdate="CASCADE",
+        ),
+        *_area_checks("housing_special_count", geom=None, grid_fk=True),
         Index("ix_housing_special_count_grid_code", "grid_code"),
         Index("ix_housing_special_count_street_code", "street_code"),
     )
@@ -443,6 +488,9 @@ class Incident(Base):
         *_area_checks("incident"),
         Index("ix_incident_geom", "geom", postgresql_using="gist"),
         Index("ix_incident_reported_at", "reported_at"),
+        Index("ix_incident_occurred_at", "occurred_at"),
+        Index("ix_incident_due_at", "due_at"),
+        Index("ix_incident_closed_at", "closed_at"),
         Index("ix_incident_grid_code_reported_at", "grid_code", "reported_at"),
         Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
         Index("ix_incident_status", "status"),
@@ -466,7 +514,9 @@ class IncidentTransition(Base):
     """One step of an incident's workflow (append-only: updates and deletes are refused)."""
 
     __tablename__ = "incident_transition"
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # GENERATED ALWAYS: the id orders steps logged at the same instant, so callers cannot
+    # choose it.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     to_status: Mapped[str] = mapped_column(Text)
@@ -496,8 +546,9 @@ class IncidentTransition(Base):
 class PatrolFix(Base):
     """A GPS fix from a worker's phone. Partitioned by month on ``fixed_at``.
 
-    ``grid_code`` is the grid the point falls in (NULL outside every grid);
-    ``street_code`` is the worker's street."""
+    ``grid_code`` is the grid the point falls in (NULL outside every grid), which near a
+    boundary may belong to another street; ``street_code`` is the worker's street, the
+    owner of the record."""
 
     __tablename__ = "patrol_fix"
     worker_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
@@ -508,7 +559,8 @@ class PatrolFix(Base):
     geom = _geom("POINT")
     __table_args__ = (
         CheckConstraint("accuracy_m IS NULL OR accuracy_m BETWEEN 0 AND 100000", name="accuracy"),
-        *_area_checks("patrol_fix"),
+        ForeignKeyConstraint(["worker_id", "street_code"], ["staff.id", "staff.street_code"]),
+        *_area_checks("patrol_fix", grid_fk=True, grid_in_street=False),
         Index("ix_patrol_fix_geom", "geom", postgresql_using="gist"),
         Index("ix_patrol_fix_fixed_at", "fixed_at"),
         Index("ix_patrol_fix_street_code_fixed_at", "street_code", "fixed_at"),
@@ -533,6 +585,7 @@ class Patrol(Base):
         UniqueConstraint("worker_id", "started_at"),
         CheckConstraint("ended_at > started_at", name="period"),
         CheckConstraint("n_fixes >= 2 AND length_m >= 0", name="counts"),
+        ForeignKeyConstraint(["worker_id", "street_code"], ["staff.id", "staff.street_code"]),
         *_area_checks("patrol"),
         Index("ix_patrol_geom", "geom", postgresql_using="gist"),
         Index("ix_patrol_started_at", "started_at"),
@@ -554,6 +607,7 @@ class WorkLog(Base):
     __table_args__ = (
         CheckConstraint(_in("kind", vocab.LOG_KINDS), name="kind"),
         CheckConstraint("length(btrim(body)) BETWEEN 1 AND 20000", name="body_length"),
+        ForeignKeyConstraint(["worker_id", "street_code"], ["staff.id", "staff.street_code"]),
         *_area_checks("work_log", geom=None),
         Index("ix_work_log_worker_id_log_date", "worker_id", "log_date"),
         Index("ix_work_log_grid_code_log_date", "grid_code", "log_date"),

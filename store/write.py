@@ -27,7 +27,7 @@ _COLUMNS_SQL = text(
     SELECT a.attname, format_type(a.atttypid, a.atttypmod)
     FROM pg_attribute a
     WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.attgenerated = ''
+      AND a.attgenerated = '' AND a.attidentity <> 'a'
     ORDER BY a.attnum
     """
 )
@@ -37,8 +37,8 @@ _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
 def table_columns(conn: Connection, table: str) -> dict[str, str]:
-    """Writable columns of ``table`` (generated columns left out) → their SQL type, in
-    table order."""
+    """Writable columns of ``table`` → their SQL type, in table order. Generated columns and
+    ``GENERATED ALWAYS`` identities are not writable."""
     cols = {r[0]: r[1] for r in conn.execute(_COLUMNS_SQL, {"table": table})}
     if not cols:
         raise SchemaMismatchError(
@@ -83,6 +83,13 @@ def _python_values(col: pd.Series, sql_type: str | None = None) -> list[Any]:
         mask = col.isna().to_numpy()
     else:
         values = col.tolist()
+        if col.dtype == object and any(
+            isinstance(v, dt.datetime) and v.tzinfo is None for v in values
+        ):
+            raise SchemaMismatchError(
+                f"column {col.name!r} holds timestamps without a time zone; "
+                "give them one (e.g. Asia/Shanghai) before writing"
+            )
         mask = pd.isna(col).to_numpy() if col.dtype != object else None
         if mask is None:
             mask = np.fromiter(
@@ -107,15 +114,12 @@ def iter_rows(
     for c in columns:
         col = frame[c]
         if isinstance(col, gpd.GeoSeries) or isinstance(col.dtype, gpd.array.GeometryDtype):
-            data.append(_geometry_values(gpd.GeoSeries(col, crs=_crs_of(frame, c)), c, table))
+            data.append(
+                _geometry_values(gpd.GeoSeries(col, crs=getattr(col, "crs", None)), c, table)
+            )
         else:
             data.append(_python_values(col, types.get(c)))
     return zip(*data, strict=True) if data else iter(())
-
-
-def _crs_of(frame: pd.DataFrame, column: str) -> Any:
-    col = frame[column]
-    return getattr(col, "crs", None) or getattr(frame, "crs", None)
 
 
 def copy_frame(
@@ -138,11 +142,17 @@ def copy_frame(
         One column per target column, named as in the table. Geometry columns must be
         GeoSeries in EPSG:4490; timestamps must carry a time zone.
     columns
-        Columns to write; default: every writable column of the table that the frame has.
+        Columns to write; default: every column of the frame, each of which must be a
+        writable column of the table (a misspelt column is an error, not a silent NULL).
         A requested column missing from the frame is an error.
     """
     writable = table_columns(conn, table)
     if columns is None:
+        extra = [c for c in frame.columns if c not in writable]
+        if extra:
+            raise SchemaMismatchError(
+                f"{table} has no writable column(s) {extra}; it has {list(writable)}"
+            )
         cols = [c for c in writable if c in frame.columns]
     else:
         cols = list(columns)
@@ -201,6 +211,11 @@ def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[list[s
 
     Yields the names of the tables that were treated this way.
     """
+    if conn.connection.driver_connection.autocommit:  # type: ignore[union-attr]
+        raise ValueError(
+            "deferred_indexes needs a transaction: on an autocommit connection a failed load "
+            "would leave the tables without their indexes and foreign keys"
+        )
     quote = conn.dialect.identifier_preparer.quote
     saved: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = []
     for table in tables:

@@ -14,11 +14,13 @@ them at the end:
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
@@ -47,17 +49,45 @@ class TestServer:
     def create(self, suffix: str, *, template: str | None = None) -> str:
         name = f"{PREFIX}_{suffix}"
         with self._admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            tpl = f' TEMPLATE "{template}"' if template else ""
-            admin.execute(f'CREATE DATABASE "{name}"{tpl}')
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            admin.execute(query)
         self.created.append(name)
         return name
 
     def drop(self, name: str) -> None:
         with self._admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         if name in self.created:
             self.created.remove(name)
+
+    def drop_stale(self) -> None:
+        """Drop test databases left by runs that were killed (their process is gone)."""
+        with self._admin() as admin:
+            names = [
+                r[0]
+                for r in admin.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'gridone\\_test\\_%'"
+                )
+            ]
+        for name in names:
+            m = re.match(r"gridone_test_(\d+)_", name)
+            if m and not _alive(int(m.group(1))):
+                self.drop(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +95,7 @@ def server() -> Iterator[TestServer]:
     settings = get_settings()
     url = settings.database_url or LocalCluster(settings.local_pg_dir, settings.pg_bin_dir).ensure()
     srv = TestServer(url)
+    srv.drop_stale()
     yield srv
     for name in list(srv.created):
         srv.drop(name)
@@ -130,8 +161,9 @@ def demo_engine(server: TestServer, template_db: str, demo, tmp_path_factory) ->
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """On CI a skipped test is a failure: every test must really run there."""
-    if not os.environ.get("CI") or exitstatus != 0:
+    """On CI (and under `scripts/setup.sh test`) a skipped test is a failure: every test
+    must really run there."""
+    if not (os.environ.get("CI") or os.environ.get("GRIDONE_FAIL_ON_SKIP")) or exitstatus != 0:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []

@@ -159,3 +159,59 @@ def test_vacant_unit_cannot_have_residents(conn: Connection) -> None:
                 sql, {"b": bid, "g": f.GRID, "s": f.STREET, "u": unit, "o": occ, "r": reg, "e": eld}
             )
         assert rule in str(explain(info.value))
+
+
+def test_empty_geometries_are_refused(conn: Connection) -> None:
+    f.area(conn)
+    with pytest.raises(DBAPIError) as info, conn.begin_nested():
+        conn.execute(text(_building("POINT EMPTY")[0]), _building("POINT EMPTY")[1])
+    assert "geom_valid" in str(explain(info.value))
+
+
+def test_housing_units_carry_their_buildings_codes(conn: Connection) -> None:
+    """A unit cannot claim another grid than its building's; re-gridding a building moves
+    its units (and their special-group counts) along."""
+    f.area(conn)
+    conn.execute(text(_building()[0]), _building()[1])
+    bid = conn.execute(text("SELECT id FROM building")).scalar_one()
+    conn.execute(
+        text(
+            "INSERT INTO grid (code, name, community_code, valid_from, geom) VALUES "
+            "('370214900001002', '第二网格', :c, '2025-01-01', ST_GeomFromText(:g, 4490))"
+        ),
+        {"c": f.COMMUNITY, "g": f.SQUARE},
+    )
+    unit = text(
+        "INSERT INTO housing_unit (building_id, grid_code, street_code, unit_no, use, occupancy)"
+        " VALUES (:b, :g, :s, :u, 'residential', 'owner') RETURNING id"
+    )
+    with pytest.raises(DBAPIError) as info, conn.begin_nested():
+        conn.execute(unit, {"b": bid, "g": "370214900001002", "s": f.STREET, "u": "1-101"})
+    assert "fk_housing_unit_building_id_grid_code_building" in str(explain(info.value))
+    uid = conn.execute(unit, {"b": bid, "g": f.GRID, "s": f.STREET, "u": "1-101"}).scalar_one()
+    conn.execute(
+        text(
+            "INSERT INTO housing_special_count (housing_unit_id, grid_code, street_code, "
+            "n_key_youth, updated_on) VALUES (:u, :g, :s, 1, '2026-11-01')"
+        ),
+        {"u": uid, "g": f.GRID, "s": f.STREET},
+    )
+    conn.execute(
+        text("UPDATE building SET grid_code = '370214900001002' WHERE id = :b"), {"b": bid}
+    )
+    moved = conn.execute(
+        text(
+            "SELECT u.grid_code, s.grid_code FROM housing_unit u "
+            "JOIN housing_special_count s ON s.housing_unit_id = u.id"
+        )
+    ).one()
+    assert tuple(moved) == ("370214900001002", "370214900001002")
+
+
+def test_area_rows_need_an_existing_street(conn: Connection) -> None:
+    f.area(conn)
+    with pytest.raises(DBAPIError) as info, conn.begin_nested():
+        conn.execute(
+            text(_building(g=None, s="370214901000")[0]), _building(g=None, s="370214901000")[1]
+        )
+    assert "fk_building_street_code_admin_unit" in str(explain(info.value))

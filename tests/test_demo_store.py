@@ -210,3 +210,19 @@ def test_a_failing_write_leaves_nothing_behind(fresh_engine: Engine, demo) -> No
             )
         ).scalar_one()
     assert total == 0
+
+
+def test_replace_rewrites_the_demo_and_keeps_code_tables(fresh_engine: Engine, demo) -> None:
+    first = write_demo(fresh_engine, demo)
+    again = write_demo(fresh_engine, demo, replace=True)
+    assert again == first
+    with fresh_engine.connect() as conn:
+        cats, rules, sources, bad = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM incident_category), "
+                "(SELECT count(*) FROM workflow_rule), (SELECT count(*) FROM data_source), "
+                "(SELECT count(*) FROM incident_status_mismatch)"
+            )
+        ).one()
+    assert (cats, sources, bad) == (36, 1, 0)
+    assert rules > 30

@@ -188,3 +188,62 @@ def test_stored_status_always_equals_the_log(conn: Connection, inc: int, walk) -
         assert mismatches(conn) == 0
     finally:
         sp.rollback()
+
+
+def test_concurrent_appends_cannot_fork_the_log(fresh_engine) -> None:
+    """T1 appends 'feedback' at 12:00 and holds its transaction open; T2 appends 'extended'
+    at 11:00 to the same incident. T2 waits for T1, then sees T1's step and is refused."""
+    import threading
+
+    with fresh_engine.begin() as conn:
+        f.area(conn)
+        inc = f.incident(conn)
+        for i, s in enumerate(("reported", "registered", "dispatched", "handling")):
+            f.step(conn, inc, s, f"2026-03-02 0{i + 8}:00+08")
+    outcome: dict[str, object] = {}
+    t1 = fresh_engine.connect()
+    t1.begin()
+    f.step(t1, inc, "feedback", "2026-03-02 12:00+08")
+
+    def second() -> None:
+        with fresh_engine.connect() as t2:
+            t2.begin()
+            try:
+                f.step(t2, inc, "extended", "2026-03-02 11:00+08", new_due_at="2026-03-20 00:00+08")
+                t2.commit()
+                outcome["t2"] = "committed"
+            except DBAPIError as exc:
+                outcome["t2"] = str(exc.orig)
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    worker.join(timeout=1.0)
+    assert worker.is_alive(), "T2 must wait for T1's lock on the incident"
+    t1.commit()
+    t1.close()
+    worker.join(timeout=30)
+    assert "out of order" in str(outcome["t2"])
+    with fresh_engine.connect() as conn:
+        assert state(conn, inc)[0] == "feedback"
+        assert mismatches(conn) == 0
+
+
+def test_transition_ids_cannot_be_chosen(conn: Connection, inc: int) -> None:
+    with pytest.raises(DBAPIError, match="GENERATED ALWAYS"), conn.begin_nested():
+        conn.execute(
+            text(
+                "INSERT INTO incident_transition (id, incident_id, at, to_status, tier, actor, "
+                "grid_code, street_code) VALUES (1, :i, now(), 'reported', 'grid', 'W1', :g, :s)"
+            ),
+            {"i": inc, "g": f.GRID, "s": f.STREET},
+        )
+
+
+def test_truncating_the_log_needs_a_deliberate_setting(conn: Connection, inc: int) -> None:
+    f.step(conn, inc, "reported", "2026-03-02 09:00+08")
+    with pytest.raises(DBAPIError, match="TRUNCATE refused"), conn.begin_nested():
+        conn.execute(text("TRUNCATE incident CASCADE"))
+    with conn.begin_nested():
+        conn.execute(text("SET LOCAL gridone.allow_truncate = on"))
+        conn.execute(text("TRUNCATE incident CASCADE"))
+        assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0

@@ -47,11 +47,30 @@ END $$;
 CREATE TRIGGER incident_transition_append_only BEFORE UPDATE OR DELETE ON incident_transition
   FOR EACH ROW EXECUTE FUNCTION incident_transition_append_only();
 
+CREATE FUNCTION incident_transition_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('gridone.allow_truncate', true) IS DISTINCT FROM 'on' THEN
+    RAISE EXCEPTION 'incident_transition is append-only: TRUNCATE refused'
+      USING ERRCODE = 'check_violation',
+            HINT = 'to empty a whole store on purpose: SET LOCAL gridone.allow_truncate = on';
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER incident_transition_refuse_truncate BEFORE TRUNCATE ON incident_transition
+  FOR EACH STATEMENT EXECUTE FUNCTION incident_transition_refuse_truncate();
+
 CREATE FUNCTION incident_transition_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   bad record;
   tiers CONSTANT text[] := ARRAY['grid', 'community', 'street', 'department'];
 BEGIN
+  -- Serialise appends per incident: a concurrent transaction appending to the same incident
+  -- waits here, then (READ COMMITTED: each statement below takes a new snapshot) checks its
+  -- steps against the status the other one committed. Ordered by id: no deadlock.
+  PERFORM 1 FROM incident
+   WHERE id IN (SELECT DISTINCT incident_id FROM new_rows) ORDER BY id FOR UPDATE;
+
   SELECT * INTO bad FROM (
     SELECT st.*,
       CASE
@@ -163,11 +182,13 @@ COMMENT ON FUNCTION ensure_patrol_fix_partitions(timestamptz, timestamptz) IS
 DOWNGRADE = r"""
 DROP VIEW IF EXISTS incident_status_mismatch;
 DROP TRIGGER IF EXISTS incident_transition_apply ON incident_transition;
+DROP TRIGGER IF EXISTS incident_transition_refuse_truncate ON incident_transition;
 DROP TRIGGER IF EXISTS incident_transition_append_only ON incident_transition;
 DROP TRIGGER IF EXISTS incident_derived_on_update ON incident;
 DROP TRIGGER IF EXISTS incident_derived_on_insert ON incident;
 DROP FUNCTION IF EXISTS incident_transition_apply();
 DROP FUNCTION IF EXISTS incident_transition_append_only();
+DROP FUNCTION IF EXISTS incident_transition_refuse_truncate();
 DROP FUNCTION IF EXISTS incident_refuse_derived();
 DROP FUNCTION IF EXISTS ensure_patrol_fix_partitions(timestamptz, timestamptz);
 """

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine
 
+from dashboard.maps import GRID_COLOR
 from store.local import free_port
 from store.settings import PROJECT_ROOT
 
@@ -106,10 +107,11 @@ def test_overview_map_draws_grids_offline(app_url: str, offline_page) -> None:
     page = offline_page.page
     page.goto(app_url)
     handle, frame = _map_frame(page)
-    # 41 grid polygons + 9 communities + 1 street outline, all vector paths
+    # every one of the demo street's 41 grids is drawn as its own polygon
     frame.wait_for_function(
-        "n => document.querySelectorAll('path.leaflet-interactive').length >= n",
-        arg=41 + 9 + 1,
+        "([color, n]) => document.querySelectorAll("
+        "  `path.leaflet-interactive[stroke='${color}']`).length === n",
+        arg=[GRID_COLOR, 41],
         timeout=60_000,
     )
     frame.wait_for_selector(".marker-cluster", timeout=30_000)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:17:18.967743
+Create Date: 2026-11-23 18:45:29.704816
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "level IN ('district', 'street', 'community')", name=op.f("ck_admin_unit_level")
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_admin_unit_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_admin_unit_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_admin_unit_geom_in_china"),
@@ -176,6 +178,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff")),
         sa.UniqueConstraint("code", name=op.f("uq_staff_code")),
+        sa.UniqueConstraint("id", "street_code", name=op.f("uq_staff_id_street_code")),
     )
     op.create_index("ix_staff_street_code", "staff", ["street_code"], unique=False)
     op.create_geospatial_table(
@@ -209,7 +212,9 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("code ~ '^\\d{15}$'", name=op.f("ck_grid_code_format")),
         sa.CheckConstraint("kind IN ('urban', 'village', 'special')", name=op.f("ck_grid_kind")),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_grid_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_grid_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_grid_geom_in_china"),
@@ -235,68 +240,6 @@ def upgrade() -> None:
         "ix_grid_geom", "grid", ["geom"], unique=False, postgresql_using="gist", postgresql_ops={}
     )
     op.create_index("ix_grid_street_code", "grid", ["street_code"], unique=False)
-    op.create_geospatial_table(
-        "patrol_fix",
-        sa.Column("worker_id", sa.Integer(), nullable=False),
-        sa.Column("fixed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("accuracy_m", sa.Float(), nullable=True),
-        sa.Column("grid_code", sa.String(length=15), nullable=True),
-        sa.Column("street_code", sa.String(length=12), nullable=False),
-        sa.Column(
-            "geom",
-            Geometry(
-                geometry_type="POINT",
-                srid=4490,
-                dimension=2,
-                spatial_index=False,
-                from_text="ST_GeomFromEWKT",
-                name="geometry",
-                nullable=False,
-            ),
-            nullable=False,
-        ),
-        sa.CheckConstraint(
-            "grid_code IS NULL OR grid_code ~ '^\\d{15}$'",
-            name=op.f("ck_patrol_fix_grid_code_format"),
-        ),
-        sa.CheckConstraint(
-            "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
-            name=op.f("ck_patrol_fix_street_code_format"),
-        ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_patrol_fix_geom_valid")),
-        sa.CheckConstraint(
-            "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
-            name=op.f("ck_patrol_fix_geom_in_china"),
-        ),
-        sa.CheckConstraint(
-            "accuracy_m IS NULL OR accuracy_m BETWEEN 0 AND 100000",
-            name=op.f("ck_patrol_fix_accuracy"),
-        ),
-        sa.CheckConstraint(
-            "grid_code IS NULL OR left(grid_code, 9) = left(street_code, 9)",
-            name=op.f("ck_patrol_fix_grid_in_street"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["worker_id"], ["staff.id"], name=op.f("fk_patrol_fix_worker_id_staff")
-        ),
-        sa.PrimaryKeyConstraint("worker_id", "fixed_at", name=op.f("pk_patrol_fix")),
-        postgresql_partition_by="RANGE (fixed_at)",
-    )
-    op.create_index("ix_patrol_fix_fixed_at", "patrol_fix", ["fixed_at"], unique=False)
-    op.create_geospatial_index(
-        "ix_patrol_fix_geom",
-        "patrol_fix",
-        ["geom"],
-        unique=False,
-        postgresql_using="gist",
-        postgresql_ops={},
-    )
-    op.create_index(
-        "ix_patrol_fix_street_code_fixed_at",
-        "patrol_fix",
-        ["street_code", "fixed_at"],
-        unique=False,
-    )
     op.create_geospatial_table(
         "building",
         sa.Column("id", sa.Integer(), sa.Identity(always=False), nullable=False),
@@ -343,7 +286,9 @@ def upgrade() -> None:
             "use IN ('residential', 'commercial', 'mixed', 'office', 'industrial', 'public', 'other')",
             name=op.f("ck_building_use"),
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_building_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_building_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_building_geom_in_china"),
@@ -360,21 +305,26 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["grid_code"], ["grid.code"], name=op.f("fk_building_grid_code_grid")
         ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_building_street_code_admin_unit")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_building")),
         sa.UniqueConstraint("code", name=op.f("uq_building_code")),
-    )
-    op.create_geospatial_index(
-        "ix_building_geom",
-        "building",
-        ["geom"],
-        unique=False,
-        postgresql_using="gist",
-        postgresql_ops={},
+        sa.UniqueConstraint("id", "grid_code", name=op.f("uq_building_id_grid_code")),
+        sa.UniqueConstraint("id", "street_code", name=op.f("uq_building_id_street_code")),
     )
     op.create_geospatial_index(
         "ix_building_footprint",
         "building",
         ["footprint"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
+    )
+    op.create_geospatial_index(
+        "ix_building_geom",
+        "building",
+        ["geom"],
         unique=False,
         postgresql_using="gist",
         postgresql_ops={},
@@ -419,7 +369,9 @@ def upgrade() -> None:
             "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
             name=op.f("ck_facility_street_code_format"),
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_facility_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_facility_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_facility_geom_in_china"),
@@ -434,6 +386,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["grid_code"], ["grid.code"], name=op.f("fk_facility_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_facility_street_code_admin_unit")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_facility")),
         sa.UniqueConstraint("code", name=op.f("uq_facility_code")),
@@ -497,7 +452,9 @@ def upgrade() -> None:
             "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
             name=op.f("ck_incident_street_code_format"),
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_incident_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_incident_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_incident_geom_in_china"),
@@ -523,10 +480,15 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["reporter_id"], ["staff.id"], name=op.f("fk_incident_reporter_id_staff")
         ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_incident_street_code_admin_unit")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incident")),
         sa.UniqueConstraint("code", name=op.f("uq_incident_code")),
     )
     op.create_index("ix_incident_category_code", "incident", ["category_code"], unique=False)
+    op.create_index("ix_incident_closed_at", "incident", ["closed_at"], unique=False)
+    op.create_index("ix_incident_due_at", "incident", ["due_at"], unique=False)
     op.create_geospatial_index(
         "ix_incident_geom",
         "incident",
@@ -538,6 +500,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_incident_grid_code_reported_at", "incident", ["grid_code", "reported_at"], unique=False
     )
+    op.create_index("ix_incident_occurred_at", "incident", ["occurred_at"], unique=False)
     op.create_index("ix_incident_reported_at", "incident", ["reported_at"], unique=False)
     op.create_index("ix_incident_status", "incident", ["status"], unique=False)
     op.create_index(
@@ -580,7 +543,9 @@ def upgrade() -> None:
             "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
             name=op.f("ck_key_place_street_code_format"),
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_key_place_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_key_place_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_key_place_geom_in_china"),
@@ -591,6 +556,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["grid_code"], ["grid.code"], name=op.f("fk_key_place_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_key_place_street_code_admin_unit")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_key_place")),
         sa.UniqueConstraint("code", name=op.f("uq_key_place_code")),
@@ -634,7 +602,9 @@ def upgrade() -> None:
             "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
             name=op.f("ck_patrol_street_code_format"),
         ),
-        sa.CheckConstraint("ST_IsValid(geom)", name=op.f("ck_patrol_geom_valid")),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_patrol_geom_valid")
+        ),
         sa.CheckConstraint(
             "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
             name=op.f("ck_patrol_geom_in_china"),
@@ -647,6 +617,14 @@ def upgrade() -> None:
         sa.CheckConstraint("n_fixes >= 2 AND length_m >= 0", name=op.f("ck_patrol_counts")),
         sa.ForeignKeyConstraint(
             ["grid_code"], ["grid.code"], name=op.f("fk_patrol_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_patrol_street_code_admin_unit")
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id", "street_code"],
+            ["staff.id", "staff.street_code"],
+            name=op.f("fk_patrol_worker_id_street_code_staff"),
         ),
         sa.ForeignKeyConstraint(
             ["worker_id"], ["staff.id"], name=op.f("fk_patrol_worker_id_staff")
@@ -666,6 +644,77 @@ def upgrade() -> None:
         "ix_patrol_grid_code_started_at", "patrol", ["grid_code", "started_at"], unique=False
     )
     op.create_index("ix_patrol_started_at", "patrol", ["started_at"], unique=False)
+    op.create_geospatial_table(
+        "patrol_fix",
+        sa.Column("worker_id", sa.Integer(), nullable=False),
+        sa.Column("fixed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accuracy_m", sa.Float(), nullable=True),
+        sa.Column("grid_code", sa.String(length=15), nullable=True),
+        sa.Column("street_code", sa.String(length=12), nullable=False),
+        sa.Column(
+            "geom",
+            Geometry(
+                geometry_type="POINT",
+                srid=4490,
+                dimension=2,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
+            ),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "grid_code IS NULL OR grid_code ~ '^\\d{15}$'",
+            name=op.f("ck_patrol_fix_grid_code_format"),
+        ),
+        sa.CheckConstraint(
+            "street_code ~ '^\\d{9}000$' AND street_code !~ '^\\d{6}000000$'",
+            name=op.f("ck_patrol_fix_street_code_format"),
+        ),
+        sa.CheckConstraint(
+            "ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name=op.f("ck_patrol_fix_geom_valid")
+        ),
+        sa.CheckConstraint(
+            "ST_XMin(geom) >= 73 AND ST_XMax(geom) <= 136 AND ST_YMin(geom) >= 3 AND ST_YMax(geom) <= 54",
+            name=op.f("ck_patrol_fix_geom_in_china"),
+        ),
+        sa.CheckConstraint(
+            "accuracy_m IS NULL OR accuracy_m BETWEEN 0 AND 100000",
+            name=op.f("ck_patrol_fix_accuracy"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["grid_code"], ["grid.code"], name=op.f("fk_patrol_fix_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_patrol_fix_street_code_admin_unit")
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id", "street_code"],
+            ["staff.id", "staff.street_code"],
+            name=op.f("fk_patrol_fix_worker_id_street_code_staff"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id"], ["staff.id"], name=op.f("fk_patrol_fix_worker_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("worker_id", "fixed_at", name=op.f("pk_patrol_fix")),
+        postgresql_partition_by="RANGE (fixed_at)",
+    )
+    op.create_index("ix_patrol_fix_fixed_at", "patrol_fix", ["fixed_at"], unique=False)
+    op.create_geospatial_index(
+        "ix_patrol_fix_geom",
+        "patrol_fix",
+        ["geom"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
+    )
+    op.create_index(
+        "ix_patrol_fix_street_code_fixed_at",
+        "patrol_fix",
+        ["street_code", "fixed_at"],
+        unique=False,
+    )
     op.create_table(
         "staff_assignment",
         sa.Column("id", sa.Integer(), sa.Identity(always=False), nullable=False),
@@ -699,10 +748,20 @@ def upgrade() -> None:
             ["grid_code"], ["grid.code"], name=op.f("fk_staff_assignment_grid_code_grid")
         ),
         sa.ForeignKeyConstraint(
+            ["staff_id", "street_code"],
+            ["staff.id", "staff.street_code"],
+            name=op.f("fk_staff_assignment_staff_id_street_code_staff"),
+        ),
+        sa.ForeignKeyConstraint(
             ["staff_id"],
             ["staff.id"],
             name=op.f("fk_staff_assignment_staff_id_staff"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"],
+            ["admin_unit.code"],
+            name=op.f("fk_staff_assignment_street_code_admin_unit"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_assignment")),
         sa.UniqueConstraint(
@@ -743,6 +802,14 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["grid_code"], ["grid.code"], name=op.f("fk_work_log_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"], ["admin_unit.code"], name=op.f("fk_work_log_street_code_admin_unit")
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id", "street_code"],
+            ["staff.id", "staff.street_code"],
+            name=op.f("fk_work_log_worker_id_street_code_staff"),
         ),
         sa.ForeignKeyConstraint(
             ["worker_id"], ["staff.id"], name=op.f("fk_work_log_worker_id_staff")
@@ -814,21 +881,43 @@ def upgrade() -> None:
             name=op.f("ck_housing_unit_residents_range"),
         ),
         sa.ForeignKeyConstraint(
+            ["building_id", "grid_code"],
+            ["building.id", "building.grid_code"],
+            name=op.f("fk_housing_unit_building_id_grid_code_building"),
+            onupdate="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["building_id", "street_code"],
+            ["building.id", "building.street_code"],
+            name=op.f("fk_housing_unit_building_id_street_code_building"),
+            onupdate="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
             ["building_id"],
             ["building.id"],
             name=op.f("fk_housing_unit_building_id_building"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["grid_code"], ["grid.code"], name=op.f("fk_housing_unit_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"],
+            ["admin_unit.code"],
+            name=op.f("fk_housing_unit_street_code_admin_unit"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_housing_unit")),
         sa.UniqueConstraint(
             "building_id", "unit_no", name=op.f("uq_housing_unit_building_id_unit_no")
         ),
+        sa.UniqueConstraint("id", "grid_code", name=op.f("uq_housing_unit_id_grid_code")),
+        sa.UniqueConstraint("id", "street_code", name=op.f("uq_housing_unit_id_street_code")),
     )
     op.create_index("ix_housing_unit_grid_code", "housing_unit", ["grid_code"], unique=False)
     op.create_index("ix_housing_unit_street_code", "housing_unit", ["street_code"], unique=False)
     op.create_table(
         "incident_transition",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
         sa.Column("incident_id", sa.BigInteger(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("to_status", sa.Text(), nullable=False),
@@ -870,6 +959,11 @@ def upgrade() -> None:
             ["incident.id"],
             name=op.f("fk_incident_transition_incident_id_incident"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"],
+            ["admin_unit.code"],
+            name=op.f("fk_incident_transition_street_code_admin_unit"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_transition")),
     )
@@ -919,10 +1013,30 @@ def upgrade() -> None:
             name=op.f("ck_housing_special_count_grid_in_street"),
         ),
         sa.ForeignKeyConstraint(
+            ["grid_code"], ["grid.code"], name=op.f("fk_housing_special_count_grid_code_grid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["housing_unit_id", "grid_code"],
+            ["housing_unit.id", "housing_unit.grid_code"],
+            name=op.f("fk_housing_special_count_housing_unit_id_grid_code_housing_unit"),
+            onupdate="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["housing_unit_id", "street_code"],
+            ["housing_unit.id", "housing_unit.street_code"],
+            name=op.f("fk_housing_special_count_housing_unit_id_street_code_housing_unit"),
+            onupdate="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
             ["housing_unit_id"],
             ["housing_unit.id"],
             name=op.f("fk_housing_special_count_housing_unit_id_housing_unit"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["street_code"],
+            ["admin_unit.code"],
+            name=op.f("fk_housing_special_count_street_code_admin_unit"),
         ),
         sa.PrimaryKeyConstraint("housing_unit_id", name=op.f("pk_housing_special_count")),
     )
@@ -956,6 +1070,12 @@ def downgrade() -> None:
     op.drop_table("work_log")
     op.drop_index("ix_staff_assignment_grid_code", table_name="staff_assignment")
     op.drop_table("staff_assignment")
+    op.drop_index("ix_patrol_fix_street_code_fixed_at", table_name="patrol_fix")
+    op.drop_geospatial_index(
+        "ix_patrol_fix_geom", table_name="patrol_fix", postgresql_using="gist", column_name="geom"
+    )
+    op.drop_index("ix_patrol_fix_fixed_at", table_name="patrol_fix")
+    op.drop_geospatial_table("patrol_fix")
     op.drop_index("ix_patrol_started_at", table_name="patrol")
     op.drop_index("ix_patrol_grid_code_started_at", table_name="patrol")
     op.drop_geospatial_index(
@@ -970,10 +1090,13 @@ def downgrade() -> None:
     op.drop_index("ix_incident_street_code_reported_at", table_name="incident")
     op.drop_index("ix_incident_status", table_name="incident")
     op.drop_index("ix_incident_reported_at", table_name="incident")
+    op.drop_index("ix_incident_occurred_at", table_name="incident")
     op.drop_index("ix_incident_grid_code_reported_at", table_name="incident")
     op.drop_geospatial_index(
         "ix_incident_geom", table_name="incident", postgresql_using="gist", column_name="geom"
     )
+    op.drop_index("ix_incident_due_at", table_name="incident")
+    op.drop_index("ix_incident_closed_at", table_name="incident")
     op.drop_index("ix_incident_category_code", table_name="incident")
     op.drop_geospatial_table("incident")
     op.drop_index("ix_facility_street_code", table_name="facility")
@@ -984,21 +1107,15 @@ def downgrade() -> None:
     op.drop_index("ix_building_street_code", table_name="building")
     op.drop_index("ix_building_grid_code", table_name="building")
     op.drop_geospatial_index(
+        "ix_building_geom", table_name="building", postgresql_using="gist", column_name="geom"
+    )
+    op.drop_geospatial_index(
         "ix_building_footprint",
         table_name="building",
         postgresql_using="gist",
         column_name="footprint",
     )
-    op.drop_geospatial_index(
-        "ix_building_geom", table_name="building", postgresql_using="gist", column_name="geom"
-    )
     op.drop_geospatial_table("building")
-    op.drop_index("ix_patrol_fix_street_code_fixed_at", table_name="patrol_fix")
-    op.drop_geospatial_index(
-        "ix_patrol_fix_geom", table_name="patrol_fix", postgresql_using="gist", column_name="geom"
-    )
-    op.drop_index("ix_patrol_fix_fixed_at", table_name="patrol_fix")
-    op.drop_geospatial_table("patrol_fix")
     op.drop_index("ix_grid_street_code", table_name="grid")
     op.drop_geospatial_index(
         "ix_grid_geom", table_name="grid", postgresql_using="gist", column_name="geom"
