@@ -38,8 +38,9 @@ apt_install() {  # installs the named packages that are missing
     exit 1
   fi
   say "installing system packages: ${missing[*]}"
-  if [ $APT_UPDATED -eq 0 ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ $APT_UPDATED -eq 0 ]; then $SUDO apt-get update -qq || return 1; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || return 1
 }
 
 pg_version() {  # newest PostgreSQL server installed, empty if none
@@ -47,21 +48,35 @@ pg_version() {  # newest PostgreSQL server installed, empty if none
 }
 
 if [ -z "${DATABASE_URL:-}" ]; then
+  # Note: Debian's postgresql package also creates (and on systemd machines starts) a
+  # system cluster on port 5432; the project does not use it.
   if [ -z "$(pg_version)" ]; then apt_install postgresql; fi
   PGV="$(pg_version)"
   if [ -z "$PGV" ]; then echo "PostgreSQL did not install; see the messages above" >&2; exit 1; fi
   apt_install "postgresql-$PGV" "postgresql-$PGV-postgis-3"
 fi
 if [ "$MODE" = test ]; then
-  apt_install chromium fonts-noto-cjk
+  apt_install fonts-noto-cjk
+  # Browser tests drive Debian's chromium; elsewhere point GRIDONE_CHROMIUM at a Chromium.
+  if [ -z "${GRIDONE_CHROMIUM:-}" ] && ! apt_install chromium; then
+    echo "Chromium is needed for the browser tests. Debian: apt-get install chromium." >&2
+    echo "Ubuntu ships it as a snap: snap install chromium, then" >&2
+    echo "  GRIDONE_CHROMIUM=/snap/bin/chromium bash scripts/setup.sh test" >&2
+    exit 1
+  fi
 fi
 
 # --- Python 3.11 and the virtualenv ---------------------------------------------------------
 PY="$(command -v python3.11 || true)"
 if [ -z "$PY" ]; then
-  apt_install python3.11 python3.11-venv
+  apt_install python3.11 python3.11-venv || true
   PY="$(command -v python3.11 || true)"
-  [ -n "$PY" ] || { echo "Python 3.11 is required (apt-get install python3.11 python3.11-venv)" >&2; exit 1; }
+  if [ -z "$PY" ]; then
+    echo "Python 3.11 is required and could not be installed with apt-get." >&2
+    echo "Debian 12 has it (apt-get install python3.11 python3.11-venv); Ubuntu 24.04 does" >&2
+    echo "not: install Python 3.11 another way (e.g. the deadsnakes PPA) and re-run." >&2
+    exit 1
+  fi
 fi
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $PY"
