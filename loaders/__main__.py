@@ -2,6 +2,7 @@
 
 Commands
 --------
+load    load one file of one kind (streets, communities, grids, workers, buildings, incidents…)
 demo    generate the demo street (or district) and write it into the store
 """
 
@@ -12,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from loaders.kinds import KINDS
+from loaders.sniff import InputError
 from store.db import check_connection, make_engine, resolve_url
 from store.errors import StoreError
 from store.migrate import upgrade
@@ -24,6 +27,41 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m loaders", description="数据导入 / Getting data into Grid One-Map."
     )
     sub = p.add_subparsers(dest="command", required=True)
+    load = sub.add_parser(
+        "load",
+        help="导入一个文件 / load one file",
+        description=(
+            "导入一个文件（GeoJSON、GeoPackage、Shapefile、KML、CSV、XLSX、GPX、Open311）。"
+            "整个文件在一个事务中写入：失败则数据库不变；重复导入同一文件不会改变数据。 "
+            "Load one file (GeoJSON, GeoPackage, Shapefile, KML, CSV, XLSX, GPX, Open311) in one "
+            "transaction: on failure the store is unchanged; loading the same file again "
+            "changes nothing."
+        ),
+        epilog=_kinds_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("kind", choices=list(KINDS), help="数据类型 / kind of data")
+    load.add_argument("path", type=Path, help="文件 / the file")
+    load.add_argument(
+        "--crs",
+        help="坐标系：EPSG编码、gcj02、bd09 / CRS: EPSG code, gcj02, bd09 "
+        "(default: the file's own, else EPSG:4326)",
+    )
+    load.add_argument(
+        "--encoding", help="文本编码，如 gbk / text encoding, e.g. gbk (default: detected)"
+    )
+    load.add_argument(
+        "--mapping",
+        type=Path,
+        help="列名映射文件（JSON/TOML）/ column mapping file: canonical field → header",
+    )
+    load.add_argument("--dry-run", action="store_true", help="只检查不写入 / check only")
+    load.add_argument(
+        "--strict",
+        action="store_true",
+        help="有一行错误即整个文件不导入 / refuse the whole file on the first bad row",
+    )
+    load.add_argument("--report", type=Path, help="报告文件（.json 或 .csv）/ report file")
     demo = sub.add_parser(
         "demo",
         help="生成演示数据 / generate and load the demo data",
@@ -88,12 +126,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kinds_help() -> str:
+    lines = ["数据类型 / kinds:"]
+    for kind in KINDS.values():
+        lines.append(f"  {kind.name:<12} {kind.help_zh}")
+        lines.append(f"  {'':<12} {kind.help_en}")
+    return "\n".join(lines)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from loaders.engine import LoadRejectedError, Options, load_file, print_progress
+
+    settings = get_settings()
+    engine = make_engine(resolve_url(settings))
+    check_connection(engine)
+    upgrade(engine)
+    options = Options(
+        crs=args.crs,
+        encoding=args.encoding,
+        mapping=args.mapping,
+        dry_run=args.dry_run,
+        strict=args.strict,
+        timezone=settings.timezone,
+        progress=print_progress,
+    )
+    try:
+        report = load_file(engine, args.kind, args.path, options)
+    except LoadRejectedError as exc:
+        print(f"错误 / error: {exc}\n整个文件未导入 / nothing was loaded", file=sys.stderr)
+        if args.report:
+            exc.report.write(args.report)
+        return 2
+    except InputError as exc:
+        print(f"错误 / error: {exc}\n整个文件未导入 / nothing was loaded", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if args.report:
+        report.write(args.report)
+    return 1 if report.rejected else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the process exit code."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "load":
+            return _load(args)
     except StoreError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2

@@ -44,13 +44,21 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
 def check_connection(engine: Engine) -> None:
     """Raise :class:`DatabaseUnavailableError` with the next step when the database is down
-    or lacks PostGIS."""
+    or its server cannot provide PostGIS (the migration creates the extension itself)."""
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT postgis_version()"))
+            available = conn.execute(
+                text("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')")
+            ).scalar_one()
     except OperationalError as exc:
         raise DatabaseUnavailableError(
             f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
             f"{str(exc.orig).strip().splitlines()[0]}. Start it (unset DATABASE_URL to use "
             "the embedded one: `python -m store local start`) and try again."
         ) from exc
+    if not available:
+        raise DatabaseUnavailableError(
+            f"the server at {engine.url.render_as_string(hide_password=True)} has no PostGIS; "
+            "install it there (Debian/Ubuntu: postgresql-<version>-postgis-3) or unset "
+            "DATABASE_URL to use the embedded PostGIS"
+        )

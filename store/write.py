@@ -56,7 +56,8 @@ _CHUNK_ROWS = 100_000
 
 
 def _geometry_text(series: pd.Series, column: str, table: str) -> pa.Array:
-    crs = getattr(series, "crs", None)
+    # the CRS lives on the geometry array, also when a plain DataFrame holds the column
+    crs = getattr(series.array, "crs", None)
     epsg = crs.to_epsg() if crs is not None else None
     if epsg != STORAGE_EPSG:
         raise CrsMismatchError(

@@ -1,0 +1,650 @@
+"""Loading one file of one kind into the store: all of it checked, all-or-nothing, reported.
+
+The steps, each collecting problems by row instead of stopping at the first:
+
+1. sniff and read the file (:mod:`loaders.sniff`, :mod:`loaders.read`);
+2. find the columns (:mod:`loaders.columns`, a ``--mapping`` file for the rest);
+3. parse every field by type, with the time zone for times that have none;
+4. build geometries, reproject to CGCS2000 (GCJ-02/BD-09 included), repair invalid
+   polygons, and guard against swapped coordinates, points outside the area and data that
+   sits a systematic GCJ-02/BD-09 offset off the existing grids;
+5. in one transaction: stage the good rows, complete them in SQL (grid by location, street,
+   worker ids…), and upsert them on their natural key. A row the database refuses is found
+   by bisection and reported with the database's explained reason; the other rows land.
+
+``strict`` turns the first problem into a failure of the whole file; ``dry_run`` does
+everything and rolls back. A run killed at any point leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from loaders import coords
+from loaders.columns import MissingColumnError, load_mapping, resolve_columns
+from loaders.kinds import KINDS, SQL_TYPES, Kind
+from loaders.read import RawTable, read_table
+from loaders.report import LoadReport, RowProblem
+from loaders.sniff import InputError, sniff_format
+from store import vocab
+from store.crs import STORAGE_EPSG
+from store.errors import explain
+from store.workcal import CalendarNotCoveredError, due_at
+from store.write import copy_frame
+
+CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+#: Margin around the stored streets within which new data is accepted, in degrees (~5 km).
+AREA_MARGIN_DEG = 0.05
+GEOMETRY_FIELDS = ("lon", "lat", "x", "y", "wkt")
+
+
+class LoadRejectedError(InputError):
+    """The file was refused as a whole (``--strict`` with a bad row, or a file-wide
+    problem); nothing was written. ``report`` says what was found."""
+
+    def __init__(self, message: str, report: LoadReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class Options:
+    """How to load: everything the CLI options say."""
+
+    crs: str | None = None
+    encoding: str | None = None
+    mapping: Path | None = None
+    dry_run: bool = False
+    strict: bool = False
+    timezone: str = "Asia/Shanghai"
+    progress: Callable[[str], None] | None = None
+
+
+class _Problems:
+    """Problems by row index, the first per row kept."""
+
+    def __init__(self, source: str, lines: np.ndarray) -> None:
+        self.source = source
+        self.lines = lines
+        self.by_row: dict[int, RowProblem] = {}
+
+    def add(
+        self, rows: np.ndarray | list[int], field: str | None, values: object, reason: str
+    ) -> None:
+        vals = list(values) if isinstance(values, list | np.ndarray | pd.Series) else None
+        for k, row in enumerate(np.asarray(rows, dtype=int).tolist()):
+            if row not in self.by_row:
+                value = None if vals is None else vals[k]
+                self.by_row[row] = RowProblem(
+                    self.source,
+                    int(self.lines[row]),
+                    field,
+                    None if value is None else str(value)[:200],
+                    reason,
+                )
+
+    def mask(self, n: int) -> np.ndarray:
+        bad = np.zeros(n, dtype=bool)
+        bad[list(self.by_row)] = True
+        return bad
+
+
+# --- field parsing ----------------------------------------------------------------------
+
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+_TRUE = {"1", "true", "t", "yes", "y", "是", "有", "对"}
+_FALSE = {"0", "false", "f", "no", "n", "否", "无", "不"}
+
+
+def _vocab_lookup(vocabulary: str) -> dict[str, str]:
+    lookup = {}
+    for code, (zh, en) in vocab.LABELS[vocabulary].items():
+        for word in (code, zh, en):
+            lookup[word.casefold()] = code
+    return lookup
+
+
+def _parse_timestamps(raw: pd.Series, tz: str) -> pd.Series:
+    """Times with an offset are converted; times without one are read in ``tz``."""
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+    present = raw.notna()
+    has_offset = present & raw.fillna("").str.strip().str.contains(_OFFSET)
+    if has_offset.any():
+        out[has_offset] = pd.to_datetime(
+            raw[has_offset], errors="coerce", utc=True, format="mixed"
+        ).astype("datetime64[us, UTC]")
+    local = present & ~has_offset
+    if local.any():
+        parsed = pd.to_datetime(raw[local].str.replace("/", "-"), errors="coerce", format="mixed")
+        out[local] = (
+            parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+            .dt.tz_convert("UTC")
+            .astype("datetime64[us, UTC]")
+        )
+    return out
+
+
+def parse_fields(frame: pd.DataFrame, kind: Kind, problems: _Problems, tz: str) -> pd.DataFrame:
+    """Typed columns for ``kind.fields`` present in ``frame``; unparseable values become
+    row problems naming the field and the value."""
+    out = pd.DataFrame(index=frame.index)
+    for name, ftype in kind.fields.items():
+        if name not in frame:
+            continue
+        raw = frame[name].map(lambda v: None if v is None else (str(v).strip() or None))
+        present = raw.notna().to_numpy()
+        if ftype == "text":
+            out[name] = raw.astype(object)
+            continue
+        if ftype in ("int", "float"):
+            num = pd.to_numeric(raw, errors="coerce")
+            bad = present & num.isna().to_numpy()
+            if ftype == "int":
+                bad |= present & ~num.isna().to_numpy() & (num != num.round()).to_numpy()
+            out[name] = num.astype("Int64" if ftype == "int" else "float64").where(~bad)
+            why = "不是整数 / not a whole number" if ftype == "int" else "不是数字 / not a number"
+        elif ftype == "timestamp":
+            out[name] = _parse_timestamps(raw, tz)
+            years = out[name].dt.year
+            bad = present & (out[name].isna() | (years < 2000) | (years > 2100)).to_numpy()
+            out[name] = out[name].where(~bad)
+            why = "不是有效时间（如 2026-11-20 08:30）/ not a valid time, e.g. 2026-11-20 08:30"
+        elif ftype == "date":
+            parsed = pd.to_datetime(raw.str.replace("/", "-"), errors="coerce", format="mixed")
+            bad = (
+                present
+                & (parsed.isna() | (parsed.dt.year < 1949) | (parsed.dt.year > 2100)).to_numpy()
+            )
+            out[name] = parsed.dt.date.where(~bad, None).astype(object)
+            why = "不是有效日期（如 2026-11-20）/ not a valid date, e.g. 2026-11-20"
+        elif ftype == "bool":
+            folded = raw.str.casefold()
+            val = folded.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
+            bad = present & val.isna().to_numpy()
+            out[name] = val.astype("boolean")
+            why = "应为 是/否 / expected yes or no"
+        elif ftype.startswith("vocab:"):
+            vocabulary = ftype.split(":", 1)[1]
+            lookup = _vocab_lookup(vocabulary)
+            val = raw.str.casefold().map(lookup)
+            bad = present & val.isna().to_numpy()
+            out[name] = val.astype(object)
+            allowed = "、".join(zh for zh, _ in vocab.LABELS[vocabulary].values())
+            why = f"未知取值，可用 / unknown value; allowed: {allowed}"
+        else:  # pragma: no cover - kinds are data of this module
+            raise ValueError(f"unknown field type {ftype}")
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            problems.add(rows, name, raw.iloc[rows].tolist(), why)
+    for name in kind.required:
+        if name in out:
+            missing = np.flatnonzero(out[name].isna().to_numpy() & ~problems.mask(len(out)))
+            if len(missing):
+                problems.add(missing, name, [None] * len(missing), "必填字段为空 / required")
+    return out
+
+
+# --- geometry ---------------------------------------------------------------------------
+
+
+def _to_storage(geoms: np.ndarray, spec: coords.CrsSpec) -> np.ndarray:
+    if spec.kind == "epsg" and spec.epsg == STORAGE_EPSG:
+        return geoms
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        lon, lat = coords.to_storage(xy[:, 0], xy[:, 1], spec)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, move)
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """The polygonal part of a (repaired) geometry as a MultiPolygon, or None."""
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return None
+    merged = shapely.union_all(parts)
+    return shapely.multipolygons(shapely.get_parts(merged)) if not merged.is_empty else None
+
+
+def build_geometry(
+    raw: RawTable,
+    frame: pd.DataFrame,
+    kind: Kind,
+    spec: coords.CrsSpec,
+    problems: _Problems,
+    report: LoadReport,
+) -> np.ndarray:
+    """Geometries in EPSG:4490 (None where a row has none), checked and repaired."""
+    n = len(frame)
+    if raw.geometry is not None:
+        geoms = np.asarray(raw.geometry.values, dtype=object)
+    elif "wkt" in frame:
+        text_wkt = frame["wkt"]
+        geoms = np.array([None] * n, dtype=object)
+        for i, w in enumerate(text_wkt.tolist()):
+            if w:
+                try:
+                    geoms[i] = shapely.from_wkt(w)
+                except shapely.errors.GEOSException:
+                    problems.add([i], "wkt", [w], "不是有效的 WKT / not valid WKT")
+    else:
+        xname, yname = ("lon", "lat") if "lon" in frame else ("x", "y")
+        xs = pd.to_numeric(frame[xname], errors="coerce").to_numpy(dtype=float, copy=True)
+        ys = pd.to_numeric(frame[yname], errors="coerce").to_numpy(dtype=float, copy=True)
+        bad = np.isnan(xs) | np.isnan(ys)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            problems.add(
+                rows,
+                xname,
+                frame[xname].iloc[rows].tolist(),
+                f"坐标缺失或不是数字 / {xname}/{yname} missing or not numbers",
+            )
+        xs[bad], ys[bad] = np.nan, np.nan
+        geoms = shapely.points(xs, ys)
+        geoms[bad] = None
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    if kind.geometry_required and (~present).any():
+        rows = np.flatnonzero(~present)
+        problems.add(rows, "geometry", [None] * len(rows), "缺少几何 / no geometry")
+    _guard_swapped(geoms, present, spec, raw.source)
+    geoms = geoms.copy()
+    geoms[present] = _to_storage(geoms[present], spec)
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    centres = shapely.point_on_surface(geoms[present])
+    lon[present], lat[present] = shapely.get_x(centres), shapely.get_y(centres)
+    outside = present & ~(
+        (lon >= CHINA_BOUNDS[0])
+        & (lon <= CHINA_BOUNDS[2])
+        & (lat >= CHINA_BOUNDS[1])
+        & (lat <= CHINA_BOUNDS[3])
+    )
+    if outside.any():
+        rows = np.flatnonzero(outside)
+        swapped = (lat[rows] >= 73) & (lat[rows] <= 136) & (lon[rows] >= 3) & (lon[rows] <= 54)
+        for row, sw in zip(rows.tolist(), swapped.tolist(), strict=True):
+            problems.add(
+                [row],
+                "geometry",
+                [f"{lon[row]:.6f},{lat[row]:.6f}"],
+                "经纬度颠倒 / longitude and latitude are swapped"
+                if sw
+                else "坐标不在中国范围内 / coordinates outside China",
+            )
+    for i in np.flatnonzero(present & ~outside).tolist():
+        g = geoms[i]
+        if kind.geometry == "polygon":
+            if g.geom_type not in ("Polygon", "MultiPolygon"):
+                problems.add([i], "geometry", [g.geom_type], "需要面 / needs a polygon")
+                continue
+            if not g.is_valid:
+                reason = shapely.is_valid_reason(g)
+                fixed = _polygonal(shapely.make_valid(g))
+                if fixed is None:
+                    problems.add([i], "geometry", [reason], "无法修复的面 / unrepairable polygon")
+                    continue
+                report.repaired.append(
+                    RowProblem(
+                        raw.source,
+                        int(raw.lines[i]),
+                        "geometry",
+                        reason,
+                        "已修复无效面 / invalid polygon repaired",
+                    )
+                )
+                geoms[i] = fixed
+            else:
+                geoms[i] = shapely.multipolygons(shapely.get_parts(g))
+        elif kind.geometry == "point" and g.geom_type != "Point":
+            if g.geom_type in ("Polygon", "MultiPolygon"):
+                continue  # a footprint: the engine keeps it and uses a point inside it
+            problems.add([i], "geometry", [g.geom_type], "需要点 / needs a point")
+    return geoms
+
+
+def _guard_swapped(
+    geoms: np.ndarray, present: np.ndarray, spec: coords.CrsSpec, source: str
+) -> None:
+    """A whole file with latitude and longitude exchanged is refused, naming the fix."""
+    if spec.kind != "epsg" or spec.epsg not in (4326, 4490) or not present.any():
+        return
+    pts = shapely.point_on_surface(geoms[present])
+    check = coords.detect_swapped(shapely.get_x(pts), shapely.get_y(pts), CHINA_BOUNDS)
+    if check.swapped and check.share_inside_swapped > 0.9:
+        raise InputError(f"{source}: {check.message}")
+
+
+def _guard_offset(
+    conn: Connection, geoms: np.ndarray, spec: coords.CrsSpec, explicit: bool, source: str
+) -> None:
+    """Refuse data that sits a GCJ-02/BD-09 offset off the stored grids, unless the CRS was
+    given explicitly (the user has decided)."""
+    if explicit:
+        return
+    present = ~shapely.is_missing(geoms)
+    if present.sum() < 5:
+        return
+    grids = conn.execute(text("SELECT ST_AsBinary(geom) FROM grid")).scalars().all()
+    if not grids:
+        return
+    pts = shapely.point_on_surface(geoms[present][:5000])
+    check = coords.detect_offset(
+        shapely.get_x(pts), shapely.get_y(pts), shapely.from_wkb(np.asarray(grids, dtype=object))
+    )
+    if check.verdict is not None:
+        raise InputError(f"{source}: {check.message}")
+
+
+# --- the load ---------------------------------------------------------------------------
+
+
+def _stage(conn: Connection, kind: Kind, staged: pd.DataFrame) -> None:
+    cols = ["_row bigint", "_line bigint", "_error text", "_field text"]
+    for name, ftype in kind.fields.items():
+        cols.append(f"{name} {SQL_TYPES.get(ftype, 'text')}")
+    for name, sqltype in kind.extra.items():
+        if name not in kind.fields:
+            cols.append(f"{name} {sqltype}")
+    if kind.geometry:
+        cols.append("geom geometry")
+    conn.execute(text("DROP TABLE IF EXISTS stage_load"))
+    conn.execute(text(f"CREATE TEMP TABLE stage_load ({', '.join(cols)}) ON COMMIT DROP"))
+    copy_frame(conn, "stage_load", staged)
+    conn.execute(text("ANALYZE stage_load"))
+
+
+def _upsert(
+    conn: Connection,
+    sql: str,
+    lo: int,
+    hi: int,
+    report: LoadReport,
+    lines: dict[int, int],
+    strict: bool,
+) -> list[bool]:
+    """Insert rows ``lo..hi``; when the database refuses, bisect to the refused rows."""
+    sp = conn.begin_nested()
+    try:
+        flags = [bool(f) for f in conn.execute(text(sql), {"lo": lo, "hi": hi}).scalars()]
+        sp.commit()
+        return flags
+    except DBAPIError as exc:
+        sp.rollback()
+        if strict or lo == hi:
+            reason = str(explain(exc))
+            if strict:
+                raise LoadRejectedError(
+                    f"{report.file}: 数据库拒绝 / refused by the database: {reason}", report
+                ) from exc
+            report.rejected.append(RowProblem(report.file, lines.get(lo, lo), None, None, reason))
+            return []
+        mid = (lo + hi) // 2
+        return _upsert(conn, sql, lo, mid, report, lines, strict) + _upsert(
+            conn, sql, mid + 1, hi, report, lines, strict
+        )
+
+
+def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> LoadReport:
+    """Load ``path`` as ``kind_name``; return the report (raise :class:`LoadRejectedError`
+    when the file is refused as a whole, :class:`loaders.sniff.InputError` when it cannot
+    be read)."""
+    t0 = time.perf_counter()
+    kind = KINDS[kind_name]
+    say = options.progress or (lambda _m: None)
+    sniffed = sniff_format(path)
+    raw = read_table(sniffed, encoding=options.encoding)
+    report = LoadReport(
+        kind=kind.name, file=raw.source, rows_read=len(raw.frame), dry_run=options.dry_run
+    )
+    report.warnings += list(sniffed.warnings)
+    say(f"读取 read {len(raw.frame):,} rows from {raw.source}")
+    mapping = load_mapping(options.mapping) if options.mapping else None
+    geometry_inputs = GEOMETRY_FIELDS if kind.geometry and raw.geometry is None else ()
+    cols = resolve_columns(
+        list(raw.frame.columns),
+        required=kind.required,
+        optional=[f for f in kind.fields if f not in kind.required] + list(geometry_inputs),
+        mapping=mapping,
+        source=raw.source,
+        kind=kind.name,
+    )
+    if (
+        geometry_inputs
+        and kind.geometry_required
+        and not ({"lon", "lat"} <= cols.keys() or {"x", "y"} <= cols.keys() or "wkt" in cols)
+    ):
+        raise MissingColumnError(
+            f"{raw.source}: 缺少坐标列（经度/纬度、X/Y 或 WKT）/ no coordinate columns "
+            f"(longitude/latitude, x/y or WKT); headers found: {list(raw.frame.columns)}",
+            file=raw.source,
+            missing=["lon", "lat"],
+            found=list(raw.frame.columns),
+        )
+    frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
+    problems = _Problems(raw.source, raw.lines)
+    typed = parse_fields(frame, kind, problems, options.timezone)
+    explicit_crs = options.crs is not None
+    spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
+    geoms = build_geometry(raw, frame, kind, spec, problems, report) if kind.geometry else None
+    superseded = _superseded(typed, kind, report)
+    with engine.begin() as conn:
+        prepare = PREPARE.get(kind.name)
+        if prepare:
+            prepare(conn, typed, problems, options)
+        if geoms is not None:
+            _guard_offset(conn, geoms, spec, explicit_crs, raw.source)
+        if options.strict and problems.by_row:
+            report.rejected = sorted(problems.by_row.values(), key=lambda p: p.line)
+            raise LoadRejectedError(
+                f"{raw.source}: {report.rejected[0].reason} "
+                f"(第{report.rejected[0].line}行 line {report.rejected[0].line})",
+                report,
+            )
+        ok = ~problems.mask(len(typed)) & ~superseded
+        staged = typed[ok].copy()
+        staged.insert(0, "_row", np.arange(1, ok.sum() + 1))
+        staged.insert(1, "_line", raw.lines[ok])
+        if geoms is not None:
+            g = geoms[ok]
+            if kind.name == "buildings":
+                is_poly = np.isin(shapely.get_type_id(g), [3, 6])
+                staged["footprint"] = gpd.GeoSeries(
+                    np.where(is_poly, g, None), crs=STORAGE_EPSG, index=staged.index
+                )
+                g = np.where(is_poly, shapely.point_on_surface(g), g)
+            staged["geom"] = gpd.GeoSeries(g, crs=STORAGE_EPSG, index=staged.index)
+        say(f"写入 staging {len(staged):,} rows")
+        _stage(conn, kind, staged)
+        for sql in kind.derive:
+            conn.execute(text(sql))
+        refused = [
+            RowProblem(raw.source, int(line), fld, None, err)
+            for line, fld, err in conn.execute(
+                text(
+                    "SELECT _line, _field, _error FROM stage_load WHERE _error IS NOT NULL "
+                    "ORDER BY _row"
+                )
+            )
+        ]
+        if refused and options.strict:
+            report.rejected = refused[:1]
+            raise LoadRejectedError(
+                f"{raw.source}: {refused[0].reason} (line {refused[0].line})", report
+            )
+        lines: dict[int, int] = {
+            int(r): int(ln) for r, ln in conn.execute(text("SELECT _row, _line FROM stage_load"))
+        }
+        n = len(staged)
+        present = set(typed.columns) | ({"geometry"} if geoms is not None else set())
+        sql = kind.insert_sql(present)
+        flags = _upsert(conn, sql, 1, n, report, lines, options.strict) if n else []
+        for sql in kind.after:
+            conn.execute(text(sql))
+        report.inserted = sum(flags)
+        report.updated = len(flags) - report.inserted
+        report.rejected = sorted(
+            [*problems.by_row.values(), *refused, *report.rejected], key=lambda p: p.line
+        )
+        report.unchanged = (
+            report.rows_read
+            - report.inserted
+            - report.updated
+            - len(report.rejected)
+            - report.duplicates
+        )
+        post = POST_CHECKS.get(kind.name)
+        if post:
+            post(conn, report)
+        if options.dry_run:
+            conn.rollback()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _superseded(typed: pd.DataFrame, kind: Kind, report: LoadReport) -> np.ndarray:
+    """Rows repeating a later row's natural key in the same file: the last one wins (as
+    loading them one after another would), the others are left out and counted."""
+    key = [k for k in kind.key if k in typed]
+    if not key:
+        return np.zeros(len(typed), dtype=bool)
+    dup = (
+        typed.duplicated(subset=key, keep="last").to_numpy()
+        & typed[key].notna().all(axis=1).to_numpy()
+    )
+    report.duplicates = int(dup.sum())
+    if dup.any():
+        report.warnings.append(
+            f"{report.duplicates} 行与后面的行编码重复，以最后一行为准 / rows repeat a later "
+            f"row's key ({', '.join(key)}); the last one wins"
+        )
+    return dup
+
+
+# --- kind-specific Python steps -----------------------------------------------------------
+
+
+def _prepare_incidents(
+    conn: Connection, typed: pd.DataFrame, problems: _Problems, options: Options
+) -> None:
+    """Category by code or name; title from the category; deadline from its time limit."""
+    cats = conn.execute(
+        text(
+            "SELECT code, name_zh, name_en, limit_value, limit_unit FROM incident_category "
+            "WHERE length(code) = 4"
+        )
+    ).all()
+    lookup = {}
+    for code, zh, en, *_ in cats:
+        for w in (code, zh, en):
+            lookup[w.casefold()] = code
+    limits = {c: (v, u) for c, _zh, _en, v, u in cats}
+    names = {c: zh for c, zh, *_ in cats}
+    raw = typed["category_code"]
+    code = raw.map(lambda v: None if v is None else lookup.get(str(v).casefold()))
+    bad = raw.notna() & code.isna()
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())
+        problems.add(
+            rows,
+            "category_code",
+            raw.iloc[rows].tolist(),
+            "未知事件类型（需小类编码或名称，如 0301 或 违规停车）/ unknown category: give "
+            "a subcategory code or name, e.g. 0301 or 违规停车",
+        )
+    typed["category_code"] = code
+    if "title" not in typed:
+        typed["title"] = None
+    typed["title"] = typed["title"].where(typed["title"].notna(), code.map(names))
+    if "occurred_at" in typed:
+        late = (typed["occurred_at"] > typed["reported_at"]).fillna(False).to_numpy()
+        if late.any():
+            rows = np.flatnonzero(late)
+            problems.add(
+                rows,
+                "occurred_at",
+                typed["occurred_at"].iloc[rows].astype(str).tolist(),
+                "发生时间晚于上报时间 / occurred after it was reported",
+            )
+    if "due_at" not in typed:
+        typed["due_at"] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[us, UTC]")
+    need = (typed["due_at"].isna() & code.notna() & typed["reported_at"].notna()).to_numpy()
+    if need.any():
+        rows = np.flatnonzero(need)
+        sub = typed.iloc[rows]
+        value = sub["category_code"].map(lambda c: limits[c][0])
+        unit = sub["category_code"].map(lambda c: limits[c][1])
+        try:
+            typed.loc[typed.index[rows], "due_at"] = due_at(
+                sub["reported_at"], value, unit, tz=options.timezone
+            ).to_numpy()
+        except CalendarNotCoveredError as exc:
+            problems.add(rows, "reported_at", sub["reported_at"].astype(str).tolist(), str(exc))
+
+
+PREPARE: dict[str, Callable[[Connection, pd.DataFrame, _Problems, Options], None]] = {
+    "incidents": _prepare_incidents,
+}
+
+
+def _post_grids(conn: Connection, report: LoadReport) -> None:
+    """Overlaps with neighbouring grids and gaps inside each community, with their area."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT a.code, b.code,
+                   ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), :srid)) AS m2
+              FROM grid a JOIN grid b ON a.code < b.code AND ST_Intersects(a.geom, b.geom)
+             WHERE (a.code IN (SELECT code FROM stage_load) OR b.code IN
+                    (SELECT code FROM stage_load))
+               AND ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), :srid)) > 1
+            """
+        ),
+        {"srid": _metric_srid(conn)},
+    ).all()
+    for a, b, m2 in rows:
+        report.warnings.append(f"网格重叠 / grids overlap: {a} × {b}: {m2:,.0f} m²")
+
+
+def _metric_srid(conn: Connection) -> int:
+    from store.crs import gk_zone_epsg
+
+    lon = conn.execute(text("SELECT ST_X(ST_Centroid(ST_Extent(geom)::geometry)) FROM grid"))
+    value = lon.scalar_one()
+    return gk_zone_epsg(value if value is not None else 120.0)
+
+
+def _post_points(conn: Connection, report: LoadReport) -> None:
+    n = conn.execute(
+        text("SELECT count(*) FROM stage_load WHERE _error IS NULL AND grid_code IS NULL")
+    ).scalar_one()
+    if n:
+        report.warnings.append(
+            f"{n} 个点不在任何网格内（已保留）/ points outside every grid (kept, flagged)"
+        )
+
+
+POST_CHECKS: dict[str, Callable[[Connection, LoadReport], None]] = {
+    "grids": _post_grids,
+    "buildings": _post_points,
+    "incidents": _post_points,
+}
+
+
+def print_progress(message: str) -> None:
+    """Progress lines on stderr (when a person is watching)."""
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr, flush=True)
