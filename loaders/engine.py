@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from loaders import coords
 from loaders.columns import MissingColumnError, load_mapping, resolve_columns
 from loaders.kinds import KINDS, SQL_TYPES, Kind
-from loaders.read import RawTable, read_table
+from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import InputError, sniff_format
 from store import vocab
@@ -352,7 +352,8 @@ def _guard_offset(
 # --- the load ---------------------------------------------------------------------------
 
 
-def _stage(conn: Connection, kind: Kind, staged: pd.DataFrame) -> None:
+def _create_stage(conn: Connection, kind: Kind) -> None:
+    """The temporary staging table of one load (dropped at commit)."""
     cols = ["_row bigint", "_line bigint", "_error text", "_field text"]
     for name, ftype in kind.fields.items():
         cols.append(f"{name} {SQL_TYPES.get(ftype, 'text')}")
@@ -363,8 +364,6 @@ def _stage(conn: Connection, kind: Kind, staged: pd.DataFrame) -> None:
         cols.append("geom geometry")
     conn.execute(text("DROP TABLE IF EXISTS stage_load"))
     conn.execute(text(f"CREATE TEMP TABLE stage_load ({', '.join(cols)}) ON COMMIT DROP"))
-    copy_frame(conn, "stage_load", staged)
-    conn.execute(text("ANALYZE stage_load"))
 
 
 def _upsert(
@@ -398,21 +397,8 @@ def _upsert(
         )
 
 
-def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> LoadReport:
-    """Load ``path`` as ``kind_name``; return the report (raise :class:`LoadRejectedError`
-    when the file is refused as a whole, :class:`loaders.sniff.InputError` when it cannot
-    be read)."""
-    t0 = time.perf_counter()
-    kind = KINDS[kind_name]
-    say = options.progress or (lambda _m: None)
-    sniffed = sniff_format(path)
-    raw = read_table(sniffed, encoding=options.encoding)
-    report = LoadReport(
-        kind=kind.name, file=raw.source, rows_read=len(raw.frame), dry_run=options.dry_run
-    )
-    report.warnings += list(sniffed.warnings)
-    say(f"读取 read {len(raw.frame):,} rows from {raw.source}")
-    mapping = load_mapping(options.mapping) if options.mapping else None
+def _columns(raw: RawTable, kind: Kind, mapping: dict[str, str] | None) -> dict[str, str]:
+    """Canonical field → header for this file, or a clear error naming what is missing."""
     geometry_inputs = GEOMETRY_FIELDS if kind.geometry and raw.geometry is None else ()
     cols = resolve_columns(
         list(raw.frame.columns),
@@ -434,71 +420,116 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
             missing=["lon", "lat"],
             found=list(raw.frame.columns),
         )
-    frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
-    problems = _Problems(raw.source, raw.lines)
-    typed = parse_fields(frame, kind, problems, options.timezone)
-    explicit_crs = options.crs is not None
-    spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
-    geoms = build_geometry(raw, frame, kind, spec, problems, report) if kind.geometry else None
-    superseded = _superseded(typed, kind, report)
-    with engine.begin() as conn:
-        prepare = PREPARE.get(kind.name)
-        if prepare:
-            prepare(conn, typed, problems, options)
-        if geoms is not None:
-            _guard_offset(conn, geoms, spec, explicit_crs, raw.source)
-        if options.strict and problems.by_row:
-            report.rejected = sorted(problems.by_row.values(), key=lambda p: p.line)
-            raise LoadRejectedError(
-                f"{raw.source}: {report.rejected[0].reason} "
-                f"(第{report.rejected[0].line}行 line {report.rejected[0].line})",
-                report,
+    return cols
+
+
+def _staged(
+    typed: pd.DataFrame,
+    geoms: np.ndarray | None,
+    ok: np.ndarray,
+    lines: np.ndarray,
+    kind: Kind,
+    first_row: int,
+) -> pd.DataFrame:
+    """The good rows of a chunk as staging rows, numbered from ``first_row``."""
+    staged = typed[ok].copy()
+    staged.insert(0, "_row", np.arange(first_row, first_row + int(ok.sum())))
+    staged.insert(1, "_line", lines[ok])
+    if geoms is not None:
+        g = geoms[ok]
+        if kind.name == "buildings":
+            is_poly = np.isin(shapely.get_type_id(g), [3, 6])
+            staged["footprint"] = gpd.GeoSeries(
+                np.where(is_poly, g, None), crs=STORAGE_EPSG, index=staged.index
             )
-        ok = ~problems.mask(len(typed)) & ~superseded
-        staged = typed[ok].copy()
-        staged.insert(0, "_row", np.arange(1, ok.sum() + 1))
-        staged.insert(1, "_line", raw.lines[ok])
-        if geoms is not None:
-            g = geoms[ok]
-            if kind.name == "buildings":
-                is_poly = np.isin(shapely.get_type_id(g), [3, 6])
-                staged["footprint"] = gpd.GeoSeries(
-                    np.where(is_poly, g, None), crs=STORAGE_EPSG, index=staged.index
-                )
-                g = np.where(is_poly, shapely.point_on_surface(g), g)
-            staged["geom"] = gpd.GeoSeries(g, crs=STORAGE_EPSG, index=staged.index)
-        say(f"写入 staging {len(staged):,} rows")
-        _stage(conn, kind, staged)
+            g = np.where(is_poly, shapely.point_on_surface(g), g)
+        staged["geom"] = gpd.GeoSeries(g, crs=STORAGE_EPSG, index=staged.index)
+    return staged
+
+
+def _refuse(report: LoadReport, problems: list[RowProblem]) -> LoadRejectedError:
+    report.rejected = sorted(problems, key=lambda p: p.line)
+    first = report.rejected[0]
+    return LoadRejectedError(
+        f"{report.file}: {first.reason} (第{first.line}行 line {first.line}"
+        + (f", {first.field}" if first.field else "")
+        + ")",
+        report,
+    )
+
+
+def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> LoadReport:
+    """Load ``path`` as ``kind_name``; return the report (raise :class:`LoadRejectedError`
+    when the file is refused as a whole, :class:`loaders.sniff.InputError` when it cannot
+    be read).
+
+    A CSV is streamed in chunks (:data:`loaders.read.CHUNK_ROWS`): each chunk is checked
+    and staged in the database, so the loader's memory stays flat however long the file;
+    the whole file still lands in one transaction, or not at all."""
+    t0 = time.perf_counter()
+    kind = KINDS[kind_name]
+    say = options.progress or (lambda _m: None)
+    sniffed = sniff_format(path)
+    report = LoadReport(kind=kind.name, file=sniffed.path.name, dry_run=options.dry_run)
+    report.warnings += list(sniffed.warnings)
+    mapping = load_mapping(options.mapping) if options.mapping else None
+    early: list[RowProblem] = []
+    present: set[str] = set()
+    next_row = 1
+    with engine.begin() as conn:
+        for number, raw in enumerate(iter_table(sniffed, encoding=options.encoding)):
+            report.rows_read += len(raw.frame)
+            if number == 0:
+                cols = _columns(raw, kind, mapping)
+                spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
+                _create_stage(conn, kind)
+            frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
+            problems = _Problems(raw.source, raw.lines)
+            typed = parse_fields(frame, kind, problems, options.timezone)
+            geoms = (
+                build_geometry(raw, frame, kind, spec, problems, report) if kind.geometry else None
+            )
+            prepare = PREPARE.get(kind.name)
+            if prepare:
+                prepare(conn, typed, problems, options)
+            if number == 0 and geoms is not None:
+                _guard_offset(conn, geoms, spec, options.crs is not None, raw.source)
+            if options.strict and problems.by_row:
+                raise _refuse(report, list(problems.by_row.values()))
+            ok = ~problems.mask(len(typed))
+            staged = _staged(typed, geoms, ok, raw.lines, kind, next_row)
+            next_row += len(staged)
+            copy_frame(conn, "stage_load", staged)
+            early += problems.by_row.values()
+            present |= set(typed.columns) | ({"geometry"} if geoms is not None else set())
+            say(f"已检查 checked {report.rows_read:,} rows")
+        conn.execute(text("ANALYZE stage_load"))
+        report.duplicates = _mark_superseded(conn, kind, report)
         for sql in kind.derive:
             conn.execute(text(sql))
         refused = [
-            RowProblem(raw.source, int(line), fld, None, err)
+            RowProblem(report.file, int(line), fld, None, err)
             for line, fld, err in conn.execute(
                 text(
                     "SELECT _line, _field, _error FROM stage_load WHERE _error IS NOT NULL "
-                    "ORDER BY _row"
-                )
+                    "AND _error <> :sup ORDER BY _row"
+                ),
+                {"sup": SUPERSEDED},
             )
         ]
         if refused and options.strict:
-            report.rejected = refused[:1]
-            raise LoadRejectedError(
-                f"{raw.source}: {refused[0].reason} (line {refused[0].line})", report
-            )
+            raise _refuse(report, refused)
         lines: dict[int, int] = {
             int(r): int(ln) for r, ln in conn.execute(text("SELECT _row, _line FROM stage_load"))
         }
-        n = len(staged)
-        present = set(typed.columns) | ({"geometry"} if geoms is not None else set())
+        say(f"写入 writing {next_row - 1:,} rows")
         sql = kind.insert_sql(present)
-        flags = _upsert(conn, sql, 1, n, report, lines, options.strict) if n else []
-        for sql in kind.after:
-            conn.execute(text(sql))
+        flags = _upsert(conn, sql, 1, next_row - 1, report, lines, options.strict)
+        for statement in kind.after:
+            conn.execute(text(statement))
         report.inserted = sum(flags)
         report.updated = len(flags) - report.inserted
-        report.rejected = sorted(
-            [*problems.by_row.values(), *refused, *report.rejected], key=lambda p: p.line
-        )
+        report.rejected = sorted([*early, *refused, *report.rejected], key=lambda p: p.line)
         report.unchanged = (
             report.rows_read
             - report.inserted
@@ -515,23 +546,22 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
     return report
 
 
-def _superseded(typed: pd.DataFrame, kind: Kind, report: LoadReport) -> np.ndarray:
+#: The staging mark of a row a later row of the same file replaces.
+SUPERSEDED = "__superseded__"
+
+
+def _mark_superseded(conn: Connection, kind: Kind, report: LoadReport) -> int:
     """Rows repeating a later row's natural key in the same file: the last one wins (as
-    loading them one after another would), the others are left out and counted."""
-    key = [k for k in kind.key if k in typed]
-    if not key:
-        return np.zeros(len(typed), dtype=bool)
-    dup = (
-        typed.duplicated(subset=key, keep="last").to_numpy()
-        & typed[key].notna().all(axis=1).to_numpy()
-    )
-    report.duplicates = int(dup.sum())
-    if dup.any():
+    loading them one after another would); the others are left out and counted."""
+    if not kind.key:
+        return 0
+    n = conn.execute(text(kind.supersede_sql()), {"sup": SUPERSEDED}).rowcount
+    if n:
         report.warnings.append(
-            f"{report.duplicates} 行与后面的行编码重复，以最后一行为准 / rows repeat a later "
-            f"row's key ({', '.join(key)}); the last one wins"
+            f"{n} 行与后面的行编码重复，以最后一行为准 / rows repeat a later row's key "
+            f"({', '.join(kind.key)}); the last one wins"
         )
-    return dup
+    return int(n)
 
 
 # --- kind-specific Python steps -----------------------------------------------------------

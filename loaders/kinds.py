@@ -88,6 +88,16 @@ class Kind:
         ]
         return self.prefix + _upsert(self.table, self.columns, self.conflict, update_columns=keep)
 
+    def supersede_sql(self) -> str:
+        """Marks (``_error = :sup``) every staged row whose natural key a later row of the
+        same file repeats."""
+        key = ", ".join(self.key)
+        return (
+            "UPDATE stage_load s SET _error = :sup FROM (SELECT _row, row_number() OVER "
+            f"(PARTITION BY {key} ORDER BY _row DESC) AS rn FROM stage_load "
+            "WHERE _error IS NULL) d WHERE s._row = d._row AND d.rn > 1"
+        )
+
     def _reads_present(self, expr: str, present: set[str]) -> bool:
         """Whether ``expr`` reads an input field of the file (or only derived values)."""
         read = {DERIVED_FROM.get(f, f) for f in re.findall(r"\bs\.(\w+)", expr)}

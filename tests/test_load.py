@@ -301,3 +301,29 @@ def test_killed_mid_load_leaves_the_store_as_it_was(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     assert _counts(fresh_engine) == before
+
+
+def test_streaming_in_chunks_changes_nothing_but_memory(
+    fresh_engine: Engine, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 7 rows: a duplicate across chunks is still caught (the last row wins), a
+    bad row in a later chunk keeps its true line number."""
+    import loaders.read
+
+    monkeypatch.setattr(loaders.read, "CHUNK_ROWS", 7)
+    for kind, f in ORDER[:5]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    frame = files["incidents_frame"].head(30).astype(object)
+    frame.loc[25, "code"] = frame.loc[3, "code"]  # same incident again, 3 chunks later
+    frame.loc[25, "title"] = "后来的更正"
+    frame.loc[19, "reported_at"] = "不是时间"  # line 21, in the third chunk
+    path = tmp_path / "chunked.csv"
+    frame.to_csv(path, index=False)
+    report = load_file(fresh_engine, "incidents", path, Options())
+    assert [(p.line, p.field) for p in report.rejected] == [(21, "reported_at")]
+    assert (report.duplicates, report.inserted) == (1, 28)
+    with fresh_engine.connect() as conn:
+        title = conn.execute(
+            text("SELECT title FROM incident WHERE code = :c"), {"c": frame.loc[3, "code"]}
+        ).scalar_one()
+    assert title == "后来的更正"
