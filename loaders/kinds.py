@@ -60,6 +60,12 @@ class Kind:
         SQL run once after the rows are written.
     key
         The natural key, for duplicate detection inside one file.
+    append_only
+        Rows already stored are left alone (``ON CONFLICT … DO NOTHING``) even when the
+        file says something else about them: for logs that are never updated.
+    inserted
+        The ``RETURNING`` expression that is true for a row inserted (not updated).
+        ``xmax = 0`` unless the table is partitioned (no system columns there).
     """
 
     name: str
@@ -73,10 +79,15 @@ class Kind:
     key: tuple[str, ...]
     conflict: str = "code"
     prefix: str = ""
+    #: Every foreign key of ``table`` is checked by ``derive`` (or a Python step) before
+    #: the write, so a big batch may re-check the keys once at the end instead of per row.
+    references_checked: bool = False
     geometry_required: bool = True
     extra: dict[str, str] = field(default_factory=dict)
     derive: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    append_only: bool = False
+    inserted: str = "xmax = 0"
 
     def insert_sql(self, present: set[str]) -> str:
         """The upsert for a file holding the fields ``present``: gets ``:lo`` and ``:hi``
@@ -84,9 +95,13 @@ class Kind:
         keep = [
             c
             for c, expr in self.columns.items()
-            if c not in self.conflict.split(", ") and self._reads_present(expr, present)
+            if not self.append_only
+            and c not in _key_columns(self.conflict)
+            and self._reads_present(expr, present)
         ]
-        return self.prefix + _upsert(self.table, self.columns, self.conflict, update_columns=keep)
+        return self.prefix + _upsert(
+            self.table, self.columns, self.conflict, update_columns=keep, inserted=self.inserted
+        )
 
     def supersede_sql(self) -> str:
         """Marks (``_error = :sup``) every staged row whose natural key a later row of the
@@ -108,20 +123,32 @@ class Kind:
 def _mark(condition: str, field_name: str, reason: str) -> str:
     """A derive statement rejecting the rows where ``condition`` holds (reason bilingual;
     static text written here, never user input)."""
+    reason = reason.replace("'", "''")
     return (
         f"UPDATE stage_load SET _error = '{reason}', _field = '{field_name}' "
         f"WHERE _error IS NULL AND ({condition})"
     )
 
 
+def _key_columns(key: str) -> set[str]:
+    """The columns a conflict target names (``"worker_id, log_date, md5(body)"`` → worker_id,
+    log_date, body and, harmlessly, md5)."""
+    return set(re.findall(r"\w+", key))
+
+
 def _upsert(
-    table: str, columns: dict[str, str], key: str, *, update_columns: list[str] | None = None
+    table: str,
+    columns: dict[str, str],
+    key: str,
+    *,
+    update_columns: list[str] | None = None,
+    inserted: str = "xmax = 0",
 ) -> str:
     cols = list(columns)
     select = ", ".join(columns[c] for c in cols)
     target = ", ".join(cols)
     if update_columns is None or update_columns:
-        changed = update_columns or [c for c in cols if c not in key.split(", ")]
+        changed = update_columns or [c for c in cols if c not in _key_columns(key)]
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in changed)
         distinct = (
             f"({', '.join(f'{table}.{c}' for c in changed)}) IS DISTINCT FROM "
@@ -133,7 +160,7 @@ def _upsert(
     return (
         f"INSERT INTO {table} ({target}) SELECT {select} FROM stage_load s "
         f"WHERE s._error IS NULL AND s._row BETWEEN :lo AND :hi ORDER BY s._row "
-        f"{conflict} RETURNING (xmax = 0)"
+        f"{conflict} RETURNING ({inserted})"
     )
 
 
@@ -164,7 +191,19 @@ _STREET_KNOWN = _mark(
     "street_code",
     "不在任何街道内，且未给出街道编码 / outside every street and no street_code given",
 )
-_POINT_AREA = (_GRID_EXISTS, _GRID_BY_POINT, _STREET_FROM_GRID, _STREET_BY_POINT, _STREET_KNOWN)
+_STREET_EXISTS = _mark(
+    "NOT EXISTS (SELECT 1 FROM admin_unit a WHERE a.code = street_code AND a.level = 'street')",
+    "street_code",
+    "街道编码不存在，请先导入街道 / no such street: load the streets first",
+)
+_POINT_AREA = (
+    _GRID_EXISTS,
+    _GRID_BY_POINT,
+    _STREET_FROM_GRID,
+    _STREET_BY_POINT,
+    _STREET_KNOWN,
+    _STREET_EXISTS,
+)
 
 
 def _worker(field_name: str = "worker_code", *, required: bool = True) -> tuple[str, ...]:
@@ -371,6 +410,7 @@ _register(
     Kind(
         name="buildings",
         table="building",
+        references_checked=True,
         help_zh="楼栋：编码、地址、层数、用途、点位（或轮廓面）；网格与街道按位置确定",
         help_en="buildings: code, address, floors, use, point (or footprint); grid and street "
         "from the location",
@@ -404,6 +444,7 @@ _register(
     Kind(
         name="incidents",
         table="incident",
+        references_checked=True,
         help_zh="事件：编号、事件类型(编码或名称)、来源、等级、标题、描述、地址、发生时间、上报时间、"
         "办理时限、上报人编码、网格编码、点位",
         help_en="incidents: code, category (code or name), source, severity, title, "
@@ -443,6 +484,362 @@ _register(
             "grid_code": "s.grid_code",
             "street_code": "s.street_code",
             "geom": "s.geom",
+        },
+    )
+)
+
+# --- housing, places, facilities -----------------------------------------------------------
+
+#: Resident counts of a housing unit, and the sensitive special-group counts kept apart
+#: (housing_special_count: stricter access rules apply to it alone).
+HOUSING_COUNTS = (
+    "n_registered",
+    "n_floating",
+    "n_elderly_alone",
+    "n_low_income",
+    "n_disabled",
+    "n_veterans",
+    "n_party_members",
+)
+SPECIAL_COUNTS = (
+    "n_released_prisoners",
+    "n_community_correction",
+    "n_drug_users",
+    "n_severe_mental_illness",
+    "n_key_youth",
+)
+_SPECIAL_STAGED = ", ".join(f"coalesce(s.{c}, 0)" for c in SPECIAL_COUNTS)
+_SPECIAL_STORED = ", ".join(f"x.{c}" for c in SPECIAL_COUNTS)
+_UNIT_OF_ROW = (
+    "FROM stage_load s JOIN housing_unit h ON h.building_id = s.building_id "
+    "AND h.unit_no = s.unit_no"
+)
+
+_register(
+    Kind(
+        name="housing",
+        table="housing_unit",
+        help_zh="房屋：楼栋编码、房号、用途、居住状态(自住/出租/借住/空置)、户籍/流动人口及各类人数；"
+        "特殊人群人数（刑满释放、社区矫正、吸毒、严重精神障碍、重点青少年）另存",
+        help_en="housing units: building code, unit number, use, occupancy (owner, rented, lent, "
+        "vacant), registered/floating residents and category counts; special-group counts "
+        "kept apart",
+        fields={
+            "building_code": "text",
+            "unit_no": "text",
+            "use": "vocab:housing_use",
+            "occupancy": "vocab:occupancy",
+            **dict.fromkeys(HOUSING_COUNTS, "int"),
+            **dict.fromkeys(SPECIAL_COUNTS, "int"),
+            "updated_on": "date",
+        },
+        required=("building_code", "unit_no", "occupancy"),
+        geometry=None,
+        geometry_required=False,
+        key=("building_code", "unit_no"),
+        conflict="building_id, unit_no",
+        extra={"building_id": "bigint", **AREA_EXTRA},
+        derive=(
+            # a unit carries its building's codes (composite foreign keys)
+            "UPDATE stage_load s SET building_id = b.id, grid_code = b.grid_code, "
+            "street_code = b.street_code FROM building b WHERE b.code = s.building_code",
+            _mark(
+                "building_id IS NULL",
+                "building_code",
+                "找不到该楼栋编码，请先导入楼栋 / no building with this code: load the buildings "
+                "first",
+            ),
+            # checked here, not left to the database: these are written by `after`, outside
+            # the per-row bisection
+            *(
+                _mark(
+                    f"{c} NOT BETWEEN 0 AND 50",
+                    c,
+                    "特殊人群人数应在0到50之间 / a special-group count is between 0 and 50",
+                )
+                for c in SPECIAL_COUNTS
+            ),
+        ),
+        columns={
+            "building_id": "s.building_id",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+            "unit_no": "s.unit_no",
+            "use": "coalesce(s.use, 'residential')",
+            "occupancy": "s.occupancy",
+            **{c: f"coalesce(s.{c}, 0)" for c in HOUSING_COUNTS},
+        },
+        after=(
+            # special-group counts: only units with any non-zero count have a row; its date
+            # is the file's, else kept while the counts stay the same, else today
+            "INSERT INTO housing_special_count (housing_unit_id, grid_code, street_code, "
+            f"{', '.join(SPECIAL_COUNTS)}, updated_on) "
+            f"SELECT h.id, h.grid_code, h.street_code, {_SPECIAL_STAGED}, "
+            "CASE WHEN s.updated_on IS NOT NULL THEN s.updated_on "
+            f"WHEN ({_SPECIAL_STORED}) = ({_SPECIAL_STAGED}) THEN x.updated_on "
+            f"ELSE CURRENT_DATE END {_UNIT_OF_ROW} "
+            "LEFT JOIN housing_special_count x ON x.housing_unit_id = h.id "
+            f"WHERE s._error IS NULL AND GREATEST({_SPECIAL_STAGED}) > 0 "
+            "ON CONFLICT (housing_unit_id) DO UPDATE SET grid_code = EXCLUDED.grid_code, "
+            "street_code = EXCLUDED.street_code, "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in SPECIAL_COUNTS)
+            + ", updated_on = EXCLUDED.updated_on WHERE ("
+            + ", ".join(
+                f"housing_special_count.{c}"
+                for c in ("grid_code", "street_code", *SPECIAL_COUNTS, "updated_on")
+            )
+            + ") IS DISTINCT FROM ("
+            + ", ".join(
+                f"EXCLUDED.{c}" for c in ("grid_code", "street_code", *SPECIAL_COUNTS, "updated_on")
+            )
+            + ")",
+            # a unit the file gives special-group columns for, all zero: its row goes
+            "DELETE FROM housing_special_count x USING stage_load s JOIN housing_unit h "
+            "ON h.building_id = s.building_id AND h.unit_no = s.unit_no "
+            f"WHERE x.housing_unit_id = h.id AND s._error IS NULL "
+            f"AND num_nonnulls({', '.join(f's.{c}' for c in SPECIAL_COUNTS)}) > 0 "
+            f"AND GREATEST({_SPECIAL_STAGED}) = 0",
+        ),
+    )
+)
+
+# A key place or facility drawn as an outline is kept as a point inside it.
+_POINT_ON_SURFACE = (
+    "UPDATE stage_load SET geom = ST_PointOnSurface(geom) "
+    "WHERE geom IS NOT NULL AND GeometryType(geom) <> 'POINT'"
+)
+
+_register(
+    Kind(
+        name="places",
+        table="key_place",
+        help_zh="重点场所/单位：编码、名称、类型(市场、学校、医院…)、地址、点位；网格与街道按位置确定",
+        help_en="key places and units: code, name, kind (market, school, hospital…), address, "
+        "point; grid and street from the location",
+        fields={
+            "code": "text",
+            "name": "text",
+            "kind": "vocab:place_kind",
+            "address": "text",
+            "grid_code": "text",
+            "street_code": "text",
+        },
+        required=("code", "name", "kind"),
+        geometry="point",
+        key=("code",),
+        derive=(_POINT_ON_SURFACE, *_POINT_AREA),
+        columns={
+            "code": "s.code",
+            "name": "s.name",
+            "kind": "s.kind",
+            "address": "s.address",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+            "geom": "s.geom",
+        },
+    )
+)
+
+_register(
+    Kind(
+        name="facilities",
+        table="facility",
+        help_zh="设施：编码、类型(天网/雪亮摄像头、消防栓、应急物资点、AED)、名称、摄像头可视半径(米)、"
+        "点位；网格与街道按位置确定",
+        help_en="facilities: code, kind (cameras, hydrant, emergency supplies, AED), name, "
+        "camera view radius (m), point; grid and street from the location",
+        fields={
+            "code": "text",
+            "kind": "vocab:facility_kind",
+            "name": "text",
+            "view_radius_m": "float",
+            "grid_code": "text",
+            "street_code": "text",
+        },
+        required=("code", "kind"),
+        geometry="point",
+        key=("code",),
+        derive=(
+            _mark(
+                "(left(kind, 6) = 'camera') <> (view_radius_m IS NOT NULL)",
+                "view_radius_m",
+                "摄像头须填可视半径，其他设施不填 / a camera needs its view radius, other "
+                "facilities have none",
+            ),
+            _mark(
+                "view_radius_m NOT BETWEEN 1 AND 1000",
+                "view_radius_m",
+                "可视半径应在1到1000米之间 / the view radius is 1 to 1000 m",
+            ),
+            _POINT_ON_SURFACE,
+            *_POINT_AREA,
+        ),
+        columns={
+            "code": "s.code",
+            "kind": "s.kind",
+            "name": "s.name",
+            "view_radius_m": "s.view_radius_m",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+            "geom": "s.geom",
+        },
+    )
+)
+
+# --- incident transitions -------------------------------------------------------------------
+
+_register(
+    Kind(
+        name="transitions",
+        table="incident_transition",
+        help_zh="事件流转：事件编号、时间、目标状态(编码或名称)、层级、处理人、备注、延期至；"
+        "按事件和时间顺序追加，已有的步骤不变",
+        help_en="incident transitions: incident code, time, new status (code or label), tier, "
+        "actor, note, new due time; appended in time order per incident, steps already "
+        "stored are left as they are",
+        fields={
+            "incident_code": "text",
+            "at": "timestamp",
+            "to_status": "vocab:incident_status",
+            "tier": "vocab:tier",
+            "actor": "text",
+            "note": "text",
+            "new_due_at": "timestamp",
+        },
+        required=("incident_code", "at", "to_status", "actor"),
+        geometry=None,
+        geometry_required=False,
+        key=("incident_code", "at", "to_status"),
+        conflict="incident_id, at, to_status",
+        append_only=True,
+        extra={"incident_id": "bigint", **AREA_EXTRA},
+        derive=(
+            "UPDATE stage_load s SET incident_id = i.id, grid_code = i.grid_code, "
+            "street_code = i.street_code FROM incident i WHERE i.code = s.incident_code",
+            _mark(
+                "incident_id IS NULL",
+                "incident_code",
+                "找不到该事件编号，请先导入事件 / no incident with this code: load the incidents "
+                "first",
+            ),
+            # no tier given: the tier of the step before (in the file, else as stored)
+            "UPDATE stage_load s SET tier = coalesce((SELECT p.tier FROM stage_load p "
+            "WHERE p.incident_id = s.incident_id AND p.tier IS NOT NULL AND p._error IS NULL "
+            "AND (p.at, p._row) < (s.at, s._row) ORDER BY p.at DESC, p._row DESC LIMIT 1), "
+            "(SELECT i.tier FROM incident i WHERE i.id = s.incident_id), 'grid') "
+            "WHERE s.tier IS NULL AND s._error IS NULL",
+            # written in time order per incident (the workflow trigger checks each step
+            # against the one before), also when bisection retries a part of the file
+            "UPDATE stage_load s SET _row = o.n FROM (SELECT _row AS old, row_number() OVER "
+            "(ORDER BY incident_id, at, _row) AS n FROM stage_load) o "
+            "WHERE s._row = o.old AND s._row <> o.n",
+        ),
+        columns={
+            "incident_id": "s.incident_id",
+            "at": "s.at",
+            "to_status": "s.to_status",
+            "tier": "s.tier",
+            "actor": "s.actor",
+            "note": "s.note",
+            "new_due_at": "s.new_due_at",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+        },
+    )
+)
+
+# --- patrols and logs -----------------------------------------------------------------------
+
+_register(
+    Kind(
+        name="patrols",
+        table="patrol_fix",
+        help_zh="巡查定位点(GPX 轨迹或表格)：人员编码(GPX 取轨迹名称)、定位时间、精度(米)、点位；"
+        "网格按位置确定（边界附近可能是邻街网格），街道为人员所属街道",
+        help_en="patrol GPS fixes (GPX tracks or tables): worker code (GPX: the track name), "
+        "fix time, accuracy (m), point; grid from the location (near a boundary possibly "
+        "another street's), street = the worker's",
+        fields={"worker_code": "text", "fixed_at": "timestamp", "accuracy_m": "float"},
+        required=("worker_code", "fixed_at"),
+        geometry="point",
+        key=("worker_code", "fixed_at"),
+        conflict="worker_id, fixed_at",
+        # partitioned: no xmax. A subquery in RETURNING sees the table as it was before the
+        # statement, so a row found there was updated, not inserted.
+        inserted="NOT EXISTS (SELECT 1 FROM patrol_fix o WHERE o.worker_id = "
+        "patrol_fix.worker_id AND o.fixed_at = patrol_fix.fixed_at)",
+        extra={"worker_id": "bigint", "worker_street": "text", **AREA_EXTRA},
+        derive=(
+            *_worker(),
+            _mark(
+                "accuracy_m NOT BETWEEN 0 AND 100000",
+                "accuracy_m",
+                "定位精度应在0到100000米之间 / accuracy is 0 to 100,000 m",
+            ),
+            _GRID_BY_POINT,
+            "UPDATE stage_load SET street_code = worker_street",
+        ),
+        columns={
+            "worker_id": "s.worker_id",
+            "fixed_at": "s.fixed_at",
+            "accuracy_m": "s.accuracy_m",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+            "geom": "s.geom",
+        },
+    )
+)
+
+_register(
+    Kind(
+        name="worklogs",
+        table="work_log",
+        help_zh="民情日志/工作日志：人员编码、日期、类型(默认民情日志)、网格编码(默认该人员负责的网格)、"
+        "内容",
+        help_en="work logs: worker code, date, kind (default public-sentiment log), grid code "
+        "(default: the worker's grid), text",
+        fields={
+            "worker_code": "text",
+            "log_date": "date",
+            "kind": "vocab:log_kind",
+            "grid_code": "text",
+            "body": "text",
+        },
+        required=("worker_code", "log_date", "body"),
+        geometry=None,
+        geometry_required=False,
+        key=("worker_code", "log_date", "body"),
+        conflict="worker_id, log_date, md5(body)",
+        extra={"worker_id": "bigint", "worker_street": "text", "street_code": "text"},
+        derive=(
+            *_worker(),
+            _mark(
+                "length(body) > 20000",
+                "body",
+                "日志内容超过20000字 / the text is longer than 20,000 characters",
+            ),
+            _GRID_EXISTS,
+            "UPDATE stage_load SET street_code = worker_street WHERE _error IS NULL",
+            # no grid given: the grid the worker serves (on that day if known), grid worker
+            # assignments first
+            "UPDATE stage_load s SET grid_code = (SELECT a.grid_code FROM staff_assignment a "
+            "WHERE a.staff_id = s.worker_id ORDER BY (a.valid_from <= s.log_date AND "
+            "(a.valid_to IS NULL OR a.valid_to >= s.log_date)) DESC, "
+            "(a.role = 'grid_worker') DESC, a.valid_from DESC, a.grid_code LIMIT 1) "
+            "WHERE s.grid_code IS NULL AND s._error IS NULL",
+            _mark(
+                "left(grid_code, 9) <> left(street_code, 9)",
+                "grid_code",
+                "网格不在该人员所属街道 / the grid is not in the worker's street",
+            ),
+        ),
+        columns={
+            "worker_id": "s.worker_id",
+            "log_date": "s.log_date",
+            "kind": "coalesce(s.kind, 'public_sentiment')",
+            "grid_code": "s.grid_code",
+            "street_code": "s.street_code",
+            "body": "s.body",
         },
     )
 )

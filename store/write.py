@@ -296,7 +296,13 @@ _FOREIGN_KEYS = text(
 
 
 @contextmanager
-def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[list[str]]:
+def deferred_indexes(
+    conn: Connection,
+    tables: Iterable[str],
+    *,
+    only_if_empty: bool = True,
+    foreign_keys: bool = True,
+) -> Iterator[list[str]]:
     """Load empty tables fast: build their indexes and check their foreign keys once, at the
     end, instead of row by row.
 
@@ -306,6 +312,10 @@ def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[list[s
     happens in the caller's transaction, so an error anywhere (a dangling reference
     included) rolls the whole load back and the schema is as before. Primary keys, unique
     and CHECK constraints stay in force throughout.
+
+    ``only_if_empty=False`` treats tables that hold rows too (a batch large against the
+    table: rebuilding beats updating each index row by row); ``foreign_keys=False`` keeps
+    the foreign keys checked row by row, so a bad reference fails its own row only.
 
     Yields the names of the tables that were treated this way.
     """
@@ -317,10 +327,17 @@ def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[list[s
     quote = conn.dialect.identifier_preparer.quote
     saved: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = []
     for table in tables:
-        if conn.execute(select(exists().select_from(sa_table(table)))).scalar_one():
+        if (
+            only_if_empty
+            and conn.execute(select(exists().select_from(sa_table(table)))).scalar_one()
+        ):
             continue
         indexes = [(n, d) for n, d in conn.execute(_SECONDARY_INDEXES, {"table": table})]
-        fkeys = [(n, d) for n, d in conn.execute(_FOREIGN_KEYS, {"table": table})]
+        fkeys = (
+            [(n, d) for n, d in conn.execute(_FOREIGN_KEYS, {"table": table})]
+            if foreign_keys
+            else []
+        )
         for name, _ in fkeys:
             conn.execute(text(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}"))
         for name, _ in indexes:

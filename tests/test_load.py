@@ -327,3 +327,39 @@ def test_streaming_in_chunks_changes_nothing_but_memory(
             text("SELECT title FROM incident WHERE code = :c"), {"c": frame.loc[3, "code"]}
         ).scalar_one()
     assert title == "后来的更正"
+
+
+def test_big_batches_rebuild_indexes_and_keys_and_still_reject_by_row(
+    fresh_engine: Engine, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loaders.engine
+
+    monkeypatch.setattr(loaders.engine, "BIG_BATCH_ROWS", 1)  # every batch is "big"
+
+    def schema() -> list:
+        with fresh_engine.connect() as conn:
+            return (
+                conn.execute(
+                    text(
+                        "SELECT indexdef FROM pg_indexes WHERE tablename = 'incident' UNION ALL "
+                        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                        "WHERE conrelid = 'incident'::regclass ORDER BY 1"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+
+    for kind, f in ORDER[:5]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    before = schema()
+    frame = files["incidents_frame"].head(40).astype(object)
+    frame["street_code"] = "370214900000"
+    frame.loc[7, "street_code"] = "370214999000"  # no such street: line 9
+    frame.loc[7, ["lon", "lat"]] = [120.0, 30.0]  # and outside this street
+    path = tmp_path / "big.csv"
+    frame.to_csv(path, index=False)
+    report = load_file(fresh_engine, "incidents", path, Options())
+    assert [(p.line, p.field) for p in report.rejected] == [(9, "street_code")]
+    assert report.inserted == 39
+    assert schema() == before

@@ -1,0 +1,146 @@
+"""Benchmark: load N incident rows from CSV with ``python -m loaders load incidents`` and, in
+the same run on the same file, with ``GeoDataFrame.to_postgis``; print rows per second,
+their ratio, and the peak memory of each at two file sizes (flat memory = streaming).
+
+    .venv/bin/python benchmarks/load_incidents.py [--rows 1000000]
+
+The store gets the demo street (grids, staff) first so incidents are assigned to grids
+by location, as in real use. The CSV is generated at run time (the street's incidents
+tiled, with fresh codes and jittered positions) and deleted afterwards. Each load runs in
+its own process so peak memory is its own. Database: ``gridone_bench`` on the configured
+server, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from loaders.demo import generate
+from loaders.demo.load import write_demo
+from store.db import make_engine, resolve_url
+from store.migrate import upgrade
+from store.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "gridone_bench"
+SH = "Asia/Shanghai"
+
+BASELINE = """
+import sys, geopandas as gpd, pandas as pd
+from sqlalchemy import create_engine
+frame = pd.read_csv(sys.argv[1], dtype={"code": str, "category_code": str})
+gdf = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.lon, frame.lat), crs=4490)
+gdf.to_postgis("bench_to_postgis", create_engine(sys.argv[2]), if_exists="replace",
+               index=False)
+"""
+
+
+def _admin(url: str) -> psycopg.Connection:
+    u = make_url(url).set(drivername="postgresql", database="postgres")
+    return psycopg.connect(u.render_as_string(hide_password=False), autocommit=True)
+
+
+def _csv(demo, rows: int, path: Path) -> None:
+    inc = demo.incident
+    reps = -(-rows // len(inc))
+    rng = np.random.default_rng(7)
+    idx = np.tile(np.arange(len(inc)), reps)[:rows]
+    frame = inc.iloc[idx].reset_index(drop=True)
+    jitter = rng.normal(0, 0.00005, size=(rows, 2))  # ~5 m
+    out = frame[["category_code", "source", "severity", "title", "address"]].copy()
+    out.insert(0, "code", [f"BM{i:08d}" for i in range(rows)])
+    out["occurred_at"] = frame.occurred_at.dt.tz_convert(SH).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out["reported_at"] = frame.reported_at.dt.tz_convert(SH).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out["lon"] = frame.geom.x.to_numpy() + jitter[:, 0]
+    out["lat"] = frame.geom.y.to_numpy() + jitter[:, 1]
+    out.to_csv(path, index=False, float_format="%.7f")
+
+
+def _timed(
+    cmd: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)
+) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and output of one child process (its own rusage)."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text_out = out.read().decode(errors="replace")
+    if proc.returncode not in ok:
+        raise RuntimeError(text_out[-3000:])
+    return seconds, usage.ru_maxrss / 1024, text_out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    args = ap.parse_args()
+    base = resolve_url(get_settings())
+    with _admin(base) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    url = make_url(base).set(database=BENCH_DB).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    try:
+        upgrade(engine)
+        demo = generate(get_settings().demo_seed, "street")
+        write_demo(engine, demo, truth_path=Path(tempfile.gettempdir()) / "bench-truth.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            sizes = sorted({max(args.rows // 4, 1), args.rows})
+            results = {}
+            for n in sizes:
+                path = Path(tmp) / f"incidents_{n}.csv"
+                _csv(demo, n, path)
+                mb = path.stat().st_size / 1e6
+                with engine.begin() as conn:
+                    conn.execute(text("DELETE FROM incident WHERE code LIKE 'BM%'"))
+                # exit code 1: some rows were rejected (the street's 3 planted incidents
+                # outside every street, repeated by the tiling)
+                ours = _timed(
+                    [sys.executable, "-m", "loaders", "load", "incidents", str(path)],
+                    env,
+                    ok=(0, 1),
+                )
+                base_t = _timed([sys.executable, "-c", BASELINE, str(path), url], env)
+                results[n] = (ours, base_t)
+                print(f"{n:,} incident rows ({mb:,.0f} MB CSV):")
+                print(
+                    f"  python -m loaders load   {ours[0]:7.1f} s  {n / ours[0]:>9,.0f} rows/s"
+                    f"  peak {ours[1]:,.0f} MB"
+                )
+                print(
+                    f"  GeoDataFrame.to_postgis  {base_t[0]:7.1f} s  "
+                    f"{n / base_t[0]:>9,.0f} rows/s  peak {base_t[1]:,.0f} MB"
+                )
+                print(f"  ratio: loader {base_t[0] / ours[0]:.1f}x faster than to_postgis")
+                print("  " + ours[2].strip().splitlines()[1].strip())
+            if len(sizes) == 2:
+                small, big = (results[s][0][1] for s in sizes)
+                print(
+                    f"memory: {sizes[0]:,} rows peak {small:,.0f} MB, {sizes[1]:,} rows peak "
+                    f"{big:,.0f} MB (x{big / small:.2f} for x{sizes[1] / sizes[0]:.0f} rows)"
+                )
+    finally:
+        engine.dispose()
+        with _admin(base) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,785 @@
+"""Exporting one kind from the store to a file that :mod:`loaders.engine` loads back as it was.
+
+Each kind is written with exactly the fields its loader reads (:data:`loaders.kinds.KINDS`),
+under their canonical names, so the file loads again without a mapping: codes stand in for
+the store's surrogate ids (``worker_code``, ``building_code``, ``incident_code``), and the
+geometry goes the way the format carries it:
+
+========  ==================================================================================
+geojson   native geometry, EPSG:4326 (RFC 7946)
+gpkg      native geometry, EPSG:4490 recorded in the GeoPackage (layer named after the kind)
+csv       UTF-8 with BOM (Excel in China opens it right); ``lon``/``lat`` columns for points
+          (``x``/``y`` in a projected CRS), a ``wkt`` column for polygons and lines
+xlsx      the same columns as CSV, through GDAL's XLSX driver
+open311   Open311 GeoReport v2 service requests (a JSON array), incidents only
+========  ==================================================================================
+
+What crosses the file boundary is chosen so that a reload is exact, not merely close:
+timestamps are ISO 8601 text in local time with their offset (``2026-03-01T08:30:00+08:00``,
+microseconds kept), dates ISO text, coordinates and other real numbers the shortest text that
+reads back to the same double (in XLSX too: GDAL writes numeric cells with 16 significant
+digits, which would move a point by 1e-14 degrees and make a reload count it as updated).
+
+``--where`` filters never reach SQL as text: each ``FIELD OP VALUE`` is checked against the
+kind's whitelist of filterable fields (:attr:`ExportSpec.filters`) and a fixed set of
+operators, its value parsed to the field's type, and compiled to a clause with a bound
+parameter on a dialect-quoted column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from sqlalchemy import Engine, TextClause, text
+from sqlalchemy.engine import Dialect
+
+from loaders import coords
+from loaders.kinds import KINDS, Kind
+from loaders.sniff import InputError
+from store.crs import STORAGE_EPSG, WEB_EPSG
+from store.models import HousingSpecialCount, HousingUnit
+from store.queries import read_gdf
+
+#: Export formats, in the order ``--help`` lists them.
+FORMATS = ("geojson", "gpkg", "csv", "xlsx", "open311")
+
+#: File extension → format, when ``--format`` is not given.
+EXTENSIONS = {
+    ".geojson": "geojson",
+    ".gpkg": "gpkg",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+}
+
+#: Default CRS of each format (the loader reads a CSV/XLSX without ``--crs`` as EPSG:4326).
+DEFAULT_EPSG = {
+    "geojson": WEB_EPSG,
+    "gpkg": STORAGE_EPSG,
+    "csv": WEB_EPSG,
+    "xlsx": WEB_EPSG,
+    "open311": WEB_EPSG,
+}
+
+#: Comparison operators ``--where`` accepts (``<>`` is read as ``!=``).
+OPERATORS = (">=", "<=", "!=", "<>", "=", ">", "<")
+
+#: GDAL geometry type written for each kind geometry (an empty layer still needs one).
+_GEOMETRY_TYPES = {"point": "Point", "polygon": "MultiPolygon", "line": "LineString"}
+
+#: Our incident statuses as Open311 ``status`` (GeoReport v2 knows only open and closed).
+OPEN311_STATUS = {"closed": "closed"}  # every other status, and none yet, is "open"
+
+
+class ExportError(InputError):
+    """The export cannot be made as asked (format, CRS or kind); nothing was written."""
+
+
+class WhereError(ExportError):
+    """A ``--where`` condition is not ``FIELD OP VALUE`` over an allowed field."""
+
+
+# --- what each kind exports ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """How one kind is read back out of the store.
+
+    Attributes
+    ----------
+    sql
+        A ``SELECT`` returning every field of the kind under its canonical name, the
+        geometry as WKB in EPSG:4490 named ``geom`` (kinds with a geometry), and the
+        columns listed in ``filters``/``extra`` that are not fields. Written here from
+        constants only; filters are applied around it.
+    filters
+        Field → type (``text``, ``int``, ``date``, ``timestamp``) of the columns ``--where``
+        may compare. Each must be an output column of ``sql``.
+    order
+        Output columns the rows are sorted by (a stable file for a stable store).
+    extra
+        Output columns that are not loader fields but that a format needs (Open311's
+        status and tier); dropped from the other formats.
+    """
+
+    sql: str
+    filters: dict[str, str]
+    order: tuple[str, ...] = ("code",)
+    extra: tuple[str, ...] = ()
+
+
+#: Resident counts of a housing unit, and the special-group counts kept in their own table.
+HOUSING_COUNTS = tuple(c.name for c in HousingUnit.__table__.columns if c.name.startswith("n_"))
+SPECIAL_COUNTS = tuple(
+    c.name for c in HousingSpecialCount.__table__.columns if c.name.startswith("n_")
+)
+
+_AREA_FILTERS = {"street_code": "text", "grid_code": "text", "community_code": "text"}
+
+EXPORTS: dict[str, ExportSpec] = {
+    "streets": ExportSpec(
+        sql="SELECT a.code, a.name, a.code AS street_code, ST_AsBinary(a.geom) AS geom "
+        "FROM admin_unit a WHERE a.level = 'street'",
+        filters={"code": "text", "street_code": "text"},
+    ),
+    "communities": ExportSpec(
+        sql="SELECT a.code, a.name, a.parent_code AS street_code, a.code AS community_code, "
+        "ST_AsBinary(a.geom) AS geom FROM admin_unit a WHERE a.level = 'community'",
+        filters={"code": "text", "street_code": "text", "community_code": "text"},
+    ),
+    "grids": ExportSpec(
+        sql="SELECT g.code, g.name, g.kind, g.households, st.code AS worker_code, "
+        "g.valid_from, g.valid_to, g.street_code, g.community_code, g.code AS grid_code, "
+        "ST_AsBinary(g.geom) AS geom FROM grid g LEFT JOIN staff st ON st.id = g.worker_id",
+        filters={
+            "code": "text",
+            **_AREA_FILTERS,
+            "kind": "text",
+            "worker_code": "text",
+            "valid_from": "date",
+            "valid_to": "date",
+        },
+    ),
+    # a worker's grid: the assignment the workers loader makes (role and start of the
+    # worker's own); one per worker, so further assignments do not travel
+    "workers": ExportSpec(
+        sql="SELECT st.code, st.name, st.role, st.phone, st.street_code, a.grid_code, "
+        "st.active_from, st.active_to, left(a.grid_code, 12) AS community_code "
+        "FROM staff st LEFT JOIN LATERAL (SELECT sa.grid_code FROM staff_assignment sa "
+        "WHERE sa.staff_id = st.id ORDER BY (sa.role = st.role AND sa.valid_from = "
+        "st.active_from) DESC, sa.valid_from, sa.grid_code LIMIT 1) a ON TRUE",
+        filters={
+            "code": "text",
+            **_AREA_FILTERS,
+            "role": "text",
+            "active_from": "date",
+            "active_to": "date",
+        },
+    ),
+    "buildings": ExportSpec(
+        sql="SELECT b.code, b.address, b.floors, b.use, b.grid_code, b.street_code, "
+        "left(b.grid_code, 12) AS community_code, ST_AsBinary(b.geom) AS geom FROM building b",
+        filters={"code": "text", **_AREA_FILTERS, "use": "text", "floors": "int"},
+    ),
+    "incidents": ExportSpec(
+        sql="SELECT i.code, i.category_code, i.source, i.severity, i.title, i.description, "
+        "i.address, i.occurred_at, i.reported_at, i.due_at, r.code AS worker_code, "
+        "i.grid_code, i.street_code, left(i.grid_code, 12) AS community_code, i.status, "
+        "i.tier, i.status_at, i.closed_at, ST_AsBinary(i.geom) AS geom "
+        "FROM incident i LEFT JOIN staff r ON r.id = i.reporter_id",
+        filters={
+            "code": "text",
+            **_AREA_FILTERS,
+            "category_code": "text",
+            "source": "text",
+            "severity": "int",
+            "status": "text",
+            "tier": "text",
+            "occurred_at": "timestamp",
+            "reported_at": "timestamp",
+            "due_at": "timestamp",
+            "closed_at": "timestamp",
+        },
+        order=("reported_at", "code"),
+        extra=("status", "tier", "status_at"),
+    ),
+    # the special-group counts travel with their unit (0 where the unit has none)
+    "housing": ExportSpec(
+        sql="SELECT b.code AS building_code, h.unit_no, h.use, h.occupancy, "
+        + ", ".join(f"h.{c}" for c in HOUSING_COUNTS)
+        + ", "
+        + ", ".join(f"coalesce(x.{c}, 0) AS {c}" for c in SPECIAL_COUNTS)
+        + ", x.updated_on, h.grid_code, h.street_code, left(h.grid_code, 12) AS community_code "
+        "FROM housing_unit h JOIN building b ON b.id = h.building_id "
+        "LEFT JOIN housing_special_count x ON x.housing_unit_id = h.id",
+        filters={"building_code": "text", **_AREA_FILTERS, "use": "text", "occupancy": "text"},
+        order=("building_code", "unit_no"),
+    ),
+    "places": ExportSpec(
+        sql="SELECT p.code, p.name, p.kind, p.address, p.grid_code, p.street_code, "
+        "left(p.grid_code, 12) AS community_code, ST_AsBinary(p.geom) AS geom FROM key_place p",
+        filters={"code": "text", **_AREA_FILTERS, "kind": "text"},
+    ),
+    "facilities": ExportSpec(
+        sql="SELECT f.code, f.kind, f.name, f.view_radius_m, f.grid_code, f.street_code, "
+        "left(f.grid_code, 12) AS community_code, ST_AsBinary(f.geom) AS geom FROM facility f",
+        filters={"code": "text", **_AREA_FILTERS, "kind": "text"},
+    ),
+    # steps logged at the same instant keep their order (the loader writes them in file order)
+    "transitions": ExportSpec(
+        sql="SELECT i.code AS incident_code, t.at, t.to_status, t.tier, t.actor, t.note, "
+        "t.new_due_at, t.grid_code, t.street_code, left(t.grid_code, 12) AS community_code, "
+        "t.id AS seq FROM incident_transition t JOIN incident i ON i.id = t.incident_id",
+        filters={
+            "incident_code": "text",
+            **_AREA_FILTERS,
+            "at": "timestamp",
+            "to_status": "text",
+            "tier": "text",
+        },
+        order=("incident_code", "at", "seq"),
+    ),
+    "patrols": ExportSpec(
+        sql="SELECT st.code AS worker_code, p.fixed_at, p.accuracy_m, p.grid_code, "
+        "p.street_code, left(p.grid_code, 12) AS community_code, ST_AsBinary(p.geom) AS geom "
+        "FROM patrol_fix p JOIN staff st ON st.id = p.worker_id",
+        filters={"worker_code": "text", **_AREA_FILTERS, "fixed_at": "timestamp"},
+        order=("worker_code", "fixed_at"),
+    ),
+    "worklogs": ExportSpec(
+        sql="SELECT st.code AS worker_code, w.log_date, w.kind, w.grid_code, w.body, "
+        "w.street_code, left(w.grid_code, 12) AS community_code, w.id AS seq "
+        "FROM work_log w JOIN staff st ON st.id = w.worker_id",
+        filters={
+            "worker_code": "text",
+            **_AREA_FILTERS,
+            "log_date": "date",
+            "kind": "text",
+        },
+        order=("worker_code", "log_date", "seq"),
+    ),
+}
+
+
+def spec_for(kind_name: str) -> tuple[Kind, ExportSpec]:
+    """The loader kind and the export spec of ``kind_name``.
+
+    Raises
+    ------
+    ExportError
+        When the kind is unknown, or loadable but without an export entry yet.
+    """
+    if kind_name not in KINDS:
+        raise ExportError(
+            f"未知数据类型 {kind_name!r} / unknown kind {kind_name!r}; kinds: {', '.join(KINDS)}"
+        )
+    if kind_name not in EXPORTS:
+        raise ExportError(
+            f"{kind_name} 暂不支持导出 / {kind_name} cannot be exported yet (no entry in "
+            f"loaders.export.EXPORTS); exportable: {', '.join(k for k in KINDS if k in EXPORTS)}"
+        )
+    return KINDS[kind_name], EXPORTS[kind_name]
+
+
+# --- --where ------------------------------------------------------------------------------
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|!=|<>|=|>|<)\s*(.*?)\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One checked ``--where`` condition: a whitelisted field, an operator from
+    :data:`OPERATORS` and the value parsed to the field's type (bound, never inlined)."""
+
+    field: str
+    op: str
+    value: Any
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _typed(value: str, ftype: str, fld: str, tz: str) -> Any:
+    try:
+        if ftype == "int":
+            return int(value)
+        if ftype == "date":
+            return dt.date.fromisoformat(value)
+        if ftype == "timestamp":
+            stamp = pd.Timestamp(value)
+            if stamp is pd.NaT:
+                raise ValueError(value)
+            if stamp.tzinfo is None:
+                stamp = stamp.tz_localize(tz)
+            return stamp.to_pydatetime()
+    except ValueError:
+        example = {"int": "3", "date": "2026-03-01", "timestamp": "2026-03-01 08:00"}[ftype]
+        raise WhereError(
+            f"--where {fld}：{value!r} 不是有效的值（如 {example}）/ {value!r} is not a valid "
+            f"{ftype} for {fld}, e.g. {example}"
+        ) from None
+    return value
+
+
+def parse_where(
+    conditions: Iterable[str], kind_name: str, *, tz: str = "Asia/Shanghai"
+) -> list[Condition]:
+    """Check and type ``--where`` conditions (``field=value``, ``field>=value`` …).
+
+    Parameters
+    ----------
+    conditions
+        The raw conditions, combined with AND.
+    kind_name
+        The kind exported: its :attr:`ExportSpec.filters` are the fields allowed.
+    tz
+        Time zone of timestamps given without an offset.
+
+    Returns
+    -------
+    list of Condition
+
+    Raises
+    ------
+    WhereError
+        On anything that is not ``FIELD OP VALUE`` over an allowed field with a value of
+        the field's type; the message lists the allowed fields.
+    """
+    _, spec = spec_for(kind_name)
+    allowed = ", ".join(spec.filters)
+    out = []
+    for raw in conditions:
+        m = _CONDITION.match(raw)
+        if not m or m.group(1) not in spec.filters:
+            what = (
+                f"未知字段 {m.group(1)!r} / unknown field {m.group(1)!r}"
+                if m
+                else f"应为 字段=值 / expected FIELD=VALUE (or >=, <=, >, <, !=), not {raw!r}"
+            )
+            raise WhereError(
+                f"--where {raw!r}: {what}; {kind_name} 可筛选字段 / fields allowed: {allowed}"
+            )
+        name, op, value = m.group(1), m.group(2), _unquote(m.group(3))
+        out.append(
+            Condition(name, "!=" if op == "<>" else op, _typed(value, spec.filters[name], name, tz))
+        )
+    return out
+
+
+def export_query(
+    spec: ExportSpec, conditions: Sequence[Condition], dialect: Dialect
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement and bound parameters selecting ``spec``'s rows under ``conditions``.
+
+    Column names come from the spec's whitelist and are quoted through ``dialect``; the
+    operator from :data:`OPERATORS`; every value is a bound parameter.
+    """
+    quote = dialect.identifier_preparer.quote
+    clauses, params = [], {}
+    for i, c in enumerate(conditions):
+        if c.field not in spec.filters or c.op not in OPERATORS:  # built by parse_where
+            raise WhereError(f"condition not allowed: {c}")
+        clauses.append(f"e.{quote(c.field)} {c.op} :w{i}")
+        params[f"w{i}"] = c.value
+    where = " AND ".join(clauses) or "TRUE"
+    order = ", ".join(f"e.{quote(c)}" for c in spec.order)
+    # only the spec's constant SQL, whitelisted quoted names and fixed operators are joined
+    sql = "SELECT * FROM (" + spec.sql + ") AS e WHERE " + where + " ORDER BY " + order  # noqa: S608
+    return text(sql), params
+
+
+# --- the export ---------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote.
+
+    Attributes
+    ----------
+    kind, path, format
+        The kind, the file written and its format.
+    rows
+        Rows written (0: a valid empty file).
+    crs
+        The coordinate system of the file's geometry (None for kinds without one).
+    warnings
+        What the user should know (bilingual).
+    """
+
+    kind: str
+    path: Path
+    format: str
+    rows: int
+    crs: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A one-screen bilingual summary."""
+        where = f"{self.path} ({self.format}{', ' + self.crs if self.crs else ''})"
+        if self.rows == 0:
+            head = (
+                f"没有符合条件的数据，已写出空文件 / nothing matched: wrote an empty file {where}"
+            )
+        else:
+            head = f"已导出 {self.rows:,} 行 / exported {self.rows:,} {self.kind} to {where}"
+        return "\n".join([head, *(f"  ! {w}" for w in self.warnings)])
+
+
+def format_for(path: Path, fmt: str | None, kind_name: str) -> str:
+    """The format asked for, else the one ``path``'s extension names.
+
+    Raises
+    ------
+    ExportError
+        For an unknown format or extension, or Open311 for anything but incidents.
+    """
+    if fmt is None:
+        fmt = EXTENSIONS.get(path.suffix.lower())
+        if fmt is None:
+            raise ExportError(
+                f"{path.name}: 无法从扩展名判断格式，请用 --format / cannot tell the format from "
+                f"the extension; give --format ({', '.join(FORMATS)})"
+            )
+    if fmt not in FORMATS:
+        raise ExportError(
+            f"未知格式 {fmt!r} / unknown format {fmt!r}; formats: {', '.join(FORMATS)}"
+        )
+    if fmt == "open311" and kind_name != "incidents":
+        raise ExportError(
+            "Open311 只用于事件 / Open311 GeoReport v2 carries incidents only; "
+            f"export {kind_name} as geojson, gpkg, csv or xlsx"
+        )
+    return fmt
+
+
+def target_crs(fmt: str, crs: str | None) -> coords.CrsSpec:
+    """The CRS to write ``fmt`` in: ``--crs`` if given (checked against what the format
+    can record), else the format's default (:data:`DEFAULT_EPSG`).
+
+    GCJ-02 and BD-09 have no EPSG code, so a GeoJSON or GeoPackage could only label them
+    WGS84 — a file that silently sits hundreds of metres off for every other reader. They
+    are refused there and offered in CSV/XLSX (reload with ``--crs gcj02``).
+    """
+    try:
+        spec = coords.parse_crs(crs) if crs else coords.CrsSpec("epsg", DEFAULT_EPSG[fmt])
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    if fmt == "open311" and spec != coords.CrsSpec("epsg", WEB_EPSG):
+        raise ExportError("Open311 的 lat/long 是 WGS84 / Open311 lat/long are WGS84: drop --crs")
+    if fmt in ("geojson", "gpkg") and spec.kind != "epsg":
+        raise ExportError(
+            f"{spec} 没有 EPSG 编码，{fmt} 文件无法记录 / {spec} has no EPSG code, so a {fmt} "
+            f"file would claim WGS84 for offset coordinates; export csv or xlsx with --crs "
+            f"{spec} and load it back with --crs {spec}"
+        )
+    return spec
+
+
+def export_kind(
+    engine: Engine,
+    kind_name: str,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    crs: str | None = None,
+    where: Iterable[str] = (),
+    tz: str = "Asia/Shanghai",
+) -> ExportResult:
+    """Export the rows of ``kind_name`` matching ``where`` to ``path``.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    kind_name
+        A kind of :data:`loaders.kinds.KINDS` with an entry in :data:`EXPORTS`.
+    path
+        The file to write; replaced only once the new one is complete.
+    fmt
+        One of :data:`FORMATS`; default from the extension.
+    crs
+        Target CRS (``--crs``: EPSG code, ``gcj02``, ``bd09``); default per format.
+    where
+        ``--where`` conditions (:func:`parse_where`), combined with AND.
+    tz
+        Time zone timestamps are written in (with their offset) and ``--where`` timestamps
+        without an offset are read in.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    ExportError
+        When the kind, format, CRS or a condition is not allowed; nothing is written.
+    """
+    kind, spec = spec_for(kind_name)
+    fmt = format_for(path, fmt, kind_name)
+    target = target_crs(fmt, crs) if kind.geometry else None
+    conditions = parse_where(where, kind_name, tz=tz)
+    stmt, params = export_query(spec, conditions, engine.dialect)
+    with engine.connect() as conn:
+        if kind.geometry:
+            frame: pd.DataFrame = read_gdf(conn, stmt, params, crs=STORAGE_EPSG)
+        else:
+            result = conn.execute(stmt, params)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    missing = [f for f in kind.fields if f not in frame.columns]
+    if missing:  # the spec drifted from the kind: a bug here, not the user's
+        raise RuntimeError(f"EXPORTS[{kind_name!r}] does not select {missing}")
+    done = ExportResult(kind_name, path, fmt, len(frame), str(target) if target else None)
+    if len(frame) and kind.geometry and fmt in ("csv", "xlsx") and kind.geometry != "point":
+        done.warnings += _long_wkt_warning(frame, fmt)
+    writer = WRITERS[fmt]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    partial.unlink(missing_ok=True)
+    try:
+        writer(frame, kind, target, partial, tz)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return done
+
+
+def _long_wkt_warning(frame: pd.DataFrame, fmt: str) -> list[str]:
+    """Excel shows at most 32,767 characters in a cell: longer WKT is cut there."""
+    lengths = shapely.to_wkt(np.asarray(frame.geometry.values), rounding_precision=-1)
+    n = int(sum(len(w) > 32_767 for w in lengths))
+    if not n:
+        return []
+    return [
+        f"{n} 个面的 WKT 超过 32767 字符，Excel 中会被截断，请用 gpkg / {n} polygons have WKT "
+        f"longer than Excel's 32,767-character cell: use gpkg to edit them in a GIS"
+    ]
+
+
+# --- values and geometry as text ------------------------------------------------------------
+
+
+def _text_value(value: Any, ftype: str, tz: str) -> str | None:
+    """One value as the loader reads it back exactly."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if ftype == "timestamp":
+        return pd.Timestamp(value).tz_convert(tz).isoformat()
+    if ftype == "date":
+        return value.isoformat()
+    if ftype == "int":
+        return str(int(value))
+    if ftype == "float":
+        return repr(float(value))
+    if ftype == "bool":
+        return "true" if value else "false"
+    return str(value)
+
+
+def _field_type(kind: Kind, name: str) -> str:
+    ftype = kind.fields.get(name, "text")
+    return "text" if ftype.startswith("vocab:") else ftype
+
+
+def _as_text(frame: pd.DataFrame, columns: Sequence[str], kind: Kind, tz: str) -> pd.DataFrame:
+    """``columns`` of ``frame`` as text (None for missing)."""
+    return pd.DataFrame(
+        {
+            c: pd.Series(
+                [_text_value(v, _field_type(kind, c), tz) for v in frame[c].tolist()],
+                index=frame.index,
+                dtype=object,
+            )
+            for c in columns
+        },
+        index=frame.index,
+    )
+
+
+def _native(frame: pd.DataFrame, kind: Kind, tz: str) -> pd.DataFrame:
+    """The kind's fields for formats with typed attributes (GeoJSON, GeoPackage, XLSX):
+    whole numbers as nullable integers, everything else as exact text."""
+    out = _as_text(frame, list(kind.fields), kind, tz)
+    for name in kind.fields:
+        if _field_type(kind, name) == "int":
+            out[name] = pd.array(
+                [None if v is None else int(v) for v in out[name].tolist()], dtype="Int64"
+            )
+    return out
+
+
+def _reprojected(frame: pd.DataFrame, target: coords.CrsSpec) -> np.ndarray:
+    """The geometries of ``frame`` (EPSG:4490) in ``target``."""
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    if target == coords.STORAGE_CRS or not len(geoms):
+        return geoms
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        x, y = coords.from_storage(xy[:, 0], xy[:, 1], target)
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, move)
+
+
+def _is_projected(target: coords.CrsSpec) -> bool:
+    if target.kind != "epsg" or target.epsg is None:
+        return False
+    from pyproj import CRS
+
+    return bool(CRS.from_epsg(target.epsg).is_projected)
+
+
+def _table(frame: pd.DataFrame, kind: Kind, target: coords.CrsSpec | None, tz: str) -> pd.DataFrame:
+    """The CSV/XLSX table: the kind's fields as text, then coordinate or WKT columns."""
+    out = _as_text(frame, list(kind.fields), kind, tz)
+    if kind.geometry is None or target is None:
+        return out
+    geoms = _reprojected(frame, target)
+    if kind.geometry == "point":
+        xname, yname = ("x", "y") if _is_projected(target) else ("lon", "lat")
+        missing = shapely.is_missing(geoms)
+        xs = shapely.get_x(geoms)
+        ys = shapely.get_y(geoms)
+        out[xname] = [None if m else repr(float(v)) for m, v in zip(missing, xs, strict=True)]
+        out[yname] = [None if m else repr(float(v)) for m, v in zip(missing, ys, strict=True)]
+    else:
+        out["wkt"] = [
+            None if g is None else shapely.to_wkt(g, rounding_precision=-1) for g in geoms
+        ]
+    return out
+
+
+# --- writers --------------------------------------------------------------------------------
+
+Writer = Callable[[pd.DataFrame, Kind, "coords.CrsSpec | None", Path, str], None]
+
+
+def _write_vector(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+    *,
+    driver: str,
+    layer: str | None = None,
+) -> None:
+    attrs = _native(frame, kind, tz)
+    if kind.geometry is None or target is None:  # a table without geometry (workers)
+        pyogrio.write_dataframe(attrs, path, driver=driver, layer=layer)
+        return
+    gdf = gpd.GeoDataFrame(
+        attrs, geometry=gpd.GeoSeries(_reprojected(frame, target), index=attrs.index)
+    )
+    gdf = gdf.set_crs(target.epsg, allow_override=True)
+    pyogrio.write_dataframe(
+        gdf,
+        path,
+        driver=driver,
+        layer=layer,
+        geometry_type=_GEOMETRY_TYPES[kind.geometry],
+        promote_to_multi=kind.geometry == "polygon",
+    )
+
+
+def _write_geojson(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+) -> None:
+    """GeoJSON (17 significant digits, GDAL's default, so coordinates read back exactly)."""
+    _write_vector(frame, kind, target, path, tz, driver="GeoJSON")
+
+
+def _write_gpkg(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+) -> None:
+    """GeoPackage, one layer named after the kind, its CRS recorded."""
+    _write_vector(frame, kind, target, path, tz, driver="GPKG", layer=kind.name)
+
+
+def _write_csv(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+) -> None:
+    """CSV in UTF-8 with BOM: Excel in China reads a BOM-less file as GBK."""
+    _table(frame, kind, target, tz).to_csv(path, index=False, encoding="utf-8-sig")
+
+
+def _write_xlsx(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+) -> None:
+    """XLSX through GDAL: whole numbers as number cells, everything else (codes, times,
+    coordinates) as text cells, so nothing is rounded or turned into scientific notation."""
+    table = _table(frame, kind, target, tz)
+    for name in kind.fields:
+        if _field_type(kind, name) == "int":
+            table[name] = pd.array(
+                [None if v is None else int(v) for v in table[name].tolist()], dtype="Int64"
+            )
+    pyogrio.write_dataframe(table, path, driver="XLSX", layer=kind.name)
+
+
+def _write_open311(
+    frame: pd.DataFrame,
+    kind: Kind,
+    target: coords.CrsSpec | None,
+    path: Path,
+    tz: str,
+) -> None:
+    """Open311 GeoReport v2 service requests. ``service_name`` is the incident's title (our
+    Open311 reader maps it back to ``title``); ``expected_datetime`` is the deadline,
+    ``updated_datetime`` the time of the last status change, ``agency_responsible`` the
+    tier now handling it."""
+
+    def stamp(v: Any) -> str | None:
+        return _text_value(v, "timestamp", tz)
+
+    geoms = _reprojected(frame, target) if target is not None else np.array([])
+    requests = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        g = geoms[i] if len(geoms) else None
+        requests.append(
+            {
+                "service_request_id": row.code,
+                "status": OPEN311_STATUS.get(row.status or "", "open"),
+                "service_code": row.category_code,
+                "service_name": row.title,
+                "description": row.description,
+                "agency_responsible": row.tier,
+                "requested_datetime": stamp(row.reported_at),
+                "updated_datetime": stamp(row.status_at),
+                "expected_datetime": stamp(row.due_at),
+                "address": row.address,
+                "lat": None if g is None else float(shapely.get_y(g)),
+                "long": None if g is None else float(shapely.get_x(g)),
+            }
+        )
+    path.write_text(json.dumps(requests, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+WRITERS: dict[str, Writer] = {
+    "geojson": _write_geojson,
+    "gpkg": _write_gpkg,
+    "csv": _write_csv,
+    "xlsx": _write_xlsx,
+    "open311": _write_open311,
+}
+
+
+def filters_help() -> str:
+    """``--where`` fields by kind, for ``--help``."""
+    lines = ["可筛选字段 / --where fields by kind:"]
+    for name in KINDS:
+        if name in EXPORTS:
+            lines.append(f"  {name:<12} {', '.join(EXPORTS[name].filters)}")
+    return "\n".join(lines)
