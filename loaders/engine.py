@@ -402,6 +402,11 @@ def _upsert(
                     f"{report.file}: 数据库拒绝 / refused by the database: {reason}", report
                 ) from exc
             report.rejected.append(RowProblem(report.file, lines.get(lo, lo), None, None, reason))
+            # so that `after` statements (which read the staged rows) skip it too
+            conn.execute(
+                text("UPDATE stage_load SET _error = :why WHERE _row = :row"),
+                {"why": reason, "row": lo},
+            )
             return []
         mid = (lo + hi) // 2
         return _upsert(conn, sql, lo, mid, report, lines, strict) + _upsert(

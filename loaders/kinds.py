@@ -549,6 +549,22 @@ _register(
                 "找不到该楼栋编码，请先导入楼栋 / no building with this code: load the buildings "
                 "first",
             ),
+            # the units' own rules, checked here to name the field (the database checks them
+            # again)
+            _mark(
+                "occupancy = 'vacant' AND coalesce(n_registered, 0) + coalesce(n_floating, 0) > 0",
+                "occupancy",
+                "空置房屋的居住人数应为0 / a vacant unit cannot have residents",
+            ),
+            *(
+                _mark(
+                    f"{c} > coalesce(n_registered, 0) + coalesce(n_floating, 0)",
+                    c,
+                    "分类人数不能超过户籍与流动人口之和 / a category count cannot exceed the "
+                    "registered plus floating residents",
+                )
+                for c in HOUSING_COUNTS[2:]
+            ),
             # checked here, not left to the database: these are written by `after`, outside
             # the per-row bisection
             *(

@@ -534,6 +534,8 @@ class IncidentTransition(Base):
             name="extension_has_due",
         ),
         CheckConstraint("length(btrim(actor)) > 0", name="actor_not_blank"),
+        # the natural key (migration 0002): the same step logged twice is one step
+        UniqueConstraint("incident_id", "at", "to_status"),
         *_area_checks("incident_transition", geom=None),
         Index("ix_incident_transition_incident_id_at", "incident_id", "at"),
         Index("ix_incident_transition_street_code", "street_code"),
@@ -611,6 +613,14 @@ class WorkLog(Base):
         *_area_checks("work_log", geom=None),
         Index("ix_work_log_worker_id_log_date", "worker_id", "log_date"),
         Index("ix_work_log_grid_code_log_date", "grid_code", "log_date"),
+        # the natural key (migration 0002): one worker's entry of one day with one text
+        Index(
+            "uq_work_log_worker_id_log_date_body_md5",
+            "worker_id",
+            "log_date",
+            text("md5(body)"),
+            unique=True,
+        ),
     )
 
 

@@ -346,7 +346,9 @@ def deferred_indexes(
     yield [t for t, _, _ in saved]
     for table, indexes, fkeys in saved:
         for _, definition in indexes:
-            conn.execute(text(definition))
+            # a partitioned table's index reads "ON ONLY parent": re-created like that it
+            # would stay invalid and leave the partitions without theirs
+            conn.execute(text(definition.replace(" ON ONLY ", " ON ", 1)))
         for name, definition in fkeys:
             conn.execute(
                 text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")

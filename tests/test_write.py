@@ -231,3 +231,24 @@ def test_fast_timestamp_text_equals_isoformat() -> None:
         assert ours == expected
 
     check()
+
+
+def test_deferred_indexes_on_a_partitioned_table_come_back_valid(conn: Connection) -> None:
+    from store.write import deferred_indexes
+
+    def indexes() -> list:
+        return conn.execute(
+            text(
+                "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c "
+                "ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE t.relname LIKE 'patrol_fix%' ORDER BY 1"
+            )
+        ).all()
+
+    conn.execute(text("SELECT ensure_patrol_fix_partitions('2026-11-01', '2026-11-30')"))
+    before = indexes()
+    with deferred_indexes(conn, ["patrol_fix"], only_if_empty=False, foreign_keys=False):
+        pass
+    after = indexes()
+    assert sorted(after) == sorted(before)
+    assert all(valid for _, valid in after)
