@@ -229,6 +229,8 @@ def _export(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"错误 / error: {exc}\n未写出文件 / nothing was written", file=sys.stderr)
         return 2
+    finally:
+        engine.dispose()
     print(done.summary())
     return 0
 

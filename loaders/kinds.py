@@ -114,10 +114,13 @@ class Kind:
         )
 
     def _reads_present(self, expr: str, present: set[str]) -> bool:
-        """Whether ``expr`` reads an input field of the file (or only derived values)."""
-        read = {DERIVED_FROM.get(f, f) for f in re.findall(r"\bs\.(\w+)", expr)}
-        inputs = read & set(self.fields)
-        return not inputs or bool(inputs & present)
+        """Whether the file carries the field ``expr`` takes its value from: the first
+        input field it reads (``coalesce(s.occurred_at, s.reported_at)`` is occurred_at,
+        with reported_at only a default for new rows); expressions of derived values
+        only are always written."""
+        read = [DERIVED_FROM.get(f, f) for f in re.findall(r"\bs\.(\w+)", expr)]
+        inputs = [f for f in read if f in self.fields]
+        return not inputs or inputs[0] in present
 
 
 def _mark(condition: str, field_name: str, reason: str) -> str:

@@ -61,6 +61,16 @@ class RawTable:
     crs: str | None
 
 
+def _missing(value: object) -> bool:
+    """None, NaN, NaT — but not a list-valued cell, which ``pd.isna`` cannot judge."""
+    if value is None or value is pd.NaT:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for c in frame.columns:
@@ -71,9 +81,8 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
                 lambda v: None if pd.isna(v) else (str(int(v)) if v == int(v) else repr(float(v)))
             )
         else:
-            text = col.map(
-                lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)
-            )
+            # missing in any form (None, NaN, NaT from a driver's date field) -> None
+            text = col.map(lambda v: None if _missing(v) else str(v))
         out[str(c)] = text.astype(object)
     return pd.DataFrame(out, index=frame.index)
 
