@@ -363,3 +363,35 @@ def test_big_batches_rebuild_indexes_and_keys_and_still_reject_by_row(
     assert [(p.line, p.field) for p in report.rejected] == [(9, "street_code")]
     assert report.inserted == 39
     assert schema() == before
+
+
+def test_overlapping_grids_are_reported_with_their_area(fresh_engine: Engine) -> None:
+    box = "MULTIPOLYGON(((120.39 36.29,120.42 36.29,120.42 36.31,120.39 36.31,120.39 36.29)))"
+    with fresh_engine.begin() as conn:
+        for code, level, parent in (
+            ("370214000000", "district", None),
+            ("370214001000", "street", "370214000000"),
+            ("370214001001", "community", "370214001000"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO admin_unit (code, level, name, parent_code, geom) "
+                    "VALUES (:c, :l, :n, :p, ST_GeomFromText(:g, 4490))"
+                ),
+                {"c": code, "l": level, "n": f"测试{level}", "p": parent, "g": box},
+            )
+    corpus = PROJECT_ROOT / "tests" / "data" / "corpus"
+    report = load_file(fresh_engine, "grids", corpus / "overlapping_grids.geojson", Options())
+    assert report.inserted == 2
+    overlaps = [w for w in report.warnings if "overlap" in w]
+    assert len(overlaps) == 1
+    assert "370214001001001 × 370214001001002" in overlaps[0]
+    area = float(overlaps[0].split(": ")[-1].removesuffix(" m²").replace(",", ""))
+    with fresh_engine.connect() as conn:
+        truth = conn.execute(
+            text(
+                "SELECT ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), 4549)) FROM grid a, "
+                "grid b WHERE a.code < b.code"
+            )
+        ).scalar_one()
+    assert abs(area - truth) < 1
