@@ -153,7 +153,11 @@ def _load(args: argparse.Namespace) -> int:
         progress=print_progress,
     )
     try:
-        report = load_file(engine, args.kind, args.path, options)
+        try:
+            report = load_file(engine, args.kind, args.path, options)
+        finally:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)  # end the progress line
     except LoadRejectedError as exc:
         print(f"错误 / error: {exc}\n整个文件未导入 / nothing was loaded", file=sys.stderr)
         if args.report:

@@ -226,7 +226,7 @@ _FIELDS: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "active_from": (
         "上岗日期",
         "active from",
-        ("上岗日期", "入职日期", "任职日期", "active_from", "hired_on"),
+        ("上岗日期", "在岗日期", "到岗日期", "入职日期", "任职日期", "active_from", "hired_on"),
     ),
     "active_to": (
         "离岗日期",
@@ -693,6 +693,7 @@ def resolve_columns(
     mapping: Mapping[str, str] | None = None,
     source: str = "file name",
     kind: str | None = None,
+    values: Mapping[str, Sequence[object]] | None = None,
 ) -> dict[str, str]:
     """Map the headers of a file to the canonical fields a loader needs.
 
@@ -717,6 +718,10 @@ def resolve_columns(
     kind
         The loader kind (``"grids"``, ``"incidents"`` …, a key of :data:`KIND_ALIASES`):
         its aliases are tried first.
+    values
+        The columns' values by header (the file's table): headers that could both be one
+        field are one column when they hold the same values (an export carrying ``经度``
+        and ``lng`` alike), the first taken. Without it, such headers are ambiguous.
 
     Returns
     -------
@@ -730,7 +735,8 @@ def resolve_columns(
         A required field has no column; the message names it in Chinese and English, shows
         a few recognised names for it, and lists the headers found.
     AmbiguousColumnError
-        Two headers match one field, or one header matches two requested fields.
+        Two headers match one field (and hold different values, when ``values`` are
+        given), or one header matches two requested fields.
     MappingError
         The mapping names a field this file does not take, or a header it does not have.
     """
@@ -777,6 +783,10 @@ def resolve_columns(
             for f in fields:
                 claims[f].append(h)
         for f, hs in claims.items():
+            if len(hs) > 1 and values is not None and _same_values(values, hs):
+                for h in hs[1:]:
+                    pool.remove(h)
+                hs = hs[:1]
             if len(hs) > 1:
                 zh, en = _zh_en(f)
                 raise AmbiguousColumnError(
@@ -800,6 +810,12 @@ def resolve_columns(
             found=headers,
         )
     return {f: result[f] for f in wanted if f in result}
+
+
+def _same_values(values: Mapping[str, Sequence[object]], headers: Sequence[str]) -> bool:
+    """Whether the columns under ``headers`` hold the same values, row by row."""
+    first = list(values[headers[0]])
+    return all(list(values[h]) == first for h in headers[1:])
 
 
 def _find_header(header: str, headers: Sequence[str]) -> str | None:

@@ -35,10 +35,10 @@ from sqlalchemy.exc import DBAPIError
 from loaders import coords
 from loaders.columns import MissingColumnError, load_mapping, resolve_columns
 from loaders.kinds import KINDS, SQL_TYPES, Kind
+from loaders.parse import _Problems, parse_fields
 from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
-from loaders.sniff import InputError, sniff_format
-from store import vocab
+from loaders.sniff import InputError, Sniffed, sniff_format
 from store.crs import STORAGE_EPSG
 from store.errors import explain
 from store.workcal import CalendarNotCoveredError, due_at
@@ -70,137 +70,6 @@ class Options:
     strict: bool = False
     timezone: str = "Asia/Shanghai"
     progress: Callable[[str], None] | None = None
-
-
-class _Problems:
-    """Problems by row index, the first per row kept."""
-
-    def __init__(self, source: str, lines: np.ndarray) -> None:
-        self.source = source
-        self.lines = lines
-        self.by_row: dict[int, RowProblem] = {}
-
-    def add(
-        self, rows: np.ndarray | list[int], field: str | None, values: object, reason: str
-    ) -> None:
-        vals = list(values) if isinstance(values, list | np.ndarray | pd.Series) else None
-        for k, row in enumerate(np.asarray(rows, dtype=int).tolist()):
-            if row not in self.by_row:
-                value = None if vals is None else vals[k]
-                self.by_row[row] = RowProblem(
-                    self.source,
-                    int(self.lines[row]),
-                    field,
-                    None if value is None else str(value)[:200],
-                    reason,
-                )
-
-    def mask(self, n: int) -> np.ndarray:
-        bad = np.zeros(n, dtype=bool)
-        bad[list(self.by_row)] = True
-        return bad
-
-
-# --- field parsing ----------------------------------------------------------------------
-
-_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
-_TRUE = {"1", "true", "t", "yes", "y", "是", "有", "对"}
-_FALSE = {"0", "false", "f", "no", "n", "否", "无", "不"}
-
-
-def _vocab_lookup(vocabulary: str) -> dict[str, str]:
-    lookup = {}
-    for code, (zh, en) in vocab.LABELS[vocabulary].items():
-        for word in (code, zh, en):
-            lookup[word.casefold()] = code
-    return lookup
-
-
-def _parse_timestamps(raw: pd.Series, tz: str) -> pd.Series:
-    """Times with an offset are converted; times without one are read in ``tz``."""
-    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
-    present = raw.notna()
-    has_offset = present & raw.fillna("").str.strip().str.contains(_OFFSET)
-    if has_offset.any():
-        out[has_offset] = pd.to_datetime(
-            raw[has_offset], errors="coerce", utc=True, format="mixed"
-        ).astype("datetime64[us, UTC]")
-    local = present & ~has_offset
-    if local.any():
-        text_local = raw[local].str.replace("/", "-")
-        # the vectorised ISO 8601 parser first; the per-value parser only for the rest
-        parsed = pd.to_datetime(text_local, errors="coerce", format="ISO8601")
-        odd = parsed.isna().to_numpy()
-        if odd.any():
-            parsed[odd] = pd.to_datetime(text_local[odd], errors="coerce", format="mixed")
-        out[local] = (
-            parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-            .dt.tz_convert("UTC")
-            .astype("datetime64[us, UTC]")
-        )
-    return out
-
-
-def parse_fields(frame: pd.DataFrame, kind: Kind, problems: _Problems, tz: str) -> pd.DataFrame:
-    """Typed columns for ``kind.fields`` present in ``frame``; unparseable values become
-    row problems naming the field and the value."""
-    out = pd.DataFrame(index=frame.index)
-    for name, ftype in kind.fields.items():
-        if name not in frame:
-            continue
-        raw = frame[name].astype("string").str.strip()
-        raw = raw.where(raw.notna() & (raw != ""), None).astype(object)
-        present = raw.notna().to_numpy()
-        if ftype == "text":
-            out[name] = raw.astype(object)
-            continue
-        if ftype in ("int", "float"):
-            num = pd.to_numeric(raw, errors="coerce")
-            bad = present & num.isna().to_numpy()
-            if ftype == "int":
-                bad |= present & ~num.isna().to_numpy() & (num != num.round()).to_numpy()
-            out[name] = num.astype("Int64" if ftype == "int" else "float64").where(~bad)
-            why = "不是整数 / not a whole number" if ftype == "int" else "不是数字 / not a number"
-        elif ftype == "timestamp":
-            out[name] = _parse_timestamps(raw, tz)
-            years = out[name].dt.year
-            bad = present & (out[name].isna() | (years < 2000) | (years > 2100)).to_numpy()
-            out[name] = out[name].where(~bad)
-            why = "不是有效时间（如 2026-11-20 08:30）/ not a valid time, e.g. 2026-11-20 08:30"
-        elif ftype == "date":
-            parsed = pd.to_datetime(raw.str.replace("/", "-"), errors="coerce", format="mixed")
-            bad = (
-                present
-                & (parsed.isna() | (parsed.dt.year < 1949) | (parsed.dt.year > 2100)).to_numpy()
-            )
-            # blank cells too: NaT is not a date (copy_frame refuses it)
-            out[name] = parsed.dt.date.where(~bad & parsed.notna().to_numpy(), None).astype(object)
-            why = "不是有效日期（如 2026-11-20）/ not a valid date, e.g. 2026-11-20"
-        elif ftype == "bool":
-            folded = raw.str.casefold()
-            val = folded.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
-            bad = present & val.isna().to_numpy()
-            out[name] = val.astype("boolean")
-            why = "应为 是/否 / expected yes or no"
-        elif ftype.startswith("vocab:"):
-            vocabulary = ftype.split(":", 1)[1]
-            lookup = _vocab_lookup(vocabulary)
-            val = raw.str.casefold().map(lookup)
-            bad = present & val.isna().to_numpy()
-            out[name] = val.astype(object)
-            allowed = "、".join(zh for zh, _ in vocab.LABELS[vocabulary].values())
-            why = f"未知取值，可用 / unknown value; allowed: {allowed}"
-        else:  # pragma: no cover - kinds are data of this module
-            raise ValueError(f"unknown field type {ftype}")
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            problems.add(rows, name, raw.iloc[rows].tolist(), why)
-    for name in kind.required:
-        if name in out:
-            missing = np.flatnonzero(out[name].isna().to_numpy() & ~problems.mask(len(out)))
-            if len(missing):
-                problems.add(missing, name, [None] * len(missing), "必填字段为空 / required")
-    return out
 
 
 # --- geometry ---------------------------------------------------------------------------
@@ -270,6 +139,8 @@ def build_geometry(
         problems.add(rows, "geometry", [None] * len(rows), "缺少几何 / no geometry")
     _guard_swapped(geoms, present, spec, raw.source)
     geoms = geoms.copy()
+    # heights (GPS altitude, 3D survey exports) are not stored: the columns are 2D
+    geoms[present] = shapely.force_2d(geoms[present])
     geoms[present] = _to_storage(geoms[present], spec)
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
@@ -320,6 +191,7 @@ def build_geometry(
                         "geometry",
                         reason,
                         "已修复无效面 / invalid polygon repaired",
+                        unit=raw.unit,
                     )
                 )
                 geoms[i] = fixed
@@ -424,6 +296,7 @@ def _columns(raw: RawTable, kind: Kind, mapping: dict[str, str] | None) -> dict[
         mapping=mapping,
         source=raw.source,
         kind=kind.name,
+        values=raw.frame,
     )
     if (
         geometry_inputs
@@ -468,7 +341,7 @@ def _refuse(report: LoadReport, problems: list[RowProblem]) -> LoadRejectedError
     report.rejected = sorted(problems, key=lambda p: p.line)
     first = report.rejected[0]
     return LoadRejectedError(
-        f"{report.file}: {first.reason} (第{first.line}行 line {first.line}"
+        f"{report.file}: {first.reason} ({first.where}"
         + (f", {first.field}" if first.field else "")
         + ")",
         report,
@@ -490,9 +363,32 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
     report = LoadReport(kind=kind.name, file=sniffed.path.name, dry_run=options.dry_run)
     report.warnings += list(sniffed.warnings)
     mapping = load_mapping(options.mapping) if options.mapping else None
+    try:
+        _load(engine, kind, sniffed, options, report, mapping, say)
+    except DBAPIError as exc:
+        # refused as a whole by the database (a lock, a foreign key re-checked at the end
+        # of a big batch, …): the transaction is rolled back, the file named
+        raise LoadRejectedError(
+            f"{report.file}: 数据库拒绝 / refused by the database: {explain(exc)}", report
+        ) from exc
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _load(
+    engine: Engine,
+    kind: Kind,
+    sniffed: Sniffed,
+    options: Options,
+    report: LoadReport,
+    mapping: dict[str, str] | None,
+    say: Callable[[str], None],
+) -> None:
+    """The body of :func:`load_file`: one transaction."""
     early: list[RowProblem] = []
     present: set[str] = set()
     next_row = 1
+    total = _count_lines(sniffed.path) if sniffed.format == "csv" else None
     with engine.begin() as conn:
         for number, raw in enumerate(iter_table(sniffed, encoding=options.encoding)):
             report.rows_read += len(raw.frame)
@@ -501,11 +397,14 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
                 spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
                 _create_stage(conn, kind)
             frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
-            problems = _Problems(raw.source, raw.lines)
+            problems = _Problems(raw.source, raw.lines, raw.unit)
             typed = parse_fields(frame, kind, problems, options.timezone)
             geoms = (
                 build_geometry(raw, frame, kind, spec, problems, report) if kind.geometry else None
             )
+            # what the file carries, before a Python step fills in defaults (a title or
+            # a deadline computed for new rows must not overwrite stored ones on reload)
+            present |= set(typed.columns) | ({"geometry"} if geoms is not None else set())
             prepare = PREPARE.get(kind.name)
             if prepare:
                 prepare(conn, typed, problems, options)
@@ -518,12 +417,12 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
             next_row += len(staged)
             copy_frame(conn, "stage_load", staged)
             early += problems.by_row.values()
-            present |= set(typed.columns) | ({"geometry"} if geoms is not None else set())
-            say(f"已检查 checked {report.rows_read:,} rows")
+            say(_progress_line("已检查 checked", report.rows_read, total))
         conn.execute(text("ANALYZE stage_load"))
-        report.duplicates = _mark_superseded(conn, kind, report)
         for sql in kind.derive:
             conn.execute(text(sql))
+        # after the checks: of rows repeating a key, the last *valid* one wins
+        report.duplicates = _mark_superseded(conn, kind, report)
         refused = [
             RowProblem(report.file, int(line), fld, None, err)
             for line, fld, err in conn.execute(
@@ -543,11 +442,13 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
         sql = kind.insert_sql(present)
         with deferred_indexes(
             conn,
-            [kind.table] if _big_batch(conn, kind, next_row - 1) else [],
+            # a dry run never drops indexes: it must not lock the table for nothing
+            [kind.table] if not options.dry_run and _big_batch(conn, kind, next_row - 1) else [],
             only_if_empty=False,
             foreign_keys=kind.references_checked,
         ):
             flags = _upsert(conn, sql, 1, next_row - 1, report, lines, options.strict)
+            flags += _revive_superseded(conn, kind, sql, report, lines)
         for statement in kind.after:
             conn.execute(text(statement))
         report.inserted = sum(flags)
@@ -565,8 +466,6 @@ def load_file(engine: Engine, kind_name: str, path: Path, options: Options) -> L
             post(conn, report)
         if options.dry_run:
             conn.rollback()
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 #: A batch at least this large, and at least :data:`BIG_BATCH_SHARE` of the table, is written
@@ -602,6 +501,24 @@ def _mark_superseded(conn: Connection, kind: Kind, report: LoadReport) -> int:
             f"({', '.join(kind.key)}); the last one wins"
         )
     return int(n)
+
+
+def _revive_superseded(
+    conn: Connection, kind: Kind, sql: str, report: LoadReport, lines: dict[int, int]
+) -> list[bool]:
+    """When the database refused the row that won its key, the latest earlier row with that
+    key is written instead (as loading the rows one after another would have left it),
+    until a row of the key is stored or none is left."""
+    if not kind.key:
+        return []
+    flags: list[bool] = []
+    while True:
+        revived = conn.execute(text(kind.revive_sql()), {"sup": SUPERSEDED}).scalars().all()
+        if not revived:
+            return flags
+        for row in revived:
+            report.duplicates -= 1
+            flags += _upsert(conn, sql, row, row, report, lines, strict=False)
 
 
 # --- kind-specific Python steps -----------------------------------------------------------
@@ -724,6 +641,30 @@ def _post_grids(conn: Connection, report: LoadReport) -> None:
     ).all()
     for a, b, m2 in rows:
         report.warnings.append(f"网格重叠 / grids overlap: {a} × {b}: {m2:,.0f} m²")
+    gaps = conn.execute(
+        text(
+            """
+            SELECT c.code, c.name,
+                   ST_Area(ST_Transform(ST_Difference(c.geom, u.geom), :srid)) AS m2
+              FROM admin_unit c
+              JOIN LATERAL (SELECT ST_Union(g.geom) AS geom FROM grid g
+                             WHERE g.community_code = c.code) u ON u.geom IS NOT NULL
+             WHERE c.level = 'community'
+               AND c.code IN (SELECT left(code, 12) FROM stage_load WHERE _error IS NULL)
+            """
+        ),
+        {"srid": _metric_srid(conn)},
+    ).all()
+    for code, name, m2 in gaps:
+        if m2 is not None and m2 >= GAP_MIN_M2:
+            report.warnings.append(
+                f"社区 {name}（{code}）有 {m2:,.0f} m² 未划入任何网格 / community {code}: "
+                f"{m2:,.0f} m² not covered by any grid"
+            )
+
+
+#: Gaps smaller than this (digitising slivers) are not reported.
+GAP_MIN_M2 = 10.0
 
 
 def _metric_srid(conn: Connection) -> int:
@@ -735,12 +676,28 @@ def _metric_srid(conn: Connection) -> int:
 
 
 def _post_points(conn: Connection, report: LoadReport) -> None:
-    n = conn.execute(
-        text("SELECT count(*) FROM stage_load WHERE _error IS NULL AND grid_code IS NULL")
-    ).scalar_one()
-    if n:
+    """Points outside every grid are stored (a street's data is never silently dropped)
+    and listed, line by line, for someone to look at."""
+    rows = conn.execute(
+        text(
+            "SELECT _line, ST_X(geom), ST_Y(geom) FROM stage_load "
+            "WHERE _error IS NULL AND grid_code IS NULL ORDER BY _row"
+        )
+    ).all()
+    report.flagged += [
+        RowProblem(
+            report.file,
+            int(line),
+            "geometry",
+            None if x is None else f"{x:.6f}, {y:.6f}",
+            "不在任何网格内（已保留）/ outside every grid (kept)",
+        )
+        for line, x, y in rows
+    ]
+    if rows:
         report.warnings.append(
-            f"{n} 个点不在任何网格内（已保留）/ points outside every grid (kept, flagged)"
+            f"{len(rows)} 个点不在任何网格内（已保留，见报告）/ points outside every grid "
+            "(kept, listed in the report)"
         )
 
 
@@ -754,7 +711,26 @@ POST_CHECKS: dict[str, Callable[[Connection, LoadReport], None]] = {
 }
 
 
+def _count_lines(path: Path) -> int | None:
+    """Lines of a big text file (the progress bar's 100 %), read in 1 MiB blocks: ~0.1 s
+    per 100 MB. ``None`` for small files, which need no bar."""
+    if path.stat().st_size < 5_000_000:
+        return None
+    with path.open("rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _progress_line(what: str, done: int, total: int | None) -> str:
+    """``[########------------]  40%  已检查 checked 400,000 rows`` (no bar without a total)."""
+    if not total:
+        return f"{what} {done:,} rows"
+    share = min(done / total, 1.0)
+    filled = round(share * 24)
+    return f"[{'#' * filled}{'-' * (24 - filled)}] {share:4.0%}  {what} {done:,} rows"
+
+
 def print_progress(message: str) -> None:
-    """Progress lines on stderr (when a person is watching)."""
+    """Progress on stderr, redrawn on one line, when a person is watching (a terminal);
+    silent in pipes and logs."""
     if sys.stderr.isatty():
-        print(f"… {message}", file=sys.stderr, flush=True)
+        print(f"\r\033[K… {message}", end="", file=sys.stderr, flush=True)

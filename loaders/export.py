@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -707,8 +708,25 @@ def _write_csv(
     path: Path,
     tz: str,
 ) -> None:
-    """CSV in UTF-8 with BOM: Excel in China reads a BOM-less file as GBK."""
-    _table(frame, kind, target, tz).to_csv(path, index=False, encoding="utf-8-sig")
+    """CSV in UTF-8 with BOM: Excel in China reads a BOM-less file as GBK. Text cells that
+    Excel would run as a formula (``=HYPERLINK(…)`` typed into an incident's description)
+    get a leading ``'`` (OWASP's advice on CSV injection); the loader takes it off again."""
+    table = _table(frame, kind, target, tz)
+    for name in kind.fields:
+        if name in table and _field_type(kind, name) == "text":
+            table[name] = table[name].map(guard_formula)
+    table.to_csv(path, index=False, encoding="utf-8-sig")
+
+
+#: What makes a spreadsheet read a cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard_formula(value: str | None) -> str | None:
+    """``'=1+2`` for ``=1+2``: shown as text, never run, by Excel and WPS."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _write_xlsx(
@@ -727,6 +745,29 @@ def _write_xlsx(
                 [None if v is None else int(v) for v in table[name].tolist()], dtype="Int64"
             )
     pyogrio.write_dataframe(table, path, driver="XLSX", layer=kind.name)
+    if table.empty:
+        _add_header_row(path, list(table.columns))
+
+
+def _add_header_row(path: Path, columns: list[str]) -> None:
+    """GDAL writes an empty sheet for an empty table; a user filling in the template (and
+    our reader) needs the header row, so it is put in as inline strings."""
+    from xml.sax.saxutils import escape
+
+    cells = "".join(f'<c t="inlineStr"><is><t>{escape(c)}</t></is></c>' for c in columns)
+    sheet = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(path) as zin:
+        parts = {n: zin.read(n) for n in zin.namelist()}
+    xml = parts[sheet].decode("utf-8")
+    xml = re.sub(
+        r"<sheetData>\s*</sheetData>|<sheetData/>",
+        f'<sheetData><row r="1">{cells}</row></sheetData>',
+        xml,
+    )
+    parts[sheet] = xml.encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in parts.items():
+            zout.writestr(name, data)
 
 
 def _write_open311(

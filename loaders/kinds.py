@@ -99,9 +99,35 @@ class Kind:
             and c not in _key_columns(self.conflict)
             and self._reads_present(expr, present)
         ]
+        join, columns = self._stored_defaults()
         return self.prefix + _upsert(
-            self.table, self.columns, self.conflict, update_columns=keep, inserted=self.inserted
+            self.table,
+            columns,
+            self.conflict,
+            update_columns=keep,
+            inserted=self.inserted,
+            join=join,
         )
+
+    def _stored_defaults(self) -> tuple[str, dict[str, str]]:
+        """A blank cell in a row already stored keeps the stored value; the default of a
+        column (``coalesce(s.households, 0)``) is for new rows only. Done by joining the
+        stored row on the conflict key and putting its value before the default:
+        ``coalesce(s.households, t.households, 0)``. Append-only kinds and keys that are
+        expressions need no such join."""
+        keys = [k.strip() for k in self.conflict.split(",")]
+        if self.append_only or not all(re.fullmatch(r"\w+", k) and k in self.columns for k in keys):
+            return "", self.columns
+        columns = {}
+        for column, expr in self.columns.items():
+            m = _DEFAULTED.fullmatch(expr)
+            if m and m.group(1) in self.fields and column not in keys:
+                expr = f"coalesce(s.{m.group(1)}, t.{column}, {m.group(2)})"
+            columns[column] = expr
+        if columns == self.columns:
+            return "", self.columns
+        on = " AND ".join(f"t.{k} = {self.columns[k]}" for k in keys)
+        return f"LEFT JOIN {self.table} t ON {on}", columns
 
     def supersede_sql(self) -> str:
         """Marks (``_error = :sup``) every staged row whose natural key a later row of the
@@ -113,6 +139,19 @@ class Kind:
             "WHERE _error IS NULL) d WHERE s._row = d._row AND d.rn > 1"
         )
 
+    def revive_sql(self) -> str:
+        """Clears the mark of the latest superseded row of every key none of whose rows is
+        left to write (the winner was refused by the database); returns their ``_row``."""
+        key = ", ".join(self.key)
+        xkey = ", ".join(f"x.{k}" for k in self.key)
+        ykey = ", ".join(f"y.{k}" for k in self.key)
+        return (
+            "UPDATE stage_load s SET _error = NULL FROM (SELECT DISTINCT ON "
+            f"({key}) _row FROM stage_load x WHERE x._error = :sup AND NOT EXISTS (SELECT 1 "
+            f"FROM stage_load y WHERE y._error IS NULL AND ROW({ykey}) IS NOT DISTINCT FROM "
+            f"ROW({xkey})) ORDER BY {key}, _row DESC) d WHERE s._row = d._row RETURNING s._row"
+        )
+
     def _reads_present(self, expr: str, present: set[str]) -> bool:
         """Whether the file carries the field ``expr`` takes its value from: the first
         input field it reads (``coalesce(s.occurred_at, s.reported_at)`` is occurred_at,
@@ -121,6 +160,10 @@ class Kind:
         read = [DERIVED_FROM.get(f, f) for f in re.findall(r"\bs\.(\w+)", expr)]
         inputs = [f for f in read if f in self.fields]
         return not inputs or inputs[0] in present
+
+
+#: A column expression with a default for blank cells: ``coalesce(s.<field>, <default>)``.
+_DEFAULTED = re.compile(r"coalesce\(s\.(\w+), (.+)\)")
 
 
 def _mark(condition: str, field_name: str, reason: str) -> str:
@@ -146,6 +189,7 @@ def _upsert(
     *,
     update_columns: list[str] | None = None,
     inserted: str = "xmax = 0",
+    join: str = "",
 ) -> str:
     cols = list(columns)
     select = ", ".join(columns[c] for c in cols)
@@ -161,7 +205,7 @@ def _upsert(
     else:
         conflict = f"ON CONFLICT ({key}) DO NOTHING"
     return (
-        f"INSERT INTO {table} ({target}) SELECT {select} FROM stage_load s "
+        f"INSERT INTO {table} ({target}) SELECT {select} FROM stage_load s {join} "
         f"WHERE s._error IS NULL AND s._row BETWEEN :lo AND :hi ORDER BY s._row "
         f"{conflict} RETURNING ({inserted})"
     )
@@ -357,6 +401,35 @@ _register(
     )
 )
 
+#: A worker file row with a grid is the worker's current post: a first post starts on
+#: ``active_from``, a move today; posts elsewhere (or in another role) end today, and every
+#: post ends on the day the worker leaves (``active_to``); the grids' ``worker_id`` follows.
+#: Reloading the same file changes nothing (a current post is kept as it is).
+_WORKER_ASSIGNMENTS = (
+    "INSERT INTO staff_assignment (staff_id, grid_code, street_code, role, valid_from) "
+    "SELECT st.id, s.grid_code, st.street_code, st.role, CASE WHEN EXISTS (SELECT 1 FROM "
+    "staff_assignment p WHERE p.staff_id = st.id) THEN greatest(CURRENT_DATE, st.active_from) "
+    "ELSE st.active_from END FROM stage_load s JOIN staff st ON st.code = s.code "
+    "WHERE s._error IS NULL AND s.grid_code IS NOT NULL "
+    "AND (st.active_to IS NULL OR st.active_to > CURRENT_DATE) "
+    "AND NOT EXISTS (SELECT 1 FROM staff_assignment o WHERE o.staff_id = st.id AND "
+    "o.grid_code = s.grid_code AND o.role = st.role AND "
+    "(o.valid_to IS NULL OR o.valid_to >= CURRENT_DATE)) "
+    "ON CONFLICT (staff_id, grid_code, role, valid_from) DO UPDATE SET valid_to = NULL",
+    "UPDATE staff_assignment a SET valid_to = greatest(a.valid_from, "
+    "coalesce(st.active_to, CURRENT_DATE)) FROM stage_load s JOIN staff st ON st.code = s.code "
+    "WHERE s._error IS NULL AND a.staff_id = st.id AND a.valid_to IS NULL AND "
+    "(st.active_to IS NOT NULL OR (s.grid_code IS NOT NULL AND "
+    "(a.grid_code <> s.grid_code OR a.role <> st.role)))",
+    "UPDATE grid g SET worker_id = NULL FROM stage_load s JOIN staff st ON st.code = s.code "
+    "WHERE s._error IS NULL AND g.worker_id = st.id AND (st.active_to <= CURRENT_DATE OR "
+    "st.role <> 'grid_worker' OR (s.grid_code IS NOT NULL AND g.code <> s.grid_code))",
+    "UPDATE grid g SET worker_id = st.id FROM stage_load s JOIN staff st "
+    "ON st.code = s.code WHERE s._error IS NULL AND st.role = 'grid_worker' "
+    "AND (st.active_to IS NULL OR st.active_to > CURRENT_DATE) "
+    "AND g.code = s.grid_code AND g.worker_id IS DISTINCT FROM st.id",
+)
+
 _register(
     Kind(
         name="workers",
@@ -380,6 +453,12 @@ _register(
         key=("code",),
         derive=(
             _GRID_EXISTS,
+            _mark(
+                "grid_code IS NOT NULL AND street_code IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                "grid g WHERE g.code = stage_load.grid_code AND g.street_code <> stage_load.street_code)",
+                "street_code",
+                "街道编码与网格所在街道不符 / street_code is not the street of the grid",
+            ),
             _STREET_FROM_GRID,
             _mark(
                 "street_code IS NULL",
@@ -396,16 +475,7 @@ _register(
             "active_from": "coalesce(s.active_from, CURRENT_DATE)",
             "active_to": "s.active_to",
         },
-        after=(
-            "INSERT INTO staff_assignment (staff_id, grid_code, street_code, role, valid_from) "
-            "SELECT st.id, s.grid_code, st.street_code, st.role, st.active_from "
-            "FROM stage_load s JOIN staff st ON st.code = s.code "
-            "WHERE s._error IS NULL AND s.grid_code IS NOT NULL "
-            "ON CONFLICT (staff_id, grid_code, role, valid_from) DO NOTHING",
-            "UPDATE grid g SET worker_id = st.id FROM stage_load s JOIN staff st "
-            "ON st.code = s.code WHERE s._error IS NULL AND st.role = 'grid_worker' "
-            "AND g.code = s.grid_code AND g.worker_id IS DISTINCT FROM st.id",
-        ),
+        after=_WORKER_ASSIGNMENTS,
     )
 )
 

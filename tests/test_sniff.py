@@ -328,6 +328,25 @@ def test_detect_encoding_refuses(data: bytes, pattern: str) -> None:
     assert str(info.value).startswith("无法识别文件 x.csv 的文本编码")
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"code,address\nB1,a\x00b\n",
+        "code,地址\nB1,海\x00园路\n".encode(),
+        "code,地址\nB1,海\x00园路\n".encode("gbk"),
+    ],
+)
+def test_a_stray_nul_byte_is_text_still(data: bytes, tmp_path: Path) -> None:
+    """A damaged cell is not a binary file: the reader names its line (tests/test_parse.py)."""
+    path = tmp_path / "nul.csv"
+    path.write_bytes(data)
+    assert sniff_format(path).format == "csv"
+    # many of them are binary data
+    path.write_bytes(data + b"\x00" * 64)
+    with pytest.raises(EncodingDetectionError, match="binary data"):
+        sniff_format(path)
+
+
 def test_sample_cut_mid_character_is_tolerated() -> None:
     data = ("a" + "网格" * 40000).encode("utf-8")
     cut = data[:SAMPLE_SIZE]

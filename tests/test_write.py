@@ -150,7 +150,14 @@ def test_deferred_foreign_keys_are_still_checked(conn: Connection) -> None:
 def test_text_escapes_and_round_trips_through_copy(conn: Connection) -> None:
     """Backslashes, tabs, newlines, quotes, SQL-looking text, emoji: stored exactly."""
     f.area(conn)
-    nasty = ["a\\tb\\n", "行1\n行2\t列2\r", "'; DROP TABLE incident; --", "😀 网格 \\N", ""]
+    nasty = [
+        "a\\tb\\n",
+        "行1\n行2\t列2\r",
+        "'; DROP TABLE incident; --",
+        "😀 网格 \\N",
+        "",
+        '=HYPERLINK("x","y"), "quoted", \\042',
+    ]
     frame = pd.DataFrame(
         {
             "worker_id": [1] * len(nasty),
