@@ -303,3 +303,224 @@ def incident_lonlat(
         return np.empty(0), np.empty(0)
     xy = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))
     return xy[:, 0].copy(), xy[:, 1].copy()
+
+
+# --- emerging hot spots (geo/emerging.py) ---------------------------------------------------
+# Same incident filter as the hotspot queries above; bins are given by their edges (sorted,
+# tz-aware), ``[edges[k], edges[k+1])`` being bin ``k`` (0-based).
+
+_GRID_INCIDENT_BIN_COUNTS = text(
+    """
+    WITH inc AS (
+        SELECT i.grid_code, i.geom,
+               width_bucket(i.reported_at, CAST(:edges AS timestamptz[])) - 1 AS bin
+          FROM incident i
+         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND i.reported_at >= CAST(:since AS timestamptz)
+           AND i.reported_at < CAST(:until AS timestamptz)
+           AND (CAST(:category AS text) IS NULL
+                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+    ), placed AS (
+        -- as in grid_incident_counts: the stored grid when it is current, else the current
+        -- grid the point lies in (lowest code on a shared edge), NULL outside every grid
+        SELECT COALESCE(
+                 (SELECT g.code
+                    FROM grid g
+                   WHERE g.code = inc.grid_code
+                     AND (g.valid_to IS NULL OR g.valid_to > CURRENT_DATE)
+                     AND (CAST(:street AS text) IS NULL OR g.street_code = :street)),
+                 (SELECT g2.code
+                    FROM grid g2
+                   WHERE ST_Intersects(g2.geom, inc.geom)
+                     AND (g2.valid_to IS NULL OR g2.valid_to > CURRENT_DATE)
+                     AND (CAST(:street AS text) IS NULL OR g2.street_code = :street)
+                   ORDER BY g2.code
+                   LIMIT 1)
+               ) AS code,
+               inc.bin
+          FROM inc
+    )
+    SELECT code, bin, count(*) AS incidents
+      FROM placed
+     WHERE code IS NOT NULL
+     GROUP BY code, bin
+     ORDER BY code, bin
+    """
+)
+
+
+def grid_incident_bin_counts(
+    conn: Connection,
+    *,
+    edges: list[Any] | tuple[Any, ...],
+    street_code: str | None = None,
+    category: str | None = None,
+) -> pd.DataFrame:
+    """Incidents per current grid and time bin: ``code``, ``bin`` (0-based), ``incidents``.
+
+    Bins are ``[edges[k], edges[k+1])`` (``edges`` sorted, tz-aware, at least two); only
+    grid-bins with incidents have a row. Incidents are placed in grids as in
+    :func:`grid_incident_counts`, so per grid the bins add up to its count there over
+    ``[edges[0], edges[-1])``.
+    """
+    if len(edges) < 2:
+        raise ValueError(f"need at least two bin edges, got {len(edges)}")
+    params = {
+        "edges": list(edges),
+        "since": edges[0],
+        "until": edges[-1],
+        "street": street_code,
+        "category": category,
+    }
+    result = conn.execute(_GRID_INCIDENT_BIN_COUNTS, params)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return frame.astype({"code": str, "bin": np.int64, "incidents": np.int64})
+
+
+# As _INCIDENT_LONLAT, with each incident's report time (epoch seconds) in the same order.
+_INCIDENT_LONLAT_TIME = text(
+    """
+    SELECT ST_AsBinary(ST_Transform(ST_Collect(i.geom ORDER BY i.id), :srid)),
+           array_agg(extract(epoch FROM i.reported_at) ORDER BY i.id)
+      FROM incident i
+     WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+       AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
+       AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
+       AND (CAST(:category AS text) IS NULL
+            OR left(i.category_code, length(CAST(:category AS text))) = :category)
+    """
+)
+
+
+def incident_lonlat_time(
+    conn: Connection,
+    *,
+    street_code: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    category: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Longitudes, latitudes (EPSG:4326) and report times (UTC epoch seconds, float) of the
+    matching incidents, as aligned float arrays (see :func:`incident_lonlat`)."""
+    params = {
+        "street": street_code,
+        "since": since,
+        "until": until,
+        "category": category,
+        "srid": WEB_EPSG,
+    }
+    wkb, epochs = conn.execute(_INCIDENT_LONLAT_TIME, params).one()
+    if wkb is None:
+        return np.empty(0), np.empty(0), np.empty(0)
+    xy = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))
+    t = np.asarray([float(e) for e in epochs], dtype=np.float64)
+    return xy[:, 0].copy(), xy[:, 1].copy(), t
+
+
+# --- repeat locations (geo/repeats.py) ------------------------------------------------------
+# Incidents of one subcategory (category_code, always 4 digits) in [since, until) are
+# clustered by single linkage at ``eps`` metres: ST_ClusterDBSCAN with minpoints 1 makes
+# every point a core point, so a cluster is a connected component of the graph "within eps
+# metres of each other" (computed in the metric CRS ``metric_srid``). Clusters of at least
+# ``min_count`` incidents are returned with their members, centre and grid.
+
+_REPEAT_LOCATIONS = text(
+    """
+    WITH inc AS (
+        SELECT i.code, i.category_code, i.reported_at, i.grid_code,
+               ST_Transform(i.geom, CAST(:metric_srid AS integer)) AS g
+          FROM incident i
+         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND i.reported_at >= CAST(:since AS timestamptz)
+           AND i.reported_at < CAST(:until AS timestamptz)
+           AND (CAST(:category AS text) IS NULL
+                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+    ), clustered AS (
+        SELECT inc.*,
+               ST_ClusterDBSCAN(g, eps => CAST(:eps AS float8), minpoints => 1)
+                 OVER (PARTITION BY category_code) AS cluster
+          FROM inc
+    ), groups AS (
+        SELECT category_code, cluster, count(*) AS n,
+               min(reported_at) AS first_at, max(reported_at) AS last_at,
+               array_agg(code ORDER BY reported_at, code) AS codes,
+               array_agg(DISTINCT grid_code) FILTER (WHERE grid_code IS NOT NULL)
+                 AS member_grids,
+               ST_Centroid(ST_Collect(g)) AS centre,
+               ST_Collect(g) AS members
+          FROM clustered
+         GROUP BY category_code, cluster
+        HAVING count(*) >= CAST(:min_count AS integer)
+    )
+    SELECT gr.category_code, c.name_zh AS category_zh, c.name_en AS category_en,
+           c.parent_code AS category_group, gr.n, gr.first_at, gr.last_at, gr.codes,
+           gr.member_grids,
+           ST_MaxDistance(gr.centre, gr.members) AS radius_m,
+           (SELECT g.code
+              FROM grid g
+             WHERE ST_Intersects(g.geom, ST_Transform(gr.centre, 4490))
+               AND (g.valid_to IS NULL OR g.valid_to > CURRENT_DATE)
+             ORDER BY g.code
+             LIMIT 1) AS grid_code,
+           ST_AsBinary(ST_Transform(gr.centre, :srid)) AS geom
+      FROM groups gr
+      JOIN incident_category c ON c.code = gr.category_code
+     ORDER BY gr.n DESC, gr.last_at DESC, gr.category_code, gr.codes[1]
+    """
+)
+
+
+def repeat_location_clusters(
+    conn: Connection,
+    *,
+    since: Any,
+    until: Any,
+    eps_m: float,
+    min_count: int,
+    metric_srid: int,
+    street_code: str | None = None,
+    category: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Clusters of at least ``min_count`` incidents of one subcategory reported in
+    ``[since, until)`` whose points chain within ``eps_m`` metres of each other (single
+    linkage, ``ST_ClusterDBSCAN(geom, eps, 1)`` per subcategory in ``metric_srid``).
+
+    Columns: ``category_code``, ``category_zh``, ``category_en``, ``category_group``,
+    ``n``, ``first_at``, ``last_at``, ``codes`` (incident codes by report time),
+    ``member_grids`` (the members' stored grids), ``radius_m`` (largest distance of a
+    member from the centre), ``grid_code`` (the current grid holding the centre, None
+    outside every grid) and the centre point (mean of the members in ``metric_srid``),
+    EPSG:4326.
+    """
+    params = {
+        "street": street_code,
+        "since": since,
+        "until": until,
+        "category": category,
+        "eps": float(eps_m),
+        "min_count": int(min_count),
+        "metric_srid": int(metric_srid),
+        "srid": WEB_EPSG,
+    }
+    return read_gdf(conn, _REPEAT_LOCATIONS, params)
+
+
+_INCIDENT_EXTENT = text(
+    """
+    SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+      FROM (SELECT ST_Extent(ST_Transform(i.geom, :srid)) AS e
+              FROM incident i
+             WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)) AS x
+    """
+)
+
+
+def incident_extent(
+    conn: Connection, *, street_code: str | None = None
+) -> tuple[float, float, float, float] | None:
+    """``(minx, miny, maxx, maxy)`` in degrees (EPSG:4326) of the street's incidents (all
+    streets when None); None when there are none. Chooses the metric CRS of an analysis."""
+    row = conn.execute(_INCIDENT_EXTENT, {"street": street_code, "srid": WEB_EPSG}).one()
+    if row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
