@@ -106,7 +106,63 @@ def _density(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, 
     ]
 
 
-COMMANDS: dict[str, Command] = {"hotspots": _hotspots, "density": _density}
+def _emerging(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    from geo.emerging import emerging
+
+    if args.start is None or args.end is None:
+        raise ValueError("emerging 需要 --from 和 --to / emerging needs --from and --to")
+    result = emerging(
+        conn,
+        street=args.street,
+        start=as_instant(args.start),
+        end=as_instant(args.end),
+        bin=args.bin,
+        unit=args.unit,
+        resolution=args.resolution,
+        category=args.category,
+        alpha=args.alpha,
+    )
+    units = result.units
+    p = result.params
+    found = units[units.pattern != 0]
+    lines = [
+        f"时空热点 emerging ({p.unit}, {p.n_bins} × {p.bin}): {len(units):,} units, "
+        f"{len(found):,} 有模式 with a pattern"
+    ]
+    for (zh, en), n in found.groupby(["label_zh", "label_en"]).size().items():
+        lines.append(f"  {zh} / {en}: {n}")
+    lines += [f"  ! {n.zh} / {n.en}" for n in p.notes]
+    return units, lines
+
+
+def _repeats(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    from geo.repeats import repeat_locations
+
+    # "as of 20 November" includes that day: the window ends at the next midnight
+    as_of = args.as_of or dt.date.today()
+    result = repeat_locations(
+        conn,
+        street=args.street,
+        as_of=as_instant(as_of + dt.timedelta(days=1)),
+        days=args.days,
+        radius_m=args.radius_m,
+        min_count=args.min_count,
+        category=args.category,
+    )
+    locs = result.locations
+    return locs, [
+        f"重复发生地点 repeat locations (≥ {args.min_count} 起同类事件、{args.radius_m:g} m 内、"
+        f"{args.days} 天 / same subcategory within {args.radius_m:g} m in {args.days} days "
+        f"to {as_of}): {len(locs):,}"
+    ]
+
+
+COMMANDS: dict[str, Command] = {
+    "hotspots": _hotspots,
+    "density": _density,
+    "emerging": _emerging,
+    "repeats": _repeats,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,6 +213,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--category", help="事件类型编码 / category code")
     p.add_argument("--resolution", type=int, help="H3 分辨率 / H3 resolution (default: auto)")
     p.add_argument("--bandwidth-m", type=float, help="带宽（米）/ bandwidth in metres")
+
+    p = sub.add_parser(
+        "emerging",
+        help="时空热点趋势 / emerging hot spots",
+        description="按周或月分箱的 Gi* 与 Mann-Kendall 趋势，分类同 ArcGIS 时空热点分析 / "
+        "Gi* per weekly or monthly bin with a Mann-Kendall trend, patterns as in ArcGIS's "
+        "Emerging Hot Spot Analysis (new, consecutive, intensifying, persistent, …)",
+    )
+    _common(p)
+    p.add_argument("--category", help="事件类型编码 / category code")
+    p.add_argument("--bin", choices=("month", "week"), default="month", help="分箱 / bin size")
+    p.add_argument("--unit", choices=("grid", "hex"), default="grid", help="网格或六边形")
+    p.add_argument("--resolution", type=int, help="H3 分辨率 / H3 resolution (default: auto)")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.10,
+        choices=(0.10, 0.05, 0.01),
+        help="显著性水平 / significance of bins and trends",
+    )
+
+    p = sub.add_parser(
+        "repeats",
+        help="重复发生地点 / repeat locations",
+        description="同一小类事件在半径内、时间窗内反复发生的地点 / places where incidents of "
+        "one subcategory recur within a radius and a time window",
+    )
+    _common(p, period=False)
+    p.add_argument(
+        "--as-of", type=_date, help="截至日期（含当日）/ up to and including this day (today)"
+    )
+    p.add_argument("--days", type=int, default=90, help="时间窗（天）/ window in days (90)")
+    p.add_argument("--radius-m", type=float, default=30.0, help="半径（米）/ radius (30 m)")
+    p.add_argument("--min-count", type=int, default=3, help="最少起数 / minimum incidents (3)")
+    p.add_argument("--category", help="事件类型编码 / category code")
     return parser
 
 

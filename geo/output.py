@@ -39,6 +39,7 @@ def write_result(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` to ``path`` in the format its extension names; return the path."""
     path = Path(path)
     suffix = check_output(path)
+    frame = _flat(frame)
     is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame
     if suffix == ".geojson":
         if not is_geo:
@@ -60,3 +61,19 @@ def write_result(frame: pd.DataFrame, path: Path) -> Path:
     else:
         pd.DataFrame(frame).to_parquet(path)
     return path
+
+
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """List cells (a repeat location's incident codes) as ``a;b;c`` text: GeoJSON and CSV
+    hold no lists, and one format should not differ from another."""
+    listed = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object and frame[c].map(lambda v: isinstance(v, list | tuple)).any()
+    ]
+    if not listed:
+        return frame
+    out = frame.copy()
+    for c in listed:
+        out[c] = out[c].map(lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple) else v)
+    return out

@@ -82,3 +82,35 @@ def test_a_bad_date_is_refused_before_anything_runs(capsys) -> None:
         main(["hotspots", "--from", "2026-13-01", "--out", "x.csv"])
     assert exc.value.code == 2
     assert "not a date" in capsys.readouterr().err
+
+
+def test_emerging_to_geojson_equal_the_function(cli_db: Engine, tmp_path: Path, capsys) -> None:
+    from geo.emerging import emerging
+
+    out = tmp_path / "emerging.geojson"
+    args = ["emerging", "--street", STREET, "--from", "2025-11-21", "--to", "2026-11-21"]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "emerging" in capsys.readouterr().out
+    got = gpd.read_file(out).set_index("unit").sort_index()
+    with cli_db.connect() as conn:
+        exp = emerging(conn, street=STREET, start="2025-11-21", end="2026-11-21").units
+    exp = exp.set_index("unit").sort_index()
+    assert (got["pattern"].to_numpy() == exp["pattern"].to_numpy()).all()
+    assert (got["pattern"] != 0).any()
+
+
+def test_emerging_needs_a_period(cli_db: Engine, tmp_path: Path, capsys) -> None:
+    assert main(["emerging", "--out", str(tmp_path / "e.csv")]) == 2
+    assert "needs --from and --to" in capsys.readouterr().err
+
+
+def test_repeats_include_the_as_of_day(cli_db: Engine, tmp_path: Path) -> None:
+    from geo.repeats import repeat_locations
+
+    out = tmp_path / "repeats.csv"
+    assert main(["repeats", "--street", STREET, "--as-of", "2026-11-20", "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype=str, encoding="utf-8-sig")
+    with cli_db.connect() as conn:
+        exp = repeat_locations(conn, street=STREET, as_of="2026-11-21").locations
+    assert len(got) == len(exp) > 0
+    assert sorted(got["codes"]) == sorted(";".join(c) for c in exp["codes"])
