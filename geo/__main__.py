@@ -157,11 +157,99 @@ def _repeats(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, 
     ]
 
 
+def _days(args: argparse.Namespace) -> list[dt.date]:
+    """The days of ``--from`` … ``--to`` (excluded); one day when ``--to`` is left out."""
+    if args.start is None:
+        raise ValueError("需要 --from 日期 / give --from DATE")
+    end = args.end or args.start + dt.timedelta(days=1)
+    if end <= args.start:
+        raise ValueError("--to 须晚于 --from / --to must be after --from")
+    return [args.start + dt.timedelta(days=k) for k in range((end - args.start).days)]
+
+
+def _coverage(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    from geo.coverage import coverage_day, unvisited_buildings
+
+    days = _days(args)
+    if args.by == "unvisited":
+        as_of = days[-1]
+        frame = unvisited_buildings(conn, as_of, street=args.street)
+        counts = ", ".join(
+            f"{d} 天 days: {int(frame[f'not_passed_{d}d'].sum()):,}" for d in (7, 14, 30)
+        )
+        return frame, [f"未巡到的楼栋 buildings not passed, as of {as_of}: {counts}"]
+    frames = []
+    for day in days:
+        result = coverage_day(conn, day, street=args.street)
+        part = result.grid_day if args.by == "grid" else result.worker_day
+        frames.append(part.assign(day=day))
+    frame = pd.concat(frames, ignore_index=True)
+    lines = [f"巡查覆盖 patrol coverage by {args.by}, {days[0]} … {days[-1]}: {len(frame):,} rows"]
+    if args.by == "grid":
+        work = frame[frame["workday"]]
+        met = work["rule_met"].mean() if len(work) else float("nan")
+        lines.append(f"  一日两巡达标率 two-patrol rule met on working days: {met:.1%}")
+    return frame, lines
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _kpis(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    from geo.kpis import kpis, kpis_by_unit
+
+    if args.start is None or args.end is None:
+        raise ValueError("kpis 需要 --from 和 --to / kpis needs --from and --to")
+    unit = args.unit or args.street
+    if args.by:
+        by = kpis_by_unit(conn, args.by, args.start, args.end, within=unit)
+        prev = by.previous.add_prefix("previous_") if by.previous is not None else None
+        frame = by.current if prev is None else by.current.join(prev.drop(columns="previous_name"))
+        frame = frame.reset_index()
+        return frame, [
+            f"事件指标 KPIs by {args.by}, {by.period.start} … {by.period.end}: {len(frame):,} units"
+        ]
+    report = kpis(conn, unit=unit, start=args.start, end=args.end)
+    f = report.figures
+    lines = [
+        f"{report.name or '全部 all'} ({report.level}) {args.start} … {args.end}: "
+        f"上报 reported {f.reported:,} · 办结率 closure {_pct(f.closure_rate)} · "
+        f"按期办结率 on time {_pct(f.on_time_rate)} · 超期未办 open overdue {f.open_overdue:,}"
+    ]
+    table = {
+        "figures": lambda: report.comparison(args.lang),
+        "categories": lambda: report.categories,
+        "overdue": lambda: report.overdue,
+        "late-majors": lambda: report.late_majors,
+    }[args.table]()
+    return table, lines
+
+
+def _assess(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    from geo.assess import assess
+
+    frame = assess(
+        conn,
+        street=args.street,
+        month=args.month,
+        patrol_share=None if args.no_patrols else "compute",
+        lang=args.lang,
+    )
+    lines = [f"网格员考核 worker assessment {args.month}: {len(frame):,} workers"]
+    for label, n in frame["grade_label"].value_counts().items():
+        lines.append(f"  {label}: {n} ({n / len(frame):.0%})")
+    return frame, lines
+
+
 COMMANDS: dict[str, Command] = {
     "hotspots": _hotspots,
     "density": _density,
     "emerging": _emerging,
     "repeats": _repeats,
+    "coverage": _coverage,
+    "kpis": _kpis,
+    "assess": _assess,
 }
 
 
@@ -248,6 +336,59 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--radius-m", type=float, default=30.0, help="半径（米）/ radius (30 m)")
     p.add_argument("--min-count", type=int, default=3, help="最少起数 / minimum incidents (3)")
     p.add_argument("--category", help="事件类型编码 / category code")
+
+    p = sub.add_parser(
+        "coverage",
+        help="巡查覆盖与一日两巡 / patrol coverage and the two-patrol rule",
+        description="按网格或网格员逐日统计巡查覆盖（一日两巡、楼栋覆盖率、道路覆盖率），或列出 "
+        "7/14/30 天未巡到的楼栋 / patrol coverage per grid or worker and day, or the "
+        "buildings not passed in 7/14/30 days (as of the last day)",
+    )
+    _common(p)
+    p.add_argument(
+        "--by",
+        choices=("grid", "worker", "unvisited"),
+        default="grid",
+        help="按网格、网格员，或未巡楼栋 / per grid, per worker, or unvisited buildings",
+    )
+
+    p = sub.add_parser(
+        "kpis",
+        help="事件指标（办结率、按期办结率…）/ incident KPIs",
+        description="任一辖区、任一时段的事件指标及与上期对比 / incident KPIs of any "
+        "jurisdiction and period, with the change against the previous period",
+    )
+    _common(p)
+    p.add_argument(
+        "--unit", help="辖区编码：区、街道、社区或网格 / district, street, community or grid"
+    )
+    p.add_argument(
+        "--by",
+        choices=("street", "community", "grid"),
+        help="逐个下级单元一张表 / one row per street, community or grid",
+    )
+    p.add_argument(
+        "--table",
+        choices=("figures", "categories", "overdue", "late-majors"),
+        default="figures",
+        help="输出哪张表 / which table to write (without --by)",
+    )
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="标签语言 / labels")
+
+    p = sub.add_parser(
+        "assess",
+        help="网格员月度考核 / monthly worker assessment",
+        description="定额、一日两巡、按期办结与返工，星级与等次（好≤20%%，较好≤30%%）/ quotas, "
+        "two-patrol compliance, on-time closure and rework; stars and capped grades",
+    )
+    _common(p, period=False)
+    p.add_argument("--month", required=True, help="月份 / month, e.g. 2026-10")
+    p.add_argument(
+        "--no-patrols",
+        action="store_true",
+        help="不从轨迹计算一日两巡（更快）/ leave two-patrol compliance out (faster)",
+    )
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="标签语言 / labels")
     return parser
 
 

@@ -114,3 +114,61 @@ def test_repeats_include_the_as_of_day(cli_db: Engine, tmp_path: Path) -> None:
         exp = repeat_locations(conn, street=STREET, as_of="2026-11-21").locations
     assert len(got) == len(exp) > 0
     assert sorted(got["codes"]) == sorted(";".join(c) for c in exp["codes"])
+
+
+def test_coverage_by_grid_equals_the_function(cli_db: Engine, tmp_path: Path, capsys) -> None:
+    from geo.coverage import coverage_day
+
+    out = tmp_path / "coverage.csv"
+    args = ["coverage", "--street", STREET, "--from", "2026-11-18", "--to", "2026-11-20"]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "two-patrol rule met" in capsys.readouterr().out
+    got = pd.read_csv(out, dtype={"grid_code": str}, encoding="utf-8-sig")
+    assert sorted(got["day"].unique()) == ["2026-11-18", "2026-11-19"]
+    with cli_db.connect() as conn:
+        exp = coverage_day(conn, dt.date(2026, 11, 19), street=STREET).grid_day
+    day = got[got["day"] == "2026-11-19"].set_index("grid_code").sort_index()
+    exp = exp.set_index("grid_code").sort_index()
+    assert (day["rule_met"].to_numpy() == exp["rule_met"].to_numpy()).all()
+
+
+def test_unvisited_buildings_to_geojson(cli_db: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "unvisited.geojson"
+    args = ["coverage", "--by", "unvisited", "--street", STREET, "--from", "2026-11-19"]
+    assert main([*args, "--out", str(out)]) == 0
+    got = gpd.read_file(out)
+    assert len(got) > 0 and (got["not_passed_days"] >= 7).all()
+
+
+def test_kpis_figures_equal_the_function(cli_db: Engine, tmp_path: Path, capsys) -> None:
+    from geo.kpis import kpis
+
+    out = tmp_path / "kpis.csv"
+    args = ["kpis", "--street", STREET, "--from", "2026-08-01", "--to", "2026-11-01"]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "办结率" in capsys.readouterr().out
+    got = pd.read_csv(out, encoding="utf-8-sig").set_index("figure")
+    with cli_db.connect() as conn:
+        exp = kpis(conn, unit=STREET, start="2026-08-01", end="2026-11-01").figures
+    assert got.loc["reported", "current"] == exp.reported > 0
+    assert got.loc["closure_rate", "current"] == pytest.approx(exp.closure_rate)
+    assert got.loc["open_overdue", "current"] == exp.open_overdue
+
+
+def test_kpis_by_grid_have_a_row_per_grid(cli_db: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "by_grid.parquet"
+    args = ["kpis", "--unit", STREET, "--by", "grid", "--from", "2026-10-01", "--to", "2026-11-01"]
+    assert main([*args, "--out", str(out)]) == 0
+    got = pd.read_parquet(out)
+    assert got["unit"].notna().sum() == 41
+    assert "previous_reported" in got.columns
+
+
+def test_assess_writes_grades_within_the_caps(cli_db: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "assess.csv"
+    args = ["assess", "--street", STREET, "--month", "2026-10", "--no-patrols"]
+    assert main([*args, "--out", str(out)]) == 0
+    got = pd.read_csv(out, encoding="utf-8-sig")
+    assert len(got) > 0
+    assert (got["grade"] == "good").sum() <= 0.2 * len(got)
+    assert (got["grade"] == "fairly_good").sum() <= 0.3 * len(got)
