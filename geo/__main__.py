@@ -34,6 +34,18 @@ def _date(text: str) -> dt.date:
         ) from None
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"应为 0 到 1 之间的比例（如 0.8）/ a share between 0 and 1, e.g. 0.8: {text!r}"
+        )
+    return value
+
+
 def _common(p: argparse.ArgumentParser, *, period: bool = True) -> None:
     p.add_argument("--street", help="街道编码（12位）；不填为全区 / street code; all if omitted")
     if period:
@@ -75,6 +87,8 @@ def _hotspots(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame,
     )
     p = result.params
     units = result.units
+    if args.under_patrolled is not None:
+        return _under_patrolled(conn, args, units)
     lines = [
         f"Gi* {p.unit}{'' if p.resolution is None else f' (H3 res {p.resolution})'}: "
         f"{p.n_units:,} 个单元 units, {p.n_incidents:,} 起事件 incidents, "
@@ -85,6 +99,24 @@ def _hotspots(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame,
     ]
     lines += [f"  ! {n.zh} / {n.en}" for n in p.notes]
     return units, lines
+
+
+def _under_patrolled(
+    conn: Connection, args: argparse.Namespace, units: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """Hot units where fewer than the threshold's share of buildings was passed in the
+    last ``--coverage-days`` days of the period (热点但巡查不足)."""
+    from geo.coverage import coverage_by_unit, last_passed, under_patrolled
+
+    as_of = (args.end or dt.date.today() + dt.timedelta(days=1)) - dt.timedelta(days=1)
+    buildings = last_passed(conn, as_of, days=args.coverage_days, street=args.street)
+    cover = coverage_by_unit(units, buildings)
+    listed = under_patrolled(units, cover, args.under_patrolled)
+    return listed, [
+        f"热点但巡查不足 hot but under-patrolled (楼栋覆盖 building coverage < "
+        f"{args.under_patrolled:.0%}, {args.coverage_days} 天 days to {as_of}): "
+        f"{len(listed):,} / {(units['bin'] > 0).sum():,} hot units"
+    ]
 
 
 def _density(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
@@ -291,6 +323,19 @@ def _parser() -> argparse.ArgumentParser:
         help="置换次数，0 为解析 p 值 / permutations (0 = analytic p-values)",
     )
     p.add_argument("--no-fdr", action="store_true", help="不做 FDR 校正 / no FDR correction")
+    p.add_argument(
+        "--under-patrolled",
+        type=_share,
+        metavar="SHARE",
+        help="只输出楼栋巡查覆盖率低于该比例的热点（如 0.8）/ write only hot units whose "
+        "building coverage is below SHARE, e.g. 0.8",
+    )
+    p.add_argument(
+        "--coverage-days",
+        type=int,
+        default=7,
+        help="覆盖率回看天数 / days of tracks for the coverage (7, ending the day before --to)",
+    )
 
     p = sub.add_parser(
         "density",

@@ -172,3 +172,23 @@ def test_assess_writes_grades_within_the_caps(cli_db: Engine, tmp_path: Path) ->
     assert len(got) > 0
     assert (got["grade"] == "good").sum() <= 0.2 * len(got)
     assert (got["grade"] == "fairly_good").sum() <= 0.3 * len(got)
+
+
+def test_hot_but_under_patrolled(cli_db: Engine, tmp_path: Path, capsys) -> None:
+    base = ["hotspots", "--street", STREET, "--unit", "hex", "--resolution", "10"]
+    # one day of tracks: a few hot cells have buildings nobody passed that day
+    period = ["--from", "2026-08-21", "--to", "2026-11-21", "--coverage-days", "1"]
+    listed = {}
+    for share in ("1", "0.99", "0"):
+        out = tmp_path / f"under_{share}.csv"
+        assert main([*base, *period, "--under-patrolled", share, "--out", str(out)]) == 0
+        listed[share] = pd.read_csv(out, encoding="utf-8-sig")
+        assert (listed[share]["bin"] > 0).all()
+        covered = listed[share]["coverage"]
+        assert (covered.isna() | (covered < float(share))).all()
+    assert len(listed["1"]) >= len(listed["0.99"]) >= len(listed["0"])
+    assert len(listed["1"]) > 0
+    assert "hot but under-patrolled" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--under-patrolled", "1.5", "--out", str(tmp_path / "x.csv")])
+    assert "between 0 and 1" in capsys.readouterr().err
