@@ -989,10 +989,9 @@ def last_passed(
             continue
         last[todo] = tracks.index.last_time(xy[todo], p.building_radius_m)
     at = _local_times(last, tz)
-    on = at.dt.date.where(at.notna(), None)
-    since = pd.array(
-        [(as_of - d).days if isinstance(d, dt.date) else pd.NA for d in on], dtype="Int64"
-    )
+    # NaT is a datetime (and so a date) to isinstance: test for it first
+    on = pd.Series([None if pd.isna(d) else d for d in at.dt.date], index=at.index, dtype=object)
+    since = pd.array([pd.NA if d is None else (as_of - d).days for d in on], dtype="Int64")
     return _building_gdf(bld.assign(last_passed_at=at, last_passed_on=on, days_since=since))
 
 

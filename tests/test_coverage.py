@@ -294,6 +294,17 @@ def test_empty_day_and_no_grids(conn: Connection) -> None:
     assert not r.building_last_passed["passed"].any()
 
 
+def test_a_window_where_no_building_was_passed(conn: Connection) -> None:
+    from geo.coverage import last_passed
+
+    _scene(conn)
+    _building(conn, "B1", X0 + 10, Y0 + 10)
+    lp = last_passed(conn, DAY, days=3, timezone=TZ)
+    assert len(lp) == 1
+    assert lp["last_passed_on"].tolist() == [None]
+    assert lp["days_since"].isna().all()
+
+
 def test_unvisited_building_windows(conn: Connection) -> None:
     worker = _scene(conn)
     _building(conn, "SEEN2", X0 + 100, Y0 + 220)
