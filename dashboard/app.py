@@ -38,9 +38,15 @@ def run() -> None:
             st.Page(
                 VIEWS / "overview.py",
                 title=t("page_overview", lang),
-                icon="🗺️",
+                icon=":material/map:",
                 default=True,
-            )
+            ),
+            st.Page(
+                VIEWS / "hotspots.py",
+                title=t("page_hotspots", lang),
+                icon=":material/local_fire_department:",
+                url_path="hotspots",
+            ),
         ]
     )
     page.run()

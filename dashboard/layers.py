@@ -19,7 +19,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +42,9 @@ __all__ = [
     "base_map",
     "boundary_layer",
     "building_layer",
+    "class_layer",
     "heat_layer",
+    "legend",
     "point_layer",
 ]
 
@@ -69,6 +71,7 @@ _COLOR = re.compile(
     r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{4}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-zA-Z]+)$"
 )
 _POLYGONAL = ("Polygon", "MultiPolygon")
+_LEGEND_POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
 _LINEAR = ("LineString", "MultiLineString")
 
 
@@ -230,7 +233,7 @@ def _canvas_circle(renderer: _CanvasRenderer, radius: float) -> folium.CircleMar
 
 
 def _category_colors(
-    values: pd.Series, palette: Mapping[Hashable, str] | None, *, column: str
+    values: pd.Series, palette: Mapping[Any, str] | None, *, column: str
 ) -> tuple[list[str], list[int]]:
     """Colour table and, per row, the index into it (0 is :data:`OTHER_COLOR`)."""
     if palette is None:
@@ -269,6 +272,7 @@ def base_map(
     tile_url: str | None = None,
     attribution: str = "",
     max_zoom: int = 18,
+    padding_bottom_right: tuple[int, int] | None = None,
 ) -> folium.Map:
     """An empty map fitted to ``bounds``, with or without a basemap.
 
@@ -284,6 +288,9 @@ def base_map(
     max_zoom
         Highest zoom level. Always set on the map itself: with no tile layer Leaflet otherwise
         has no maximum zoom, and marker clusters fail silently.
+    padding_bottom_right
+        ``(x, y)`` pixels kept clear at the right and bottom when fitting ``bounds``, e.g.
+        room for a legend in the bottom-right corner so that it does not cover the data.
 
     Returns
     -------
@@ -329,7 +336,20 @@ def base_map(
             max_zoom=max_zoom,
             control=False,
         ).add_to(m)
-    m.fit_bounds([[min_lat, min_lon], [max_lat, max_lon]])
+    if padding_bottom_right is not None:
+        try:
+            px, py = (int(v) for v in padding_bottom_right)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"padding_bottom_right must be two whole pixel counts (x, y), got "
+                f"{padding_bottom_right!r}"
+            ) from None
+        if px < 0 or py < 0:
+            raise ValueError(f"padding_bottom_right must not be negative, got {(px, py)!r}")
+        padding_bottom_right = (px, py)
+    m.fit_bounds(
+        [[min_lat, min_lon], [max_lat, max_lon]], padding_bottom_right=padding_bottom_right
+    )
     return m
 
 
@@ -426,7 +446,7 @@ def point_layer(
     *,
     name: str,
     color_column: str | None = None,
-    palette: Mapping[Hashable, str] | None = None,
+    palette: Mapping[Any, str] | None = None,
     cluster: bool = False,
     radius: float = 4,
     popup_fields: Sequence[str] | None = None,
@@ -676,3 +696,184 @@ def heat_layer(
     return folium.plugins.HeatMap(
         data, name=name, radius=radius, blur=blur, max_zoom=max_zoom, show=show
     )
+
+
+def class_layer(
+    gdf: gpd.GeoDataFrame,
+    *,
+    name: str,
+    column: str,
+    colors: Mapping[Any, str],
+    other_color: str = OTHER_COLOR,
+    fill_opacity: float = 0.7,
+    line_color: str = "#ffffff",
+    weight: float = 0.5,
+    tooltip_fields: Sequence[str] | None = None,
+    tooltip_aliases: Sequence[str] | None = None,
+    show: bool = True,
+) -> folium.GeoJson:
+    """Polygons (grids, hexagons) filled by the class in ``column``: hot-spot bins, emerging
+    patterns, density classes.
+
+    Parameters
+    ----------
+    gdf
+        Polygons or multipolygons in EPSG:4326.
+    name
+        Layer name in the layer control.
+    column
+        Column holding each polygon's class (e.g. ``bin`` −3…3 or ``pattern``).
+    colors
+        ``{class: colour}``. Classes not in it, and missing values, get ``other_color``:
+        every polygon is drawn, none silently left out.
+    other_color
+        Fill of polygons whose class has no colour.
+    fill_opacity
+        0 to 1, the same for every class (a lighter "not significant" class is a lighter
+        colour, not a more transparent one, so that the legend's swatches match the map).
+    line_color, weight
+        Outline colour and width in pixels (thin white by default: neighbours of one class
+        read as one area, and hexagons stay distinct).
+    tooltip_fields, tooltip_aliases
+        Columns shown on hover and their labels (e.g. name, count, class label).
+    show
+        Whether the layer is on when the map opens.
+
+    Returns
+    -------
+    folium.GeoJson
+        Each feature carries only ``__color`` and the tooltip fields.
+
+    Raises
+    ------
+    ValueError
+        Wrong CRS, missing/empty or non-polygonal geometries, unknown columns, a palette that
+        is not a mapping of CSS colours, bad style values.
+    """
+    what = f"class_layer({name!r})"
+    name = _check_name(name)
+    gdf = _check_frame(gdf, what=what, geom_types=_POLYGONAL)
+    _check_fields(gdf, [column], what=f"{what} column")
+    if not isinstance(colors, Mapping) or not colors:
+        raise ValueError(f"{what}: colors must be a non-empty mapping {{class: colour}}")
+    for value, colour in colors.items():
+        _check_color(colour, f"colour of class {value!r}")
+    other_color = _check_color(other_color, "other_color")
+    line_color = _check_color(line_color, "line_color")
+    weight = _check_positive(weight, "weight")
+    if not 0 <= fill_opacity <= 1:
+        raise ValueError(f"fill_opacity must be between 0 and 1, got {fill_opacity!r}")
+    fields = _check_fields(gdf, tooltip_fields, what=f"{what} tooltip_fields")
+    aliases = _check_aliases(tooltip_aliases, fields, what=f"{what} tooltip_aliases")
+
+    fills = [other_color if _isna(v) else colors.get(v, other_color) for v in gdf[column].tolist()]
+    data = gdf.assign(__color=fills)
+    style = {"color": line_color, "weight": weight, "fillOpacity": fill_opacity}
+    tooltip = folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True) if fields else None
+    return folium.GeoJson(
+        _feature_collection(data, ["__color", *fields]),
+        name=name,
+        style_function=lambda f: {**style, "fillColor": f["properties"]["__color"]},
+        highlight_function=lambda _f: {
+            "weight": weight + 2,
+            "fillOpacity": min(1.0, fill_opacity + 0.2),
+        },
+        tooltip=tooltip,
+        zoom_on_click=False,
+        show=show,
+    )
+
+
+class Legend(MacroElement):
+    """A Leaflet control listing colour swatches and their labels.
+
+    Built with DOM calls from JSON data: titles and labels are shown as text, never parsed as
+    HTML. Add it to the map itself (``legend.add_to(m)``), not to a feature group.
+    """
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}
+            <style>
+            .gridone-legend { background: rgba(255, 255, 255, 0.92); padding: 6px 8px;
+                border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.3);
+                font: 12px/1.45 sans-serif; color: #222; max-height: 60vh; overflow-y: auto; }
+            .gridone-legend-title { font-weight: 600; margin-bottom: 3px; }
+            .gridone-legend-row { display: flex; align-items: center; white-space: nowrap; }
+            .gridone-legend-swatch { display: inline-block; width: 14px; height: 14px;
+                margin-right: 6px; border: 1px solid rgba(0, 0, 0, 0.25); flex: none; }
+            </style>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
+            {{ this.get_name() }}.onAdd = function () {
+                var data = {{ this.data|tojson }};
+                var div = L.DomUtil.create("div", "gridone-legend");
+                if (data.title) {
+                    var title = L.DomUtil.create("div", "gridone-legend-title", div);
+                    title.textContent = data.title;
+                }
+                data.entries.forEach(function (entry) {
+                    var row = L.DomUtil.create("div", "gridone-legend-row", div);
+                    var swatch = L.DomUtil.create("span", "gridone-legend-swatch", row);
+                    swatch.style.background = entry[0];
+                    row.appendChild(document.createTextNode(entry[1]));
+                });
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+            };
+            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, title: str, entries: list[tuple[str, str]], position: str) -> None:
+        super().__init__()
+        self._name = "Legend"
+        self.data = {"title": title, "entries": [list(e) for e in entries]}
+        self.position = position
+
+    def render(self, **kwargs: Any) -> Any:
+        """Render; refuses a parent other than a map (a control cannot sit in a layer)."""
+        if not isinstance(self._parent, folium.Map):
+            raise ValueError("add the legend to the folium.Map itself, not to a layer or group")
+        return super().render(**kwargs)
+
+
+def legend(
+    title: str,
+    entries: Sequence[tuple[str, str]],
+    *,
+    position: str = "bottomright",
+) -> Legend:
+    """A map legend: one swatch per ``(colour, label)`` entry, under ``title``.
+
+    Parameters
+    ----------
+    title
+        Heading of the legend (may be empty).
+    entries
+        ``(CSS colour, label)`` pairs, in the order shown; at least one.
+    position
+        Corner of the map: ``"topleft"``, ``"topright"``, ``"bottomleft"`` or
+        ``"bottomright"`` (the default: clear of the layer control and the scale bar).
+
+    Returns
+    -------
+    Legend
+        Add it to the map with ``legend(...).add_to(m)``.
+    """
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a string, got {title!r}")
+    if position not in _LEGEND_POSITIONS:
+        raise ValueError(f"position must be one of {_LEGEND_POSITIONS}, got {position!r}")
+    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence) or not entries:
+        raise ValueError("entries must be a non-empty list of (colour, label) pairs")
+    checked = []
+    for entry in entries:
+        if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+            raise ValueError(f"each legend entry must be a (colour, label) pair, got {entry!r}")
+        colour, label = entry
+        checked.append((_check_color(colour, "legend colour"), str(label)))
+    return Legend(title, checked, position)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import folium
 import geopandas as gpd
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 from dashboard import layers
 from dashboard.i18n import t
 from dashboard.offline import localize_map
+from geo.emerging import PATTERNS
+from geo.hotspots import LABELS as HOT_LABELS
 from store.vocab import Lang
 
 #: Outline colours of the boundary layers (tests find the grid polygons by theirs).
@@ -110,5 +116,179 @@ def overview_map(
             popup_fields=["title", "category", "status"],
             popup_aliases=[t("title", lang), t("category", lang), t("status", lang)],
         ).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+# --- 热点 hotspots page ------------------------------------------------------------------
+
+#: Gi* classes (``bin`` −3…3) coloured as ArcGIS's Hot Spot Analysis renderer: its reds for
+#: hot spots at 99/95/90 %, its blues for cold ones (the 90 % cold spot a clearer blue than
+#: ArcGIS's grey-green, so that it is not read as "not significant"), and grey for not
+#: significant.
+HOT_COLORS: dict[int, str] = {
+    3: "#d62f27",
+    2: "#ed7551",
+    1: "#fab984",
+    0: "#d4d4d4",
+    -1: "#a9c3de",
+    -2: "#849eba",
+    -3: "#4575b5",
+}
+#: Emerging hot spot patterns (code −8…8): hot patterns in reds and oranges, strongest for
+#: intensifying and persistent; cold mirrors in blues; "no pattern" grey.
+PATTERN_COLORS: dict[int, str] = {
+    1: "#fcbba1",  # new
+    2: "#fc9272",  # consecutive
+    3: "#a50f15",  # intensifying
+    4: "#de2d26",  # persistent
+    5: "#fb6a4a",  # diminishing
+    6: "#fdae6b",  # sporadic
+    7: "#e6550d",  # oscillating
+    8: "#d9b8b0",  # historical
+    -1: "#c6dbef",
+    -2: "#9ecae1",
+    -3: "#08519c",
+    -4: "#3182bd",
+    -5: "#6baed6",
+    -6: "#a6bddb",
+    -7: "#74a9cf",
+    -8: "#c9ced6",
+    0: "#d4d4d4",
+}
+#: Density classes, 0 (nothing within the search radius) then five equal-count classes
+#: (ColorBrewer YlOrRd).
+DENSITY_COLORS: tuple[str, ...] = ("#f0f0f0", "#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+#: Pixels kept clear on the right of the data when the map opens: the legend (bottom right)
+#: and the layer control (top right) sit there instead of over the units.
+LEGEND_ROOM_PX = 190
+#: Outline of the grid boundaries drawn over the analysis units.
+GRID_OUTLINE_COLOR = "#555555"
+
+HotspotKind = Literal["hotspots", "emerging", "density"]
+
+
+def density_classes(values: ArrayLike, k: int = 5) -> tuple[NDArray[np.int64], list[float]]:
+    """Classes of densities for the map: 0 for zero, then up to ``k`` equal-count classes of
+    the positive values (1…k). Returns each value's class and the upper bounds of classes
+    1…k (fewer when many values tie)."""
+    x = np.asarray(values, dtype=float)
+    positive = x[x > 0]
+    if positive.size == 0:
+        return np.zeros(x.size, dtype=np.int64), []
+    uppers = np.unique(np.quantile(positive, np.arange(1, k + 1) / k))
+    codes = np.where(x > 0, np.searchsorted(uppers, x, side="left") + 1, 0)
+    return np.minimum(codes, len(uppers)).astype(np.int64), [float(u) for u in uppers]
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _display_units(units: gpd.GeoDataFrame, lang: Lang) -> gpd.GeoDataFrame:
+    """Units with the text columns their tooltips show."""
+    out = units.copy()
+    names = out["name"] if "name" in out.columns else pd.Series(None, index=out.index)
+    out["__name"] = names.where(names.notna(), out["unit"]).astype(str)
+    if "label_zh" in out.columns:
+        out["__label"] = out["label_zh" if lang == "zh" else "label_en"]
+    return out
+
+
+def hotspot_map(
+    units: gpd.GeoDataFrame,
+    *,
+    kind: HotspotKind,
+    lang: Lang = "zh",
+    grids: gpd.GeoDataFrame | None = None,
+    tile_url: str | None = None,
+    attribution: str = "",
+    max_zoom: int = 18,
+) -> folium.Map:
+    """The 热点 map: analysis units coloured by class, the grid boundaries over them, a legend.
+
+    Parameters
+    ----------
+    units
+        ``kind="hotspots"``: :class:`geo.hotspots.HotspotResult` ``units`` (``bin``);
+        ``"emerging"``: :class:`geo.emerging.EmergingResult` ``units`` (``pattern``);
+        ``"density"``: :class:`geo.kde.KdeResult` ``cells`` (``density_km2``).
+    grids
+        Current grid polygons (``name``) drawn as outlines for orientation; None for none.
+
+    Raises
+    ------
+    ValueError
+        When there are no units to draw.
+    """
+    if units.empty:
+        raise ValueError("no analysis units to draw")
+    data = _display_units(units, lang)
+    bounds = data.total_bounds if grids is None or grids.empty else grids.total_bounds
+    m = layers.base_map(
+        bounds,
+        tile_url=tile_url,
+        attribution=attribution,
+        max_zoom=max_zoom,
+        padding_bottom_right=(LEGEND_ROOM_PX, 0),
+    )
+    localize_map(m, max_zoom=max_zoom)
+    fields = ["__name", "count"]
+    aliases = [t("col_unit", lang), t("col_count", lang)]
+    if kind == "hotspots":
+        data["__z"] = data["z"].round(2)
+        column, colors = "bin", HOT_COLORS
+        fields += ["__label", "__z"]
+        aliases += [t("col_class", lang), t("col_z", lang)]
+        name, title = t("layer_hotspots", lang), t("legend_hotspots", lang)
+        entries = [(HOT_COLORS[b], HOT_LABELS[b][0 if lang == "zh" else 1]) for b in HOT_COLORS]
+    elif kind == "emerging":
+        column, colors = "pattern", PATTERN_COLORS
+        fields += ["__label"]
+        aliases += [t("col_pattern", lang)]
+        name, title = t("layer_emerging", lang), t("legend_emerging", lang)
+        present = set(data["pattern"].astype(int))
+        order = [c for c in PATTERN_COLORS if c in present and c != 0] + [0]
+        entries = [
+            (PATTERN_COLORS[c], PATTERNS[c].zh if lang == "zh" else PATTERNS[c].en) for c in order
+        ]
+    elif kind == "density":
+        codes, uppers = density_classes(data["density_km2"])
+        data["__class"] = codes
+        data["__density"] = data["density_km2"].round(1)
+        column = "__class"
+        colors = dict(enumerate(DENSITY_COLORS[: len(uppers) + 1]))
+        fields += ["__density"]
+        aliases += [t("col_density", lang)]
+        name, title = t("layer_density", lang), t("legend_density", lang)
+        lowers = [0.0, *uppers[:-1]]
+        entries = [(DENSITY_COLORS[0], t("density_zero", lang))] + [
+            (DENSITY_COLORS[i + 1], f"{_fmt(lo)} – {_fmt(hi)}")
+            for i, (lo, hi) in enumerate(zip(lowers, uppers, strict=True))
+        ]
+    else:
+        raise ValueError(f"kind must be 'hotspots', 'emerging' or 'density', got {kind!r}")
+    layers.class_layer(
+        data,
+        name=name,
+        column=column,
+        colors=colors,
+        fill_opacity=0.75,
+        line_color="#ffffff",
+        weight=0.6,
+        tooltip_fields=fields,
+        tooltip_aliases=aliases,
+    ).add_to(m)
+    if grids is not None and not grids.empty:
+        layers.boundary_layer(
+            grids,
+            name=t("layer_grid_outlines", lang),
+            color=GRID_OUTLINE_COLOR,
+            weight=1,
+            fill_opacity=0.0,
+        ).add_to(m)
+    layers.legend(title, entries).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m

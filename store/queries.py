@@ -524,3 +524,40 @@ def incident_extent(
     if row[0] is None:
         return None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+_CATEGORIES = text(
+    """
+    SELECT code, parent_code, name_zh, name_en
+      FROM incident_category
+     ORDER BY code
+    """
+)
+
+
+def incident_categories(conn: Connection) -> pd.DataFrame:
+    """The incident category table, both levels, in code order (``"01"``, ``"0101"``, …):
+    ``code``, ``parent_code`` (None for the top level), ``name_zh``, ``name_en``; for filters."""
+    rows = conn.execute(_CATEGORIES).all()
+    return pd.DataFrame(rows, columns=["code", "parent_code", "name_zh", "name_en"])
+
+
+_PATROL_FIXES_EXIST = text(
+    """
+    SELECT EXISTS (
+        SELECT 1
+          FROM patrol_fix f
+         WHERE (CAST(:street AS text) IS NULL OR f.street_code = :street)
+           AND f.fixed_at >= :since AND f.fixed_at < :until
+    )
+    """
+)
+
+
+def patrol_fixes_exist(
+    conn: Connection, *, since: Any, until: Any, street_code: str | None = None
+) -> bool:
+    """Whether the store holds any patrol GPS fix in ``[since, until)`` by the workers of a
+    street (all streets when None): is there patrol data to judge coverage by?"""
+    params = {"street": street_code, "since": since, "until": until}
+    return bool(conn.execute(_PATROL_FIXES_EXIST, params).scalar_one())

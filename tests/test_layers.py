@@ -335,3 +335,103 @@ def test_all_builders_show_up_in_layer_control(
     overlays = html.split("overlays")[1]
     for name in ("网格", "事件点", "事件圆点", "楼栋", "热力"):
         assert js(name) in overlays, name
+
+
+# ------------------------------------------------------------------- class_layer, legend
+
+
+def test_class_layer_fills_by_class_and_keeps_every_polygon(grids: gpd.GeoDataFrame) -> None:
+    gdf = grids.assign(bin=[3, 0, 7], label=["热点（99%置信度）", "不显著", "?"])
+    layer = layers.class_layer(
+        gdf,
+        name="热点分析",
+        column="bin",
+        colors={3: "#d62f27", 0: "#d4d4d4"},
+        other_color="#000000",
+        tooltip_fields=["grid_name", "label"],
+        tooltip_aliases=["网格", "等级"],
+    )
+    assert isinstance(layer, folium.GeoJson) and layer.layer_name == "热点分析"
+    fills = [f["properties"]["__color"] for f in layer.data["features"]]
+    assert fills == ["#d62f27", "#d4d4d4", "#000000"]  # class 7 has no colour: other_color
+    minx, miny, maxx, maxy = grids.total_bounds
+    assert flat(layer.get_bounds()) == pytest.approx([miny, minx, maxy, maxx])
+    html = render(layer)
+    assert '"fillColor": "#d62f27"' in html and '"fillOpacity": 0.7' in html
+    assert '"color": "#ffffff"' in html  # thin white outlines between classes
+    assert js("热点（99%置信度）") in html and js("等级") in html
+    assert "13800000001" not in html  # columns not asked for stay out of the page
+
+
+def test_class_layer_missing_class_is_drawn_in_other_color(grids: gpd.GeoDataFrame) -> None:
+    gdf = grids.assign(pattern=[1.0, np.nan, -1.0])
+    layer = layers.class_layer(
+        gdf, name="模式", column="pattern", colors={1.0: "red", -1.0: "blue"}
+    )
+    fills = [f["properties"]["__color"] for f in layer.data["features"]]
+    assert fills == ["red", layers.OTHER_COLOR, "blue"]
+
+
+def test_class_layer_rejects_bad_input(grids: gpd.GeoDataFrame) -> None:
+    gdf = grids.assign(bin=[1, 0, -1])
+    with pytest.raises(ValueError, match=r"class_layer\('c'\) column: no column\(s\) \['z'\]"):
+        layers.class_layer(gdf, name="c", column="z", colors={1: "red"})
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        layers.class_layer(gdf, name="c", column="bin", colors={})
+    with pytest.raises(ValueError, match="colour of class 1"):
+        layers.class_layer(gdf, name="c", column="bin", colors={1: "red;x"})
+    with pytest.raises(ValueError, match="fill_opacity"):
+        layers.class_layer(gdf, name="c", column="bin", colors={1: "red"}, fill_opacity=2)
+    points = gdf.set_geometry(gdf.representative_point())
+    with pytest.raises(ValueError, match=r"expected Polygon or MultiPolygon .* found Point"):
+        layers.class_layer(points, name="c", column="bin", colors={1: "red"})
+    with pytest.raises(ValueError, match="EPSG:4490"):
+        layers.class_layer(gdf.to_crs(4490), name="c", column="bin", colors={1: "red"})
+
+
+def test_legend_renders_text_not_html(grids: gpd.GeoDataFrame) -> None:
+    legend = layers.legend(
+        "热点与冷点（Gi*）",
+        [("#d62f27", "热点（99%置信度）"), ("#4575b5", "<b>冷点</b>")],
+        position="bottomleft",
+    )
+    html = render(layers.boundary_layer(grids, name="网格", color="red"), legend)
+    script = html.split("L.control({position:")[1]
+    assert script.lstrip().startswith('"bottomleft"')
+    assert "textContent" in script and "innerHTML" not in script
+    assert "<b>" not in script  # label text is escaped JSON, set as text
+    assert "\\u003cb\\u003e" in script
+    assert "#d62f27" in script and "gridone-legend" in html
+
+
+def test_legend_must_sit_on_the_map(grids: gpd.GeoDataFrame) -> None:
+    group = folium.FeatureGroup(name="g")
+    layers.legend("t", [("red", "a")]).add_to(group)
+    with pytest.raises(ValueError, match=r"add the legend to the folium\.Map itself"):
+        render(group)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("t", []), {}, "non-empty list"),
+        (("t", "red"), {}, "non-empty list"),
+        (("t", [("red",)]), {}, r"\(colour, label\) pair"),
+        (("t", [("not a colour", "a")]), {}, "CSS colour"),
+        (("t", [("red", "a")]), {"position": "middle"}, "position must be one of"),
+        ((None, [("red", "a")]), {}, "title must be a string"),
+    ],
+)
+def test_legend_rejects_bad_input(args: tuple, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        layers.legend(*args, **kwargs)
+
+
+def test_base_map_keeps_room_for_a_legend() -> None:
+    m = layers.base_map((120.40, 36.30, 120.43, 36.31), padding_bottom_right=(190, 0))
+    html = m.get_root().render()
+    assert re.search(r'"paddingBottomRight":\s*\[190,\s*0\]', html)
+    with pytest.raises(ValueError, match="padding_bottom_right"):
+        layers.base_map((120.40, 36.30, 120.43, 36.31), padding_bottom_right=(-5, 0))
+    with pytest.raises(ValueError, match="padding_bottom_right"):
+        layers.base_map((120.40, 36.30, 120.43, 36.31), padding_bottom_right="wide")  # type: ignore[arg-type]

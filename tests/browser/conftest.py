@@ -9,6 +9,13 @@
   connected machine a CDN link would otherwise just work.
 * ``serve``: starts a threaded ``http.server`` on 127.0.0.1 (free port) serving one or more
   folders under URL prefixes; returns the base URL.
+* ``app_url``: a real ``streamlit run dashboard/app.py`` against the street demo database
+  (``demo_engine``), one per test module, in Chinese; returns its base URL.
+  ``stopped_db_app``: a factory starting the app against a database that is not there.
+* :func:`map_frame`: waits for the streamlit-folium iframe and returns it with its frame;
+  :func:`wait_map_settled`: waits until Leaflet has finished its opening zoom (a screenshot
+  taken during it shows every line several times too thick).
+* :data:`ARTIFACTS`: where screenshots go (``artifacts/``, git-ignored).
 
 Every test here is marked ``browser``. A missing Chromium fails the session rather than
 skipping it (skipped tests would pass CI silently).
@@ -20,8 +27,13 @@ import functools
 import os
 import posixpath
 import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +43,8 @@ import pytest
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
+    ElementHandle,
+    Frame,
     Page,
     Playwright,
     Request,
@@ -38,11 +52,20 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
+from sqlalchemy import Engine
+
+from store.local import free_port
+from store.settings import PROJECT_ROOT
 
 #: Hosts a test page may talk to; everything else is aborted.
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: URL schemes that never leave the machine.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about", "chrome", "chrome-extension"})
+
+#: Screenshots of the tests, to look at (git-ignored).
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+#: The iframe streamlit-folium draws a map in.
+MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -213,3 +236,107 @@ def serve() -> Iterator[Callable[[Mapping[str, Path]], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+# --- the dashboard, served by a real `streamlit run` ---------------------------------------
+
+
+def start_streamlit(database_url: str, *, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run dashboard/app.py`` on a free port against ``database_url`` (in
+    Chinese) and wait for its health endpoint; returns the process and its base URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "GRIDONE_LANGUAGE": "zh"}
+    # a file, not a pipe: a chatty server never blocks; closed by stop_streamlit
+    log = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    proc.log = log  # type: ignore[attr-defined]
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # wait for the health endpoint, not a fixed time
+        if proc.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace")
+            log.close()
+            raise RuntimeError(f"streamlit exited: {output[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.1)
+    stop_streamlit(proc)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+def stop_streamlit(proc: subprocess.Popen) -> None:
+    """Stop a server started by :func:`start_streamlit`."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    proc.log.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_engine: Engine) -> Iterator[str]:
+    """Base URL of the dashboard serving the street demo."""
+    url = demo_engine.url.render_as_string(hide_password=False)
+    proc, base = start_streamlit(url)
+    yield base
+    stop_streamlit(proc)
+
+
+@pytest.fixture
+def stopped_db_app() -> Iterator[Callable[[], str]]:
+    """Factory: start the dashboard against a database that does not exist; its base URL."""
+    procs: list[subprocess.Popen] = []
+
+    def start() -> str:
+        proc, base = start_streamlit(f"postgresql://nobody:x@127.0.0.1:{free_port()}/nothing")
+        procs.append(proc)
+        return base
+
+    yield start
+    for p in procs:
+        stop_streamlit(p)
+
+
+def map_frame(page: Page, *, timeout: float = 60_000) -> tuple[ElementHandle, Frame]:
+    """The streamlit-folium iframe (once attached) and its content frame."""
+    handle = page.wait_for_selector(MAP_IFRAME, state="attached", timeout=timeout)
+    assert handle is not None
+    frame = handle.content_frame()
+    assert frame is not None
+    return handle, frame
+
+
+def wait_map_settled(frame: Frame, *, timeout: float = 30_000) -> None:
+    """Wait until the Leaflet map in ``frame`` has no zoom animation running and its vector
+    layer carries no scale transform (the end state of ``fitBounds``)."""
+    frame.wait_for_function(
+        """() => {
+            if (document.querySelector('.leaflet-zoom-anim')) return false;
+            const svg = document.querySelector('svg.leaflet-zoom-animated');
+            return !svg || !/scale/.test(svg.style.transform);
+        }""",
+        timeout=timeout,
+        polling=250,  # not requestAnimationFrame, which Chromium may throttle in an iframe
+    )
