@@ -51,17 +51,12 @@ Definitions (exact; "T" is the as-of instant, by default the end of the period):
 Rates are ``None`` (NaN in frames) when their denominator is 0, never 0.
 
 How, and how fast: the incident row's derived columns give the state as of T for every
-incident that has not moved since; the log is read only for the others. The rework,
-return and extension flags compare the first step of each kind, kept on the row
-(``reworked_at``, ``returned_at``, ``extended_at``; migration 0003), with T, and repeats
-under the default rule are ``repeat_of``, kept by triggers as incidents are written (same
-migration). A rule other than the stored one (``RepeatRule`` with another radius or window)
-is computed on the fly, once for both periods, by clustering the window's incidents per
-subcategory (``ST_ClusterDBSCAN``) and measuring pairs inside clusters.
-``benchmarks/kpis.py`` times it on the district demo (1,000,000 incidents): every KPI of
-every street for a year and the year before ~2.3 s on 2 shared cores (7.7 s reading the log
-and clustering), still above the 1 s aimed at — the per-incident as-of state of ~675,000
-incident-periods is what is left.
+incident that has not moved since; the log is read only for the others and for the
+rework/return steps (an index probe per incident, or one scan of the log when the query
+covers a whole district); repeats are found once for both periods by clustering the
+window's incidents per subcategory (``ST_ClusterDBSCAN``) and measuring pairs inside
+clusters. ``benchmarks/kpis.py`` times it on the district demo (1,000,000 incidents):
+seconds, not the 1 s aimed at — the log-derived and spatial figures dominate; see there.
 """
 
 from __future__ import annotations
@@ -78,7 +73,6 @@ from sqlalchemy import Connection
 
 from geo.settings import AnalyticsSettings, default_settings
 from store import kpi_sql
-from store.models import REPEAT_RADIUS_M, REPEAT_WINDOW_DAYS
 from store.settings import get_settings
 from store.vocab import TIERS
 
@@ -470,9 +464,9 @@ def _params(
         "prev_as_of": prev.as_of,
         "with_previous": previous,
         "with_repeats": repeats,
-        # the rule kept in incident.repeat_of (migration 0003): read, not recomputed
-        "repeat_stored": (s.repeat.radius_m, s.repeat.window_days)
-        == (REPEAT_RADIUS_M, REPEAT_WINDOW_DAYS),
+        # one scan of the log beats an index probe per incident from about a street-year;
+        # queries without a street or grid filter (a district, every unit) are that big
+        "steps_by_scan": filters.get("street") is None and filters.get("grid") is None,
         "major_severity": s.reporting.major_severity,
         "max_delay_s": s.reporting.max_delay_h * 3600.0,
         "repeat_m": s.repeat.radius_m,

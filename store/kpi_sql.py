@@ -7,12 +7,8 @@ logged strictly before ``T`` (periods are half-open, ``[start, end)``, and the d
 is ``end``). The incident row's derived columns (``status``, ``tier``, ``closed_at``,
 ``extended_due_at``) are that state whenever ``status_at < T``; only the few incidents with
 a later step (reported near the end, reopened, still moving) are looked up in the
-transition log, through its ``(incident_id, at)`` index. Whether an incident had a
-``reworked``, ``returned`` or ``extended`` step before ``T`` is ``<kind>_at < T`` (the first
-such step, kept on the row by migration 0003's trigger), and whether it is a repeat is
-``repeat_of IS NOT NULL`` (same migration) when the repeat rule asked for is the stored
-one. So a briefing on a past period shows the figures as they stood then, and re-running
-it later gives the same numbers.
+transition log, through its ``(incident_id, at)`` index. So a briefing on a past period
+shows the figures as they stood then, and re-running it later gives the same numbers.
 
 Jurisdiction filters are optional parameters (``None`` = no filter, ``:p IS NULL OR …``);
 the unit an incident is grouped under is chosen by the ``:level`` parameter in a ``CASE``.
@@ -33,9 +29,9 @@ from sqlalchemy import text
 #   with_previous   whether to compute the previous period at all
 #   major_severity, max_delay_s        the 4-hour rule
 #   repeat_m, repeat_days              the repeat rule
-#   with_repeats    whether to compute repeats
-#   repeat_stored   the repeat rule is the one stored in incident.repeat_of (migration
-#                   0003): read the column; otherwise cluster and measure pairs here
+#   with_repeats    whether to compute repeats (the costly part at district scale)
+#   steps_by_scan   find rework/return steps by one scan of the log rather than an index
+#                   probe per incident (chosen by geo.kpis from the size of the query)
 #
 # Cohorts, per period (see geo/kpis.py for the definitions in words):
 #   in_r       reported in [start, upto)
@@ -46,7 +42,7 @@ from sqlalchemy import text
 
 KPI_FIGURES = text(
     """
-    WITH p AS NOT MATERIALIZED (
+    WITH p AS (
         SELECT v.period, v.t0, v.t1, v.as_of
           FROM (VALUES
                   (0, CAST(:start AS timestamptz), CAST(:upto AS timestamptz),
@@ -61,8 +57,7 @@ KPI_FIGURES = text(
         SELECT p.period, p.t0, p.t1, p.as_of,
                i.id, i.category_code COLLATE "C" AS category_code, i.severity,
                i.occurred_at, i.reported_at, i.due_at,
-               i.status, i.tier, i.closed_at, i.extended_due_at,
-               i.reworked_at, i.returned_at, i.extended_at, i.repeat_of,
+               i.geom, i.status, i.tier, i.closed_at, i.extended_due_at,
                CASE CAST(:level AS text)
                    WHEN 'street' THEN i.street_code
                    WHEN 'community' THEN left(i.grid_code, 12)
@@ -89,7 +84,7 @@ KPI_FIGURES = text(
         SELECT ST_Expand(ST_Extent(i.geom),
                          :repeat_m / (111319.0 * cos(radians(54.0))) * 1.01) AS b
           FROM incident i
-         WHERE CAST(:with_repeats AS boolean) AND NOT CAST(:repeat_stored AS boolean)
+         WHERE CAST(:with_repeats AS boolean)
            AND COALESCE(:street, :grid) IS NOT NULL
            AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
            AND (CAST(:grid AS text) IS NULL OR i.grid_code = :grid)
@@ -108,7 +103,7 @@ KPI_FIGURES = text(
                ST_ClusterDBSCAN(i.geom, :repeat_m / (111319.0 * cos(radians(54.0))) * 1.01, 2)
                    OVER (PARTITION BY i.category_code) AS k
           FROM incident i
-         WHERE CAST(:with_repeats AS boolean) AND NOT CAST(:repeat_stored AS boolean)
+         WHERE CAST(:with_repeats AS boolean)
            AND i.reported_at >= (SELECT min(p.t0) FROM p) - make_interval(days => :repeat_days)
            AND i.reported_at < (SELECT max(p.t1) FROM p)
            AND (NOT EXISTS (SELECT 1 FROM box WHERE box.b IS NOT NULL)
@@ -122,9 +117,19 @@ KPI_FIGURES = text(
          WHERE b.reported_at < a.reported_at
            AND b.reported_at >= a.reported_at - make_interval(days => :repeat_days)
            AND ST_DWithin(CAST(a.geom AS geography), CAST(b.geom AS geography), :repeat_m)
+    ), steps_scan AS (
+        -- the same steps for every incident at once, by one scan of the log: cheaper than
+        -- an index probe per incident when the incidents are many (a district, all units)
+        SELECT t.incident_id,
+               min(t.at) FILTER (WHERE t.to_status = 'reworked') AS reworked_at,
+               min(t.at) FILTER (WHERE t.to_status = 'returned') AS returned_at
+          FROM incident_transition t
+         WHERE CAST(:steps_by_scan AS boolean) AND t.to_status IN ('reworked', 'returned')
+         GROUP BY t.incident_id
     ), lg AS (
         -- from the log: the last step before T and the extension in force then, only for
-        -- the incidents that moved after T (CASE skips the subqueries for the others)
+        -- the incidents that moved after T (CASE skips the subqueries for the others);
+        -- the steps of the reported ones from the (incident_id, at, to_status) index alone
         SELECT c.*,
                CASE WHEN c.stale THEN (
                    SELECT t FROM incident_transition t
@@ -136,8 +141,17 @@ KPI_FIGURES = text(
                     WHERE t.incident_id = c.id AND t.at < c.as_of
                       AND t.to_status = 'extended'
                     ORDER BY t.at DESC, t.id DESC
-                    LIMIT 1) END AS ext_due
+                    LIMIT 1) END AS ext_due,
+               CASE WHEN c.in_r AND NOT CAST(:steps_by_scan AS boolean) THEN (
+                   SELECT ARRAY[bool_or(t.to_status = 'reworked'),
+                                bool_or(t.to_status = 'returned')]
+                     FROM incident_transition t
+                    WHERE t.incident_id = c.id AND t.at < c.as_of)
+                    WHEN c.in_r THEN ARRAY[COALESCE(sc.reworked_at < c.as_of, false),
+                                           COALESCE(sc.returned_at < c.as_of, false)]
+               END AS steps
           FROM cand c
+          LEFT JOIN steps_scan sc ON sc.incident_id = c.id
         OFFSET 0  -- evaluate each subquery once, not once per field taken from it
     ), st AS (
         SELECT lg.*,
@@ -150,116 +164,55 @@ KPI_FIGURES = text(
                               THEN (lg.last_step).at END
                     ELSE lg.closed_at END AS s_closed_at,
                COALESCE(CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END,
-                        lg.due_at) AS deadline
+                        lg.due_at) AS deadline,
+               (CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END) IS NOT NULL
+                   AS s_extended,
+               lg.steps[1] AS reworked,
+               lg.steps[2] AS returned
           FROM lg
-    ), f AS MATERIALIZED (
-        -- each incident's cohorts and flags in one integer, so that the aggregation below
-        -- groups on a few distinct values instead of evaluating a filter per figure per
-        -- row. Bits: 1 reported in the period, 2 … and
-        -- closed as of T, 4 … and awaiting review, 8 due in the period, 16 closed by its
-        -- deadline, 32 open and overdue, 64/128/256 reported and reworked/extended/
-        -- returned before T, 512 reported and major, 1024 reported within the 4-hour
-        -- rule, 2048 reported and a repeat. Materialised: read again for the medians.
-        SELECT st.period, st.unit, st.category_code,
-               CASE WHEN st.s_closed_at >= st.t0 AND st.s_closed_at < st.t1
-                    THEN st.s_tier END AS closed_tier,
-               CASE WHEN st.s_closed_at >= st.t0 AND st.s_closed_at < st.t1
-                    THEN CAST(EXTRACT(EPOCH FROM st.s_closed_at - st.reported_at)
-                              AS double precision) / 3600.0 END AS hours,
-               CAST(st.in_r AS integer)
-               | (CAST(st.in_r AND st.s_status = 'closed' AS integer) << 1)
-               | (CAST(st.in_r AND st.s_status = 'feedback' AS integer) << 2)
-               | (CAST(COALESCE(st.deadline >= st.t0 AND st.deadline < st.t1, false)
-                      AS integer) << 3)
-               | (CAST(COALESCE(st.s_closed_at <= st.deadline, false) AS integer) << 4)
-               | (CAST(st.s_status <> 'closed' AND st.deadline < st.as_of AS integer) << 5)
-               | (CAST(st.in_r AND COALESCE(st.reworked_at < st.as_of, false) AS integer) << 6)
-               | (CAST(st.in_r AND COALESCE(st.extended_at < st.as_of, false) AS integer) << 7)
-               | (CAST(st.in_r AND COALESCE(st.returned_at < st.as_of, false) AS integer) << 8)
-               | (CAST(st.in_r AND st.severity >= :major_severity AS integer) << 9)
-               | (CAST(st.in_r AND EXTRACT(EPOCH FROM st.reported_at - st.occurred_at)
-                      <= :max_delay_s AS integer) << 10)
-               | (CAST(st.in_r AND CASE WHEN CAST(:repeat_stored AS boolean)
-                                       THEN st.repeat_of IS NOT NULL
-                                       ELSE rep.id IS NOT NULL END AS integer) << 11)
-                   AS flags
+    ), f AS (
+        SELECT st.period, st.unit, st.category_code, st.in_r, st.s_tier, st.s_extended,
+               st.s_status = 'closed' AS closed_now,
+               st.s_status = 'feedback' AS awaiting_review,
+               (st.deadline >= st.t0 AND st.deadline < st.t1) AS due_in,
+               (st.s_closed_at IS NOT NULL AND st.s_closed_at <= st.deadline) AS on_time,
+               (st.s_closed_at >= st.t0 AND st.s_closed_at < st.t1) AS closed_in,
+               (st.s_status <> 'closed' AND st.deadline < st.as_of) AS overdue,
+               CAST(EXTRACT(EPOCH FROM st.s_closed_at - st.reported_at) AS double precision)
+                   / 3600.0 AS hours,
+               st.severity >= :major_severity AS major,
+               EXTRACT(EPOCH FROM st.reported_at - st.occurred_at) <= :max_delay_s
+                   AS reported_in_time,
+               st.reworked, st.returned,
+               rep.id IS NOT NULL AS repeat
           FROM st
           LEFT JOIN rep ON rep.id = st.id
-    ), g0 AS (
-        -- one hash aggregation of every row: ~10,000 groups for a district's streets
-        SELECT f.period, f.unit, f.category_code, f.flags, f.closed_tier,
-               count(*) AS n, sum(f.hours) AS hours_sum
-          FROM f
-         GROUP BY f.period, f.unit, f.category_code, f.flags, f.closed_tier
-    ), g AS (
-        -- rolled up to (period, unit, subcategory): a few hundred rows
-        SELECT g0.period, g0.unit, g0.category_code,
-               sum(g0.n) FILTER (WHERE g0.flags & 1 <> 0) AS reported,
-               sum(g0.n) FILTER (WHERE g0.flags & 2 <> 0) AS reported_closed,
-               sum(g0.n) FILTER (WHERE g0.flags & 4 <> 0) AS awaiting_review,
-               sum(g0.n) FILTER (WHERE g0.flags & 8 <> 0) AS due,
-               sum(g0.n) FILTER (WHERE g0.flags & 24 = 24) AS due_on_time,
-               sum(g0.n) FILTER (WHERE g0.flags & 32 <> 0) AS open_overdue,
-               sum(g0.n) FILTER (WHERE g0.closed_tier IS NOT NULL) AS closed,
-               sum(g0.n) FILTER (WHERE g0.closed_tier = 'grid') AS closed_grid,
-               sum(g0.n) FILTER (WHERE g0.closed_tier = 'community') AS closed_community,
-               sum(g0.n) FILTER (WHERE g0.closed_tier = 'street') AS closed_street,
-               sum(g0.n) FILTER (WHERE g0.closed_tier = 'department') AS closed_department,
-               sum(g0.n) FILTER (WHERE g0.flags & 64 <> 0) AS reworked,
-               sum(g0.n) FILTER (WHERE g0.flags & 128 <> 0) AS extended,
-               sum(g0.n) FILTER (WHERE g0.flags & 256 <> 0) AS returned,
-               sum(g0.n) FILTER (WHERE g0.flags & 512 <> 0) AS major,
-               sum(g0.n) FILTER (WHERE g0.flags & 1536 = 1536) AS major_in_time,
-               sum(g0.n) FILTER (WHERE g0.flags & 2048 <> 0) AS repeats,
-               sum(g0.hours_sum) AS hours_sum
-          FROM g0
-         GROUP BY g0.period, g0.unit, g0.category_code
-    ), med AS (
-        -- exact medians: only the closed-in-period rows, sorted within each unit
-        SELECT f.period, f.unit,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY f.hours) AS median_hours
-          FROM f
-         WHERE f.hours IS NOT NULL
-         GROUP BY f.period, f.unit
-    ), u AS (
-        SELECT g.period, g.unit,
-               CAST(COALESCE(sum(g.reported), 0) AS bigint) AS reported,
-               CAST(COALESCE(sum(g.reported_closed), 0) AS bigint) AS reported_closed,
-               CAST(COALESCE(sum(g.awaiting_review), 0) AS bigint) AS awaiting_review,
-               CAST(COALESCE(sum(g.due), 0) AS bigint) AS due,
-               CAST(COALESCE(sum(g.due_on_time), 0) AS bigint) AS due_on_time,
-               CAST(COALESCE(sum(g.open_overdue), 0) AS bigint) AS open_overdue,
-               CAST(COALESCE(sum(g.closed), 0) AS bigint) AS closed,
-               CAST(COALESCE(sum(g.closed_grid), 0) AS bigint) AS closed_grid,
-               CAST(COALESCE(sum(g.closed_community), 0) AS bigint) AS closed_community,
-               CAST(COALESCE(sum(g.closed_street), 0) AS bigint) AS closed_street,
-               CAST(COALESCE(sum(g.closed_department), 0) AS bigint) AS closed_department,
-               CAST(COALESCE(sum(g.reworked), 0) AS bigint) AS reworked,
-               CAST(COALESCE(sum(g.extended), 0) AS bigint) AS extended,
-               CAST(COALESCE(sum(g.returned), 0) AS bigint) AS returned,
-               CAST(COALESCE(sum(g.major), 0) AS bigint) AS major,
-               CAST(COALESCE(sum(g.major_in_time), 0) AS bigint) AS major_in_time,
-               CAST(COALESCE(sum(g.repeats), 0) AS bigint) AS repeats,
-               sum(g.hours_sum) / NULLIF(sum(g.closed), 0) AS mean_hours
-          FROM g
-         GROUP BY g.period, g.unit
     )
-    -- one row per unit (category_code NULL) with every figure, and one per unit and
-    -- subcategory with its reported count
-    SELECT u.period, u.unit, CAST(NULL AS text) AS category_code,
-           u.reported, u.reported_closed, u.awaiting_review, u.due, u.due_on_time,
-           u.open_overdue, u.closed, u.closed_grid, u.closed_community, u.closed_street,
-           u.closed_department, u.reworked, u.extended, u.returned, u.major,
-           u.major_in_time, u.repeats,
-           u.mean_hours, med.median_hours
-      FROM u
-      LEFT JOIN med ON med.period = u.period AND med.unit IS NOT DISTINCT FROM u.unit
-    UNION ALL
-    SELECT g.period, g.unit, g.category_code, CAST(g.reported AS bigint),
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL, NULL, NULL, NULL
-      FROM g
-     WHERE g.reported > 0
+    SELECT f.period, f.unit,
+           CASE WHEN GROUPING(f.category_code) = 0 THEN f.category_code END AS category_code,
+           count(*) FILTER (WHERE f.in_r) AS reported,
+           count(*) FILTER (WHERE f.in_r AND f.closed_now) AS reported_closed,
+           count(*) FILTER (WHERE f.in_r AND f.awaiting_review) AS awaiting_review,
+           count(*) FILTER (WHERE f.due_in) AS due,
+           count(*) FILTER (WHERE f.due_in AND f.on_time) AS due_on_time,
+           count(*) FILTER (WHERE f.overdue) AS open_overdue,
+           count(*) FILTER (WHERE f.closed_in) AS closed,
+           avg(f.hours) FILTER (WHERE f.closed_in) AS mean_hours,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.hours) FILTER (WHERE f.closed_in)
+               AS median_hours,
+           count(*) FILTER (WHERE f.closed_in AND f.s_tier = 'grid') AS closed_grid,
+           count(*) FILTER (WHERE f.closed_in AND f.s_tier = 'community') AS closed_community,
+           count(*) FILTER (WHERE f.closed_in AND f.s_tier = 'street') AS closed_street,
+           count(*) FILTER (WHERE f.closed_in AND f.s_tier = 'department')
+               AS closed_department,
+           count(*) FILTER (WHERE f.in_r AND f.reworked) AS reworked,
+           count(*) FILTER (WHERE f.in_r AND f.s_extended) AS extended,
+           count(*) FILTER (WHERE f.in_r AND f.returned) AS returned,
+           count(*) FILTER (WHERE f.in_r AND f.major) AS major,
+           count(*) FILTER (WHERE f.in_r AND f.major AND f.reported_in_time) AS major_in_time,
+           count(*) FILTER (WHERE f.in_r AND f.repeat) AS repeats
+      FROM f
+     GROUP BY GROUPING SETS ((f.period, f.unit), (f.period, f.unit, f.category_code))
     """
 )
 

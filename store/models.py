@@ -12,10 +12,7 @@ Conventions (see README, "The store"):
   ``DDDDDD000000``, street ``DDDDDDSSS000``, community ``DDDDDDSSSCCC``.
 * The incident's ``status``, ``tier``, ``status_at``, ``closed_at`` and ``extended_due_at``
   are derived from the append-only ``incident_transition`` log by database triggers
-  (migration 0001), and so are ``reworked_at``, ``returned_at`` and ``extended_at`` (the
-  first step of each kind, migration 0003); ``repeat_of`` (migration 0003) is derived from
-  the incidents before it (:data:`REPEAT_RADIUS_M`, :data:`REPEAT_WINDOW_DAYS`). Writing
-  any of them (:data:`INCIDENT_DERIVED`) directly is refused.
+  (migration 0001); writing them directly is refused.
 * Vocabulary columns (kinds, roles, statuses) are text with CHECK constraints; their
   Chinese and English labels live in :mod:`store.vocab`.
 
@@ -431,26 +428,6 @@ class Road(Base):
 
 # --- incidents ----------------------------------------------------------------------------
 
-#: Columns of ``incident`` kept by triggers and never written directly.
-INCIDENT_DERIVED = (
-    "status",
-    "tier",
-    "status_at",
-    "closed_at",
-    "extended_due_at",
-    "reworked_at",
-    "returned_at",
-    "extended_at",
-    "repeat_of",
-)
-
-#: The repeat rule stored in ``incident.repeat_of`` (migration 0003): an earlier incident of
-#: the same subcategory within this many metres (on the ellipsoid) reported at most this
-#: many days before. Changing it takes a migration; ``geo.kpis`` computes other rules on
-#: the fly.
-REPEAT_RADIUS_M = 30.0
-REPEAT_WINDOW_DAYS = 90
-
 
 class IncidentCategory(Base):
     """Incident category code table (two levels), with its handling time limit.
@@ -499,13 +476,6 @@ class Incident(Base):
     status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     extended_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # First step of each kind (migration 0003): "had one before T" is ``< T``.
-    reworked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    returned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    extended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # The latest earlier incident this one repeats (REPEAT_RADIUS_M, REPEAT_WINDOW_DAYS);
-    # no foreign key: the triggers keep it right when that incident moves or goes away.
-    repeat_of: Mapped[int | None] = mapped_column(BigInteger)
     geom = _geom("POINT")
     __table_args__ = (
         CheckConstraint(r"category_code ~ '^\d{4}$'", name="subcategory"),
@@ -525,7 +495,6 @@ class Incident(Base):
         Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
-        Index("ix_incident_repeat_of", "repeat_of", postgresql_where=text("repeat_of IS NOT NULL")),
     )
 
 
