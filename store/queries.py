@@ -168,10 +168,23 @@ def street_names(conn: Connection) -> dict[str, str]:
 
 
 # --- hotspot analysis (geo/units.py, geo/hotspots.py) ---------------------------------------
-# Shared incident filter of the queries below (street, [since, until), category prefix):
-# ``category`` is a top-level code ("03") or a subcategory ("0302"); None = all.
 
-_GRID_INCIDENT_COUNTS = text(
+#: The incident filter of the analysis queries below (street, [since, until), category
+#: prefix; each None = no limit): ``category`` is a top-level code ("03") or a subcategory
+#: ("0302"). A constant of this module spliced into their text, never user input.
+_INCIDENT_FILTER = """(CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
+           AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
+           AND (CAST(:category AS text) IS NULL
+                OR left(i.category_code, length(CAST(:category AS text))) = :category)"""
+
+
+def _incident_sql(sql: str) -> TextClause:
+    """``sql`` with ``{incident_filter}`` replaced by :data:`_INCIDENT_FILTER`."""
+    return text(sql.replace("{incident_filter}", _INCIDENT_FILTER))
+
+
+_GRID_INCIDENT_COUNTS = _incident_sql(
     """
     WITH cur AS (
         SELECT g.code, g.name, g.community_code, g.geom
@@ -181,11 +194,7 @@ _GRID_INCIDENT_COUNTS = text(
     ), inc AS (
         SELECT i.grid_code, i.geom
           FROM incident i
-         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-           AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
-           AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
-           AND (CAST(:category AS text) IS NULL
-                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+         WHERE {incident_filter}
     ), placed AS (
         -- the stored grid when it is current; else (retired or no grid) the current grid
         -- the point lies in, the lowest code on a shared edge; NULL outside every grid
@@ -237,15 +246,11 @@ def grid_incident_counts(
     return read_gdf(conn, _GRID_INCIDENT_COUNTS, params)
 
 
-_INCIDENT_COUNT = text(
+_INCIDENT_COUNT = _incident_sql(
     """
     SELECT count(*)
       FROM incident i
-     WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-       AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
-       AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
-       AND (CAST(:category AS text) IS NULL
-            OR left(i.category_code, length(CAST(:category AS text))) = :category)
+     WHERE {incident_filter}
     """
 )
 
@@ -265,15 +270,11 @@ def incident_count(
 
 # One MultiPoint as WKB rather than a row per incident: for a million incidents a row-wise
 # fetch costs ~30 s in Python, this ~2 s (transforming the collection once, not each point).
-_INCIDENT_LONLAT = text(
+_INCIDENT_LONLAT = _incident_sql(
     """
     SELECT ST_AsBinary(ST_Transform(ST_Collect(i.geom), :srid))
       FROM incident i
-     WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-       AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
-       AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
-       AND (CAST(:category AS text) IS NULL
-            OR left(i.category_code, length(CAST(:category AS text))) = :category)
+     WHERE {incident_filter}
     """
 )
 
@@ -309,17 +310,13 @@ def incident_lonlat(
 # Same incident filter as the hotspot queries above; bins are given by their edges (sorted,
 # tz-aware), ``[edges[k], edges[k+1])`` being bin ``k`` (0-based).
 
-_GRID_INCIDENT_BIN_COUNTS = text(
+_GRID_INCIDENT_BIN_COUNTS = _incident_sql(
     """
     WITH inc AS (
         SELECT i.grid_code, i.geom,
                width_bucket(i.reported_at, CAST(:edges AS timestamptz[])) - 1 AS bin
           FROM incident i
-         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-           AND i.reported_at >= CAST(:since AS timestamptz)
-           AND i.reported_at < CAST(:until AS timestamptz)
-           AND (CAST(:category AS text) IS NULL
-                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+         WHERE {incident_filter}
     ), placed AS (
         -- as in grid_incident_counts: the stored grid when it is current, else the current
         -- grid the point lies in (lowest code on a shared edge), NULL outside every grid
@@ -378,16 +375,12 @@ def grid_incident_bin_counts(
 
 
 # As _INCIDENT_LONLAT, with each incident's report time (epoch seconds) in the same order.
-_INCIDENT_LONLAT_TIME = text(
+_INCIDENT_LONLAT_TIME = _incident_sql(
     """
     SELECT ST_AsBinary(ST_Transform(ST_Collect(i.geom ORDER BY i.id), :srid)),
            array_agg(extract(epoch FROM i.reported_at) ORDER BY i.id)
       FROM incident i
-     WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-       AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
-       AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
-       AND (CAST(:category AS text) IS NULL
-            OR left(i.category_code, length(CAST(:category AS text))) = :category)
+     WHERE {incident_filter}
     """
 )
 
@@ -424,17 +417,13 @@ def incident_lonlat_time(
 # metres of each other" (computed in the metric CRS ``metric_srid``). Clusters of at least
 # ``min_count`` incidents are returned with their members, centre and grid.
 
-_REPEAT_LOCATIONS = text(
+_REPEAT_LOCATIONS = _incident_sql(
     """
     WITH inc AS (
         SELECT i.code, i.category_code, i.reported_at, i.grid_code,
                ST_Transform(i.geom, CAST(:metric_srid AS integer)) AS g
           FROM incident i
-         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
-           AND i.reported_at >= CAST(:since AS timestamptz)
-           AND i.reported_at < CAST(:until AS timestamptz)
-           AND (CAST(:category AS text) IS NULL
-                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+         WHERE {incident_filter}
     ), clustered AS (
         SELECT inc.*,
                ST_ClusterDBSCAN(g, eps => CAST(:eps AS float8), minpoints => 1)
