@@ -35,49 +35,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg
 import pyproj
 import shapely
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import make_url
 
+from benchmarks.bench_db import drop_database, open_database
 from geo.coverage import CoverageParams, coverage_day, day_tracks, rule_met, scope_epsg
 from store import coverage_sql, workcal
-from store.db import make_engine, resolve_url
-from store.migrate import upgrade
 from store.settings import get_settings
 
 #: The tables coverage reads, in foreign-key order.
 TABLES = ("admin_unit", "staff", "grid", "staff_assignment", "building", "road", "patrol_fix")
 
 
-def _admin(url: str) -> psycopg.Connection:
-    u = make_url(url).set(drivername="postgresql", database="postgres")
-    return psycopg.connect(u.render_as_string(hide_password=False), autocommit=True)
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str, str]:
+def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str]:
     """Engine on the benchmark database holding the demo's coverage tables at ``scale``;
-    also the server URL and the database name."""
+    and the database name."""
     from loaders.demo import generate
     from store.write import copy_frame, deferred_indexes
 
-    base_url = resolve_url(get_settings())
     name = f"gridone_bench_coverage_{scale}"
-    with _admin(base_url) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if regenerate and exists:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = open_database(name, regenerate=regenerate)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM building")).scalar_one()
     if n == 0:
@@ -101,7 +83,7 @@ def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str, st
             f"{time.perf_counter() - t0:.0f} s"
         )
         del data
-    return engine, base_url, name
+    return engine, name
 
 
 def last_workday(conn: Connection, tz: str) -> dt.date:
@@ -252,7 +234,7 @@ def main() -> None:
     args = ap.parse_args()
     tz = get_settings().timezone
 
-    engine, base_url, name = prepare(args.scale, args.seed, regenerate=args.regenerate)
+    engine, name = prepare(args.scale, args.seed, regenerate=args.regenerate)
     try:
         with engine.connect() as conn:
             day = args.day or last_workday(conn, tz)
@@ -317,8 +299,7 @@ def main() -> None:
     finally:
         engine.dispose()
         if args.drop:
-            with _admin(base_url) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(name)
 
 
 if __name__ == "__main__":

@@ -27,40 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
+from benchmarks.bench_db import drop_database, open_database
 from geo import kpis as kp
 from geo.settings import default_settings
-from store.db import make_engine, resolve_url
 from store.settings import get_settings
 
 
-def _admin(url: str) -> psycopg.Connection:
-    u = make_url(url).set(drivername="postgresql", database="postgres")
-    return psycopg.connect(u.render_as_string(hide_password=False), autocommit=True)
-
-
-def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str, str]:
-    """An engine on the benchmark database holding the demo at ``scale``; its URL base and
-    the database name."""
+def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str]:
+    """An engine on the benchmark database holding the demo at ``scale``, and the
+    database name."""
     from loaders.demo import generate
     from loaders.demo.load import write_demo
-    from store.migrate import upgrade
 
-    base_url = resolve_url(get_settings())
     name = f"gridone_bench_kpis_{scale}"
-    with _admin(base_url) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if regenerate and exists:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = open_database(name, regenerate=regenerate)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
     if n == 0:
@@ -68,7 +50,7 @@ def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str, st
         data = generate(seed, scale)
         write_demo(engine, data, replace=True, truth_path=Path(f"/tmp/{name}-truth.json"))
         print(f"generated and wrote the {scale} demo in {time.perf_counter() - t0:.0f} s")
-    return engine, base_url, name
+    return engine, name
 
 
 # --- the straightforward way ------------------------------------------------------------------
@@ -194,7 +176,7 @@ def main() -> None:
     ap.add_argument("--drop", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
-    engine, base_url, name = prepare(args.scale, args.seed, regenerate=args.regenerate)
+    engine, name = prepare(args.scale, args.seed, regenerate=args.regenerate)
     try:
         start, end = _year(engine)
         with engine.connect() as conn:
@@ -254,8 +236,7 @@ def main() -> None:
     finally:
         engine.dispose()
         if args.drop:
-            with _admin(base_url) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(name)
 
 
 if __name__ == "__main__":
