@@ -85,11 +85,10 @@ import pandas as pd
 import pyproj
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 from sqlalchemy import Connection
 
-from geo.settings import TwoPatrolRule, default_settings
+from geo.settings import CoverageParams, TwoPatrolRule
 from store import coverage_sql as sql
 from store import workcal
 from store.crs import STORAGE_EPSG, WEB_EPSG, metric_epsg_for_bounds
@@ -104,70 +103,6 @@ RULE_LABELS: dict[bool, tuple[str, str]] = {
 }
 #: Default windows of the not-passed lists, days.
 DEFAULT_WINDOWS = (7, 14, 30)
-
-
-class CoverageParams(BaseModel):
-    """Track cleaning and coverage parameters; the two-patrol rule itself is
-    :class:`geo.settings.TwoPatrolRule` (field ``rule``). Defaults as in the module
-    docstring."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_accuracy_m: float = Field(
-        default=50.0,
-        gt=0,
-        description="Fixes whose reported accuracy is worse (larger) than this, metres, are "
-        "dropped. Fixes without an accuracy are kept.",
-    )
-    max_speed_kmh: float = Field(
-        default=15.0,
-        gt=0,
-        description="A fix reached from the previous kept fix faster than this, km/h, is an "
-        "impossible jump on foot and dropped.",
-    )
-    session_gap_min: float = Field(
-        default=20.0,
-        gt=0,
-        description="A gap longer than this between kept fixes, minutes, ends a session; "
-        "the next fix starts a new one.",
-    )
-    min_session_fixes: int = Field(
-        default=2, ge=1, description="Kept fixes a session needs to count as a patrol."
-    )
-    max_step_s: float = Field(
-        default=120.0,
-        gt=0,
-        description="Steps between consecutive kept fixes longer than this, seconds, are not "
-        "drawn as track (the signal was lost; the way walked is unknown). They still count "
-        "for time and distance.",
-    )
-    grid_tolerance_m: float = Field(
-        default=20.0,
-        ge=0,
-        description="A fix this close to a grid's polygon, metres, counts as inside it "
-        "(boundary roads: half the fixes fall on the other side).",
-    )
-    building_radius_m: float = Field(
-        default=50.0, gt=0, description="A building this close to a track, metres, is passed."
-    )
-    road_radius_m: float = Field(
-        default=20.0,
-        gt=0,
-        description="A road piece whose midpoint is this close to a track, metres, is walked.",
-    )
-    road_sample_m: float = Field(
-        default=5.0, gt=0, description="Longest road piece for street-length coverage, metres."
-    )
-    road_grid_tolerance_m: float = Field(
-        default=1.0,
-        ge=0,
-        description="A road piece belongs to every grid this close to its midpoint, metres "
-        "(a boundary road belongs to both grids).",
-    )
-    rule: TwoPatrolRule = Field(
-        default_factory=lambda: default_settings().two_patrol,
-        description="The two-patrol rule (一日两巡), from geo.settings.",
-    )
 
 
 # --- cleaning ------------------------------------------------------------------------------

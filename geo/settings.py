@@ -211,6 +211,67 @@ class Grades(_Frozen):
         return self
 
 
+class CoverageParams(_Frozen):
+    """Track cleaning and coverage parameters of :mod:`geo.coverage` (its module
+    docstring explains them), with the two-patrol rule they apply (field ``rule``)."""
+
+    max_accuracy_m: float = Field(
+        default=50.0,
+        gt=0,
+        description="Fixes whose reported accuracy is worse (larger) than this, metres, are "
+        "dropped. Fixes without an accuracy are kept.",
+    )
+    max_speed_kmh: float = Field(
+        default=15.0,
+        gt=0,
+        description="A fix reached from the previous kept fix faster than this, km/h, is an "
+        "impossible jump on foot and dropped.",
+    )
+    session_gap_min: float = Field(
+        default=20.0,
+        gt=0,
+        description="A gap longer than this between kept fixes, minutes, ends a session; "
+        "the next fix starts a new one.",
+    )
+    min_session_fixes: int = Field(
+        default=2, ge=1, description="Kept fixes a session needs to count as a patrol."
+    )
+    max_step_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Steps between consecutive kept fixes longer than this, seconds, are not "
+        "drawn as track (the signal was lost; the way walked is unknown). They still count "
+        "for time and distance.",
+    )
+    grid_tolerance_m: float = Field(
+        default=20.0,
+        ge=0,
+        description="A fix this close to a grid's polygon, metres, counts as inside it "
+        "(boundary roads: half the fixes fall on the other side).",
+    )
+    building_radius_m: float = Field(
+        default=50.0, gt=0, description="A building this close to a track, metres, is passed."
+    )
+    road_radius_m: float = Field(
+        default=20.0,
+        gt=0,
+        description="A road piece whose midpoint is this close to a track, metres, is walked.",
+    )
+    road_sample_m: float = Field(
+        default=5.0, gt=0, description="Longest road piece for street-length coverage, metres."
+    )
+    road_grid_tolerance_m: float = Field(
+        default=1.0,
+        ge=0,
+        description="A road piece belongs to every grid this close to its midpoint, metres "
+        "(a boundary road belongs to both grids).",
+    )
+    rule: TwoPatrolRule = Field(
+        default_factory=TwoPatrolRule,
+        description="The two-patrol rule (一日两巡).",
+    )
+
+
 class AnalyticsSettings(_Frozen):
     """All analytics thresholds. Defaults are the rules the source documents quote: the
     4-hour rule, two patrols a day, 2 disputes + 2 hazards a month, 5 / 2 logs a week,
@@ -232,6 +293,10 @@ class AnalyticsSettings(_Frozen):
         default_factory=StarWeights, description="Weights of the 1–5 star score."
     )
     grades: Grades = Field(default_factory=Grades, description="Grade caps and thresholds.")
+    coverage: CoverageParams = Field(
+        default_factory=CoverageParams,
+        description="GPS track cleaning and patrol coverage (radii, speeds, gaps).",
+    )
 
 
 @lru_cache(maxsize=1)
