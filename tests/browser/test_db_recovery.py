@@ -90,9 +90,7 @@ def relayed_app(demo_engine: Engine) -> Iterator[tuple[str, Relay]]:
     url = demo_engine.url
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     relay.on()
-    via = make_url(url.render_as_string(hide_password=False)).set(
-        host="127.0.0.1", port=relay.port
-    )
+    via = make_url(url.render_as_string(hide_password=False)).set(host="127.0.0.1", port=relay.port)
     proc, base = start_streamlit(via.render_as_string(hide_password=False))
     try:
         yield base, relay
