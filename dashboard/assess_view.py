@@ -404,7 +404,7 @@ def grid_table(
     per_grid = served.groupby("grid").agg(
         workers=("worker_name", lambda s: "、".join(s)),
         score=("score", "mean"),
-        stars=("stars", lambda s: s.dropna().astype(int).min() if s.notna().any() else pd.NA),
+        stars=("stars", lambda s: "、".join(stars_text(x) for x in s)),
         grade=("grade_label", lambda s: "、".join(dict.fromkeys(s))),
     )
     g = kpis.join(per_grid, how="left")
@@ -434,7 +434,7 @@ def grid_table(
             t("as_gcol_grid", lang): g["name"].to_numpy(),
             t("as_gcol_code", lang): g["_code"].to_numpy(),
             t("as_gcol_workers", lang): g["workers"].fillna(DASH).to_numpy(),
-            t("as_col_stars", lang): [stars_text(s) for s in g["stars"]],
+            t("as_col_stars", lang): g["stars"].fillna(DASH).to_numpy(),
             t("as_col_score", lang): [_num(s) for s in g["score"]],
             t("as_col_grade", lang): g["grade"].fillna(DASH).to_numpy(),
             t("as_gcol_reported", lang): g["reported"].astype(int).to_numpy(),

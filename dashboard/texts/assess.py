@@ -276,7 +276,8 @@ TEXT: dict[str, tuple[str, str]] = {
     # grid ranking
     "as_grid_title": ("网格排名", "Grids, ranked"),
     "as_grid_caption": (
-        "按网格员得分排序（一个网格有多名网格员时取平均），同分时按按期办结率；事件指标为本月该网格的数据。",
+        "按网格员得分排序（一个网格本月有多名网格员时取平均分），同分时按按期办结率；"
+        "事件指标为本月该网格的数据。",
         "Ordered by the grid worker's score (the mean when a grid had several), then by "
         "on-time closure; incident figures are the grid's for the month.",
     ),

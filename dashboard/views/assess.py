@@ -136,7 +136,7 @@ for col, g in zip(cols, av.grade_distribution(frame, rules, lang), strict=False)
         if g.cap is not None
         else t("as_dist_rest", lang)
     )
-    col.metric(g.label, t("as_dist_count", lang, n=g.n), help=cap)
+    col.metric(g.label, t("as_dist_count", lang, n=g.n))
     col.caption(cap)
 with cols[3]:
     stars = av.stars_counts(frame, lang)
