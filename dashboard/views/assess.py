@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import altair as alt
 import streamlit as st
+from sqlalchemy.exc import OperationalError
 
 from dashboard import assess_view as av
 from dashboard import data, data_assess
@@ -98,6 +99,10 @@ try:
     grid_kpis = data_assess.grid_kpis(street_code, month)
 except (ValueError, CalendarNotCoveredError) as exc:  # geo's checks: say so, no traceback
     st.error(t("as_failed", lang, error=exc))
+    st.stop()
+except OperationalError as exc:  # the database went away after the app's check
+    st.error(t("db_down", lang, error=str(exc.orig).strip().splitlines()[0]))
+    st.button(t("retry", lang))
     st.stop()
 
 month_text = av.month_label(month, lang, latest)
