@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from dashboard import assess_view as av
 from geo.assess import assess
 from geo.assess_detail import grade_caps
+from geo.kpis import kpis_by_unit
 from geo.settings import default_settings
 from store import queries
 from store.settings import get_settings
@@ -139,6 +140,13 @@ def test_default_month_shows_geos_assessment_and_month_change_follows(
         f"{top['worker_name']}（{top['worker_code']}）：第 1 名", exact=False
     ).wait_for()
     page.get_by_text(f"= {top['score']:.2f}，四舍五入为 {int(top['stars'])} 星").wait_for()
+    # the CSV download carries geo's columns and values
+    with page.expect_download() as info:
+        page.get_by_role("button", name="下载网格员考核表（CSV）").click()
+    csv = pd.read_csv(info.value.path(), encoding="utf-8-sig", dtype={"人员编号": str})
+    assert csv["人员编号"].tolist() == expected["worker_code"].tolist()
+    assert csv["星级"].tolist() == expected["stars"].astype(int).tolist()
+    assert csv["等次"].tolist() == expected["grade"].tolist()
     assert_no_traceback(page)
     shot(page, "assess_default.png")
 
@@ -183,6 +191,20 @@ def test_url_reproduces_a_community_view_with_patrols(
         f"{worker['worker_name']}（{worker['worker_code']}）", exact=False
     ).first.wait_for()
     page.get_by_text("在一张图上查看", exact=False).first.wait_for()
+    # the grid ranking: the community's grids with geo.kpis's figures for the month
+    with demo_engine.connect() as conn:
+        kpis = kpis_by_unit(
+            conn, "grid", "2026-11-01", "2026-12-01", within=street, previous=False, repeats=False
+        ).current
+    grid_rows = [
+        [c.strip() for c in row.locator("th, td").all_inner_texts()]
+        for row in page.locator(RANKING).nth(2).locator("tbody tr").all()
+    ]
+    ours = [c for c in kpis.index if isinstance(c, str) and c.startswith(COMMUNITY)]
+    assert sorted(r[2] for r in grid_rows) == sorted(ours)
+    for r in grid_rows:
+        assert int(r[7]) == kpis.loc[r[2], "reported"]
+        assert r[9] == av.pct(kpis.loc[r[2], "on_time_rate"])
     assert "community=370214900004" in page.url and "patrols=on" in page.url
     assert f"worker={worker['worker_code']}" in page.url
     assert_no_traceback(page)
