@@ -70,6 +70,12 @@ def run() -> None:
                 icon=":material/local_fire_department:",
                 url_path="hotspots",
             ),
+            st.Page(
+                VIEWS / "assess.py",
+                title=t("page_assess", lang),
+                icon=":material/military_tech:",
+                url_path="assess",
+            ),
         ]
     )
     try:
