@@ -47,6 +47,12 @@ def run() -> None:
                 icon=":material/local_fire_department:",
                 url_path="hotspots",
             ),
+            st.Page(
+                VIEWS / "patrol.py",
+                title=t("page_patrol", lang),
+                icon=":material/directions_walk:",
+                url_path="patrol",
+            ),
         ]
     )
     page.run()
