@@ -121,6 +121,10 @@ def _add_replay(m: folium.Map, replay: Replay, lang: Lang) -> None:
             fill_opacity=1.0,
         ).add_to(track)
     track.add_to(m)
+    points = [p for _s, stretch in replay.stretches for p in stretch]
+    if points:  # open on the track, not the whole street
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(30, 30))
     if len(replay.dropped):
         dropped = folium.FeatureGroup(name=t("pat_layer_dropped", lang))
         for row in replay.dropped.itertuples(index=False):

@@ -83,8 +83,8 @@ def parse_query(
     params: Mapping[str, str], *, defaults: PatrolQuery, streets: Mapping[str, str]
 ) -> tuple[PatrolQuery, list[url_state.BadParam]]:
     """The view a URL asks for, and the parameters that could not be used (the default
-    stands for those). ``community`` and ``worker`` are checked against the data later
-    (:func:`check_choice`): which exist depends on the street and the day."""
+    stands for those). ``community`` and ``worker`` are checked by the page against the data
+    (which exist depends on the street and the day)."""
     readers: list[url_state.Reader] = [
         ("street", "street", url_state.choice(streets), defaults.street or ""),
         ("community", "community", str.strip, ""),
@@ -98,21 +98,6 @@ def parse_query(
     if fields.get("community") == "":
         fields["community"] = None
     return replace(defaults, **fields), bad
-
-
-def check_choice(
-    q: PatrolQuery, *, communities: Mapping[str, str], workers: Sequence[int]
-) -> tuple[PatrolQuery, list[url_state.BadParam]]:
-    """``q`` with a community not in the street, or a worker without data that day, reset
-    to "all", and those reported."""
-    bad: list[url_state.BadParam] = []
-    if q.community is not None and q.community not in communities:
-        bad.append(url_state.BadParam("community", q.community, ""))
-        q = replace(q, community=None)
-    if q.worker is not None and q.worker not in set(workers):
-        bad.append(url_state.BadParam("worker", str(q.worker), ""))
-        q = replace(q, worker=None)
-    return q, bad
 
 
 def to_params(q: PatrolQuery) -> dict[str, str]:

@@ -12,7 +12,7 @@ import datetime as dt
 import streamlit as st
 from streamlit_folium import st_folium
 
-from dashboard import data
+from dashboard import data, url_state
 from dashboard import data_patrol as dp
 from dashboard import patrol_view as pv
 from dashboard.i18n import t
@@ -54,7 +54,7 @@ street = bar.selectbox(
 comms = dp.communities(street)
 if st.session_state["pat_community"] not in ("", *comms):
     if first_run:
-        bad.append(pv.url_state.BadParam("community", st.session_state["pat_community"], ""))
+        bad.append(url_state.BadParam("community", st.session_state["pat_community"], ""))
     st.session_state["pat_community"] = ""
 community = bar.selectbox(
     t("pat_community", lang),
@@ -115,7 +115,7 @@ grids_in = set(grid_sum.frame["grid_code"]) if q.community else None
 names = dict(zip(workers["worker_id"], workers["worker_name"], strict=True))
 if st.session_state["pat_worker"] not in (0, *names):
     if first_run:
-        bad_w = pv.url_state.BadParam("worker", str(st.session_state["pat_worker"]), "")
+        bad_w = url_state.BadParam("worker", str(st.session_state["pat_worker"]), "")
         st.warning(t("bad_param", lang, name=bad_w.key, value=bad_w.value, used="—"))
     st.session_state["pat_worker"] = 0
 worker = bar.selectbox(
