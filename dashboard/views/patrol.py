@@ -199,7 +199,7 @@ st.download_button(
 )
 if span == "week":
     st.subheader(t("pat_matrix_title", lang))
-    st.dataframe(pv.compliance_matrix(results, q.community), use_container_width=True)
+    st.table(pv.compliance_matrix(results, q.community))
 
 st.subheader(t("pat_workers_title", lang))
 st.caption(t("pat_workers_caption", lang))

@@ -128,6 +128,7 @@ def test_default_day_shows_geo_figures_and_previous_day_changes_them(
         g = coverage_day(conn, day, street=street).grid_day
     worst = g.sort_values(["rule_met", "building_share", "grid_code"]).iloc[0]
     first = page.locator('[data-testid="stTable"] tbody tr').first
+    first.wait_for(timeout=60_000)
     cells = [c.strip() for c in first.locator("th, td").all_inner_texts()]
     assert cells[:4] == [
         worst["grid_name"],
