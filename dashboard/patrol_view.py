@@ -35,6 +35,8 @@ MET_COLOR, NOT_MET_COLOR = "#1a9850", "#d73027"
 SHARE_BREAKS: tuple[float, ...] = (0.5, 0.8, 0.95)
 SHARE_COLORS: tuple[str, ...] = ("#d73027", "#fc8d59", "#91cf60", "#1a9850")
 NO_DATA_COLOR = "#bdbdbd"
+#: A day of the week matrix that is not a working day.
+REST_MARK = "休"
 #: Colours of a replay's sessions (cycled).
 SESSION_COLORS: tuple[str, ...] = ("#1f77b4", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
 
@@ -163,10 +165,13 @@ def grid_summary(results: Sequence[CoverageResult], community: str | None) -> Gr
     """Per grid over the days of ``results``: days met, counted patrols, minutes inside,
     buildings and road shares. One day: geo's figures as they are; a week: days met
     counted, patrols and minutes summed, shares averaged over the days (the mean of geo's
-    daily shares)."""
+    daily shares) — over working days only (``workday`` not False), as the assessment's
+    :func:`geo.coverage.patrol_compliance` counts them."""
     parts = []
     for r in results:
         g = _in_community(r.grid_day, community).copy()
+        if len(results) > 1:  # a week counts working days, as geo.coverage.patrol_compliance
+            g = g[g["workday"].ne(False)]
         g["minutes_inside"] = g["grid_code"].map(minutes_inside(r)).fillna(0.0)
         g["day"] = r.day
         parts.append(g)
@@ -244,12 +249,14 @@ def grid_map_units(
 
 
 def compliance_matrix(results: Sequence[CoverageResult], community: str | None) -> pd.DataFrame:
-    """Grid × day of ✓ (rule met) / ✗ (not met): rows grid names, columns ``MM-DD``."""
+    """Grid × day of ✓ (rule met) / ✗ (not met) / 休 (not a working day): rows grid names,
+    columns ``MM-DD``."""
     cols = {}
     names = None
     for r in results:
         g = _in_community(r.grid_day, community).set_index("grid_code")
-        cols[r.day.strftime("%m-%d")] = g["rule_met"].map(lambda v: "✓" if v else "✗")
+        mark = g["rule_met"].map(lambda v: "✓" if v else "✗")
+        cols[r.day.strftime("%m-%d")] = mark.where(g["workday"].ne(False), REST_MARK)
         names = g["grid_name"] if names is None else names.combine_first(g["grid_name"])
     out = pd.DataFrame(cols)
     if names is not None:

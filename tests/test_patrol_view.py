@@ -130,9 +130,10 @@ def test_day_summary_is_geos_grid_day(street_days: dict) -> None:
 def test_week_counts_days_met_and_sums_patrols(street_days: dict) -> None:
     results = street_days["results"]
     s = pv.grid_summary(results, None)
-    met = sum(int(r.grid_day["rule_met"].sum()) for r in results)
-    patrols = sum(int(r.grid_day["counted_patrols"].sum()) for r in results)
-    assert (s.grid_days, s.grid_days_met) == (sum(len(r.grid_day) for r in results), met)
+    work = [r.grid_day[r.grid_day["workday"].ne(False)] for r in results]
+    met = sum(int(g["rule_met"].sum()) for g in work)
+    patrols = sum(int(g["counted_patrols"].sum()) for g in work)
+    assert (s.grid_days, s.grid_days_met) == (sum(len(g) for g in work), met)
     assert int(s.frame["counted_patrols"].sum()) == patrols
     matrix = pv.compliance_matrix(results, None)
     assert list(matrix.columns) == [r.day.strftime("%m-%d") for r in results]

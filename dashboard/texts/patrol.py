@@ -45,15 +45,15 @@ TEXT: dict[str, tuple[str, str]] = {
         "(`python -m loaders`).",
     ),
     "pat_week_partial": (
-        "本周有 {n} 天没有轨迹（{days}），这些天计为未达标。",
-        "{n} day(s) of the week have no tracks ({days}); they count as not met.",
+        "本周有 {n} 天没有轨迹（{days}）。",
+        "{n} day(s) of the week have no tracks ({days}).",
     ),
     "pat_failed": (
         "计算巡查覆盖失败：{error}。请换一个街道或日期后重试。",
         "Computing patrol coverage failed: {error}. Try another street or day.",
     ),
     "pat_metric_met": ("达标网格", "Grids meeting the rule"),
-    "pat_metric_met_week": ("达标网格·天", "Grid-days meeting the rule"),
+    "pat_metric_met_week": ("达标网格·工作日", "Grid-workdays meeting the rule"),
     "pat_metric_patrols": ("计入的巡查次数", "Counted patrols"),
     "pat_metric_buildings": ("楼栋覆盖率", "Buildings passed"),
     "pat_metric_km": ("巡查里程（公里）", "Distance walked (km)"),
@@ -81,12 +81,13 @@ TEXT: dict[str, tuple[str, str]] = {
         "minutes: time the grid's own workers spent inside it.",
     ),
     "pat_grids_caption_week": (
-        "一周合计；覆盖率为7天的日均值。",
-        "Totals over the week; shares are the mean of the 7 daily shares.",
+        "一周合计，只计工作日（休息日不考核）；覆盖率为各工作日的日均值。",
+        "Totals over the week's working days (rest days are not assessed); shares are the "
+        "mean of the daily shares.",
     ),
     "pat_matrix_title": (
-        "一日两巡逐日达标（✓ 达标，✗ 未达标）",
-        "Rule met day by day (✓ met, ✗ not)",
+        "一日两巡逐日达标（✓ 达标，✗ 未达标，休 休息日）",
+        "Rule met day by day (✓ met, ✗ not, 休 rest day)",
     ),
     "pat_workers_title": ("各网格员巡查情况", "Patrols by worker"),
     "pat_workers_caption": (

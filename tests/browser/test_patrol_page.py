@@ -33,16 +33,20 @@ def demo_day(demo_engine: Engine) -> tuple[str, dt.date]:
     return street, last.astimezone(ZoneInfo(get_settings().timezone)).date()
 
 
-def geo_headline(engine: Engine, street: str, days: list[dt.date]) -> tuple[str, int]:
-    """``"met / grid-days"`` and counted patrols as geo.coverage computes them."""
+def geo_headline(engine: Engine, street: str, days: list[dt.date]) -> tuple[str, int, str]:
+    """``"met / grid-days"``, counted patrols and the last day's share of buildings passed
+    as geo.coverage computes them."""
     met = total = patrols = 0
     with engine.connect() as conn:
         for d in days:
             g = coverage_day(conn, d, street=street).grid_day
+            share = f"{g['buildings_passed'].sum() / g['buildings'].sum() * 100:.0f}%"
+            if len(days) > 1:  # a week counts working days only
+                g = g[g["workday"].ne(False)]
             met += int(g["rule_met"].sum())
             total += len(g)
             patrols += int(g["counted_patrols"].sum())
-    return f"{met} / {total}", patrols
+    return f"{met} / {total}", patrols, share
 
 
 def metrics(page: Page, expected_first: str) -> list[str]:
@@ -115,10 +119,10 @@ def test_default_day_shows_geo_figures_and_previous_day_changes_them(
     app_url: str, offline_page: OfflinePage, demo_engine: Engine, demo_day: tuple
 ) -> None:
     street, day = demo_day
-    headline, patrols = geo_headline(demo_engine, street, [day])
+    headline, patrols, share = geo_headline(demo_engine, street, [day])
     page = open_page(offline_page, f"{app_url}/patrol")
     shown = metrics(page, headline)
-    assert shown[1] == str(patrols)
+    assert shown[1:3] == [str(patrols), share]
     page.wait_for_url(f"**day={day.isoformat()}**")
     n_grids = int(headline.split("/")[1])
     assert count_paths(page, GRID_LINE, n_grids) == n_grids
@@ -140,11 +144,17 @@ def test_default_day_shows_geo_figures_and_previous_day_changes_them(
     shot(page, "patrol_day.png")
 
     before = day - dt.timedelta(days=1)
-    headline_before, patrols_before = geo_headline(demo_engine, street, [before])
+    expected = geo_headline(demo_engine, street, [before])
+    assert expected != (headline, patrols, share)  # the demo's two days differ
     page.get_by_text("◀ 前一天").click()
     page.wait_for_url(f"**day={before.isoformat()}**")
-    shown = metrics(page, headline_before)
-    assert shown[1] == str(patrols_before)
+    page.wait_for_function(
+        "([sel, want]) => [...document.querySelectorAll(sel)].map(e => e.innerText.trim())"
+        ".slice(0, 3).join('|') === want",
+        arg=[METRIC, "|".join(map(str, expected))],
+        timeout=90_000,
+        polling=250,
+    )
     assert_clean(offline_page)
 
 
@@ -155,12 +165,12 @@ def test_url_reproduces_a_week_view(
     street, day = demo_day
     end = day - dt.timedelta(days=2)
     week = [end - dt.timedelta(days=k) for k in range(6, -1, -1)]
-    headline, patrols = geo_headline(demo_engine, street, week)
+    headline, patrols, share = geo_headline(demo_engine, street, week)
     page = open_page(
         offline_page, f"{app_url}/patrol?day={end.isoformat()}&span=week&color=buildings"
     )
     shown = metrics(page, headline)
-    assert shown[1] == str(patrols)
+    assert shown[1:3] == [str(patrols), share]
     page.get_by_text("一日两巡逐日达标", exact=False).wait_for()
     page.get_by_text(end.strftime("%m-%d"), exact=True).first.wait_for()
     assert "span=week" in page.url and "color=buildings" in page.url
