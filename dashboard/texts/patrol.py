@@ -39,6 +39,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "No patrol tracks on {day} ({scope}). Pick another day (the latest with tracks is "
         "{latest}) or check that patrol data was loaded (`python -m loaders`).",
     ),
+    "pat_go_latest": ("跳到 {day}", "Go to {day}"),
     "pat_no_fixes_at_all": (
         "该街道还没有任何巡查轨迹数据。请先导入巡查定位数据（`python -m loaders`）。",
         "This street has no patrol tracks at all. Load patrol GPS data first "

@@ -99,6 +99,11 @@ if len(missing) == len(q.days):
     st.query_params.from_dict(pv.to_params(q))
     scope = comms.get(community, streets[street]) if community else streets[street]
     st.info(t("pat_no_tracks", lang, day=day.isoformat(), scope=scope, latest=latest))
+    st.button(
+        t("pat_go_latest", lang, day=latest),
+        on_click=lambda: st.session_state.update(pat_day=latest),
+        key="pat_go_latest",
+    )
     st.stop()
 try:
     with st.spinner(t("pat_loading", lang)):

@@ -210,4 +210,7 @@ def test_day_without_tracks_says_what_to_do(
     page.get_by_text(demo_day[1].isoformat(), exact=False).first.wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "patrol_no_tracks.png"))
+    page.get_by_text(f"跳到 {demo_day[1].isoformat()}").click()  # the next step, one click
+    page.wait_for_url(f"**day={demo_day[1].isoformat()}**")
+    page.locator(METRIC).first.wait_for(timeout=90_000)
     assert_clean(offline_page)
