@@ -49,8 +49,14 @@ def patrol_map(
     """
     if units.empty:
         raise ValueError("no grids to draw")
+    bounds = units.total_bounds
+    points = [p for _s, stretch in replay.stretches for p in stretch] if replay else []
+    if points:  # open on the track, not the whole street
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        pad = 0.002  # degrees (~200 m): the grids around the track stay in view
+        bounds = (min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
     m = layers.base_map(
-        units.total_bounds,
+        bounds,
         tile_url=tile_url,
         attribution=attribution,
         max_zoom=max_zoom,
@@ -121,10 +127,6 @@ def _add_replay(m: folium.Map, replay: Replay, lang: Lang) -> None:
             fill_opacity=1.0,
         ).add_to(track)
     track.add_to(m)
-    points = [p for _s, stretch in replay.stretches for p in stretch]
-    if points:  # open on the track, not the whole street
-        lats, lons = [p[0] for p in points], [p[1] for p in points]
-        m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(30, 30))
     if len(replay.dropped):
         dropped = folium.FeatureGroup(name=t("pat_layer_dropped", lang))
         for row in replay.dropped.itertuples(index=False):

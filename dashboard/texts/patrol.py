@@ -90,6 +90,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "一日两巡逐日达标（✓ 达标，✗ 未达标，休 休息日）",
         "Rule met day by day (✓ met, ✗ not, 休 rest day)",
     ),
+    "pat_matrix_tab": ("逐日达标", "Day by day"),
     "pat_workers_title": ("各网格员巡查情况", "Patrols by worker"),
     "pat_workers_caption": (
         "巡查次数含所有巡查（不论在哪个网格）；剔除点为精度差或跳点。",

@@ -188,42 +188,13 @@ m = patrol_map(
 )
 st_folium(m, height=560, use_container_width=True, returned_objects=[], key="patrol_map")
 
-# --- tables ----------------------------------------------------------------------------
-st.subheader(t("pat_grids_title", lang))
-st.caption(
-    t("pat_grids_caption", lang, inside=f"{params.rule.min_inside_min:g}")
-    + ("" if span == "day" else " " + t("pat_grids_caption_week", lang))
-)
-table = pv.grid_table(grid_sum, span, lang)
-st.table(table.style.hide(axis="index"))
-st.download_button(
-    t("pat_download_grids", lang),
-    table.to_csv(index=False).encode("utf-8-sig"),
-    file_name=f"patrol_grids_{q.days[0]}_{day}.csv",
-    mime="text/csv",
-)
-if span == "week":
-    st.subheader(t("pat_matrix_title", lang))
-    st.table(pv.compliance_matrix(results, q.community))
-
-st.subheader(t("pat_workers_title", lang))
-st.caption(t("pat_workers_caption", lang))
-wtable = pv.worker_table(workers, grids_in, lang)
-st.dataframe(wtable, hide_index=True, use_container_width=True)
-st.download_button(
-    t("pat_download_workers", lang),
-    wtable.to_csv(index=False).encode("utf-8-sig"),
-    file_name=f"patrol_workers_{q.days[0]}_{day}.csv",
-    mime="text/csv",
-)
-
-st.subheader(t("pat_replay_title", lang))
 if not worker:
-    st.info(t("pat_replay_pick", lang))
+    st.caption(t("pat_replay_pick", lang))
 elif replay is None:
     st.info(t("pat_replay_none", lang, name=names[worker], day=day))
 else:
     assert fixes is not None
+    st.subheader(t("pat_replay_title", lang))
     if span == "week":
         st.caption(t("pat_replay_week", lang, day=day))
     kept = int((fixes["reason"] == 0).sum())
@@ -238,13 +209,14 @@ else:
             step=f"{params.max_step_s:g}",
         )
     )
-    st.dataframe(replay.sessions, hide_index=True)
-    st.markdown(f"**{t('pat_dropped_title', lang)}**")
+    left, right = st.columns(2)
+    left.dataframe(replay.sessions, hide_index=True)
+    right.markdown(f"**{t('pat_dropped_title', lang)}**")
     all_dropped = pv.replay(fixes, None, params, lang).dropped
     if all_dropped.empty:
-        st.caption(t("pat_dropped_none", lang))
+        right.caption(t("pat_dropped_none", lang))
     else:
-        st.dataframe(
+        right.dataframe(
             all_dropped.rename(
                 columns={
                     "at": t("pat_col_time", lang),
@@ -255,17 +227,54 @@ else:
             hide_index=True,
         )
 
-st.subheader(t("pat_unvisited_title", lang))
-bld = f"{params.building_radius_m:g}"
-if unvisited.empty:
-    st.success(t("pat_unvisited_none", lang, day=day, days=window))
-else:
-    st.caption(t("pat_unvisited_caption", lang, day=day, n=len(unvisited), days=window, bld=bld))
-    utable = pv.unvisited_table(unvisited, lang)
-    st.dataframe(utable, hide_index=True, use_container_width=True)
+
+# --- tables, one tab each ------------------------------------------------------------------
+names_tabs = [t("pat_grids_title", lang), t("pat_workers_title", lang)]
+names_tabs += [f"{t('pat_unvisited_title', lang)}（{len(unvisited)}）"]
+if span == "week":
+    names_tabs.insert(1, t("pat_matrix_tab", lang))
+tabs = iter(st.tabs(names_tabs))
+with next(tabs):
+    st.caption(
+        t("pat_grids_caption", lang, inside=f"{params.rule.min_inside_min:g}")
+        + ("" if span == "day" else " " + t("pat_grids_caption_week", lang))
+    )
+    table = pv.grid_table(grid_sum, span, lang)
+    st.table(table.style.hide(axis="index"))
     st.download_button(
-        t("pat_download_unvisited", lang),
-        utable.to_csv(index=False).encode("utf-8-sig"),
-        file_name=f"unvisited_{window}d_{day}.csv",
+        t("pat_download_grids", lang),
+        table.to_csv(index=False).encode("utf-8-sig"),
+        file_name=f"patrol_grids_{q.days[0]}_{day}.csv",
         mime="text/csv",
     )
+if span == "week":
+    with next(tabs):
+        st.caption(t("pat_matrix_title", lang))
+        st.table(pv.compliance_matrix(results, q.community))
+with next(tabs):
+    st.caption(t("pat_workers_caption", lang))
+    wtable = pv.worker_table(workers, grids_in, lang)
+    st.dataframe(wtable, hide_index=True, use_container_width=True)
+    st.download_button(
+        t("pat_download_workers", lang),
+        wtable.to_csv(index=False).encode("utf-8-sig"),
+        file_name=f"patrol_workers_{q.days[0]}_{day}.csv",
+        mime="text/csv",
+    )
+
+with next(tabs):
+    bld = f"{params.building_radius_m:g}"
+    if unvisited.empty:
+        st.success(t("pat_unvisited_none", lang, day=day, days=window))
+    else:
+        st.caption(
+            t("pat_unvisited_caption", lang, day=day, n=len(unvisited), days=window, bld=bld)
+        )
+        utable = pv.unvisited_table(unvisited, lang)
+        st.dataframe(utable, hide_index=True, use_container_width=True)
+        st.download_button(
+            t("pat_download_unvisited", lang),
+            utable.to_csv(index=False).encode("utf-8-sig"),
+            file_name=f"unvisited_{window}d_{day}.csv",
+            mime="text/csv",
+        )

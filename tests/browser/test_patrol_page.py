@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from dashboard.patrol_maps import GRID_LINE
 from dashboard.patrol_view import SESSION_COLORS
-from geo.coverage import coverage_day
+from geo.coverage import coverage_day, unvisited_buildings
 from store import patrol_sql, queries
 from store.settings import get_settings
 from tests.browser.conftest import ARTIFACTS, MAP_IFRAME, OfflinePage, wait_map_settled
@@ -142,6 +142,11 @@ def test_default_day_shows_geo_figures_and_previous_day_changes_them(
     ]
     assert cells[5] == f"{worst['building_share'] * 100:.0f}%"
     shot(page, "patrol_day.png")
+    with demo_engine.connect() as conn:
+        unvisited = int(unvisited_buildings(conn, day, street=street)["not_passed_7d"].sum())
+    page.get_by_role("tab", name=f"长期未巡到的楼栋（{unvisited}）").click()
+    page.get_by_text(f"{unvisited} 栋楼连续7天以上无轨迹经过", exact=False).wait_for()
+    page.get_by_text("下载未巡到楼栋（CSV）").wait_for()
 
     before = day - dt.timedelta(days=1)
     expected = geo_headline(demo_engine, street, [before])
@@ -171,6 +176,7 @@ def test_url_reproduces_a_week_view(
     )
     shown = metrics(page, headline)
     assert shown[1:3] == [str(patrols), share]
+    page.get_by_role("tab", name="逐日达标").click()
     page.get_by_text("一日两巡逐日达标", exact=False).wait_for()
     page.get_by_text(end.strftime("%m-%d"), exact=True).first.wait_for()
     assert "span=week" in page.url and "color=buildings" in page.url
