@@ -149,6 +149,8 @@ def test_community_filter_keeps_its_grids(street_days: dict) -> None:
     assert set(s.frame["grid_code"]) == set(
         r.grid_day.loc[r.grid_day["community_code"] == community, "grid_code"]
     )
+    units, _colors, _entries = pv.grid_map_units(street_days["grids"], s, "roads", "day", "zh")
+    assert set(units["grid_code"]) == set(s.frame["grid_code"])  # the map shows only its grids
     workers = pv.worker_table(pv.worker_summary([r]), set(s.frame["grid_code"]), "zh")
     assert 0 < len(workers) < len(r.worker_day)
 
