@@ -65,6 +65,12 @@ def run() -> None:
                 default=True,
             ),
             st.Page(
+                VIEWS / "patrol.py",
+                title=t("page_patrol", lang),
+                icon=":material/directions_walk:",
+                url_path="patrol",
+            ),
+            st.Page(
                 VIEWS / "hotspots.py",
                 title=t("page_hotspots", lang),
                 icon=":material/local_fire_department:",
