@@ -272,10 +272,10 @@ out = st_folium(
     m,
     height=640,
     use_container_width=True,
-    returned_objects=["last_object_clicked", "center", "zoom"],
+    returned_objects=["last_clicked", "center", "zoom"],
     key="ov_map",
 )
-clicked = (out or {}).get("last_object_clicked")
+clicked = (out or {}).get("last_clicked")
 if clicked and clicked != st.session_state.get("ov_last_click"):
     st.session_state["ov_last_click"] = clicked
     hit = ov.grid_at(clicked["lng"], clicked["lat"], layers_data.grids)
@@ -351,6 +351,10 @@ else:
     st.table(
         open_now.assign(
             status=[label("incident_status", v, lang) for v in open_now["status"]],
+            reported_at=open_now["reported_at"]
+            .dt.tz_convert(s.timezone)
+            .dt.strftime("%m-%d %H:%M"),
+            deadline=open_now["deadline"].dt.tz_convert(s.timezone).dt.strftime("%m-%d %H:%M"),
         )[
             [
                 "code",
@@ -366,4 +370,10 @@ st.markdown(f"**{t('ov_patrols', lang)}**")
 if patrols.empty:
     st.caption(t("ov_no_patrols", lang))
 else:
-    st.table(patrols.style.hide(axis="index"))
+    local = {
+        c: patrols[c].dt.tz_convert(s.timezone).dt.strftime("%m-%d %H:%M")
+        for c in ("started_at", "ended_at")
+    }
+    st.table(
+        patrols.assign(**local, length_m=patrols["length_m"].astype(int)).style.hide(axis="index")
+    )
