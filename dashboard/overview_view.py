@@ -218,6 +218,19 @@ def to_params(q: OverviewQuery) -> dict[str, str]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def opening_view(
+    q: OverviewQuery, incident_at: tuple[float, float] | None
+) -> tuple[float, float, float] | None:
+    """``(lat, lng, zoom)`` the map opens at: on the linked incident (``(lng, lat)``, at
+    :data:`INCIDENT_ZOOM` unless the URL gives a zoom), else the URL's centre and zoom, else
+    None (fit the grids)."""
+    if incident_at is not None:
+        return (incident_at[1], incident_at[0], float(q.zoom or INCIDENT_ZOOM))
+    if q.lat is not None and q.lng is not None:
+        return (q.lat, q.lng, float(q.zoom or 15))
+    return None
+
+
 # --- indicator classes ---------------------------------------------------------------------
 
 

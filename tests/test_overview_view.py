@@ -3,6 +3,7 @@ the grid under a click and the GCJ-02 shift; and the layer-builder options it re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import folium
@@ -254,3 +255,14 @@ def test_indicator_per_1000_and_category() -> None:
     households = pd.Series({"g1": 500, "g2": 0, "g3": 1000})
     out = geo_overview.per_1000_households(reported, households)
     assert out["g1"] == 10.0 and np.isnan(out["g2"]) and out["g3"] == 2.0
+
+
+def test_opening_view() -> None:
+    q = dataclasses.replace(DEFAULTS, lat=36.1, lng=120.2, zoom=14.0)
+    assert ov.opening_view(q, None) == (36.1, 120.2, 14.0)
+    assert ov.opening_view(dataclasses.replace(q, zoom=None), (120.3, 36.3)) == (
+        36.3,
+        120.3,
+        ov.INCIDENT_ZOOM,
+    )
+    assert ov.opening_view(DEFAULTS, None) is None

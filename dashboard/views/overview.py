@@ -233,14 +233,17 @@ if "cameras" in chosen:
     extra["cameras"] = cam.assign(__kind=[label("facility_kind", k, lang) for k in cam["kind"]])
 
 # --- the view: a link's centre/zoom or incident, else fit the grids --------------------------
-view = None
-if linked is not None:
-    lng, lat = linked.geometry.x.iloc[0], linked.geometry.y.iloc[0]
-    if gcj02:
-        lng, lat = ov.point_to_gcj02(lng, lat)
-    view = (lat, lng, float(q.zoom or ov.INCIDENT_ZOOM))
-elif q.lat is not None and q.lng is not None:
-    view = (q.lat, q.lng, float(q.zoom or 15))
+# The opening view is fixed for the session (until the linked incident changes): the centre
+# and zoom written back to the URL as the user pans must not rebuild the map, or it would
+# be drawn again on every pan and a click made meanwhile would be lost.
+at = None if linked is None else (linked.geometry.x.iloc[0], linked.geometry.y.iloc[0])
+if st.session_state.get("ov_view_for", "-") != q.incident:
+    st.session_state["ov_view"] = ov.opening_view(q, at)
+    st.session_state["ov_view_for"] = q.incident
+view = st.session_state["ov_view"]
+if view is not None and gcj02:
+    lng, lat = ov.point_to_gcj02(view[1], view[0])
+    view = (lat, lng, view[2])
 boundaries = "boundaries" in chosen
 layers_data = OneMapLayers(
     grids=shift(grids),

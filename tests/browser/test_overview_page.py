@@ -196,11 +196,6 @@ def test_grid_link_opens_its_panel_with_geo_kpis(
     shot(page, map_frame(page)[1], "overview_grid_panel.png")
 
 
-@pytest.mark.xfail(
-    reason="the click reaches the map but the panel does not open yet (st_folium's "
-    "last_clicked not seen by the rerun); ?grid= opens it",
-    strict=False,
-)
 def test_clicking_a_grid_opens_its_panel(
     app_url: str, offline_page: OfflinePage, view: dict
 ) -> None:
