@@ -91,9 +91,12 @@ class OverviewQuery:
         return self.day or self.end
 
 
-def default_query(latest: dt.date | None, streets: Mapping[str, str]) -> OverviewQuery:
+def default_query(
+    latest: dt.date | None, streets: Mapping[str, str], *, gcj02: bool = False
+) -> OverviewQuery:
     """The view without URL parameters: the first street, the :data:`DEFAULT_PERIOD_DAYS`
-    days up to the latest incident (today when there is none), default layers."""
+    days up to the latest incident (today when there is none), default layers; layers
+    shifted to GCJ-02 when ``gcj02`` (the ``GRIDONE_TILE_GCJ02`` setting)."""
     end = latest or dt.date.today()
     return OverviewQuery(
         street=next(iter(streets), None),
@@ -108,6 +111,7 @@ def default_query(latest: dt.date | None, streets: Mapping[str, str]) -> Overvie
         category=None,
         status=None,
         layers=DEFAULT_LAYERS,
+        gcj02=gcj02,
     )
 
 
@@ -171,7 +175,7 @@ def parse_query(
         ("layers", "layers", _layers, ",".join(defaults.layers)),
         ("indicator", "indicator", us.choice(INDICATORS), defaults.indicator),
         ("color", "color_by", us.choice(COLOR_BY), defaults.color_by),
-        ("gcj02", "gcj02", us.flag, "0"),
+        ("gcj02", "gcj02", us.flag, "1" if defaults.gcj02 else "0"),
         ("day", "day", us.date, ""),
         ("days", "days", us.int_choice(UNVISITED_DAYS), str(defaults.days)),
     ]
@@ -211,7 +215,7 @@ def to_params(q: OverviewQuery) -> dict[str, str]:
         "layers": ",".join(q.layers),
         "indicator": q.indicator,
         "color": q.color_by,
-        "gcj02": "1" if q.gcj02 else None,
+        "gcj02": "1" if q.gcj02 else "0",
         "day": None if q.day is None else q.day.isoformat(),
         "days": str(q.days),
     }

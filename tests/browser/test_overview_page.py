@@ -94,6 +94,14 @@ def grid_bounds(frame: Frame, name: str) -> list[float]:
 
 
 def shot(page: Page, frame: Frame, name: str) -> None:
+    """Screenshot once the script run is over (no stale, greyed elements) and the map has
+    stopped zooming."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-stale=\"true\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=60_000,
+        polling=250,
+    )
     wait_map_settled(frame)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -276,3 +284,34 @@ def test_gcj02_switch_moves_layers_by_the_offset(
     assert shifted[0] == pytest.approx(float(gy), abs=2e-6)
     assert shifted[1] == pytest.approx(float(gx), abs=2e-6)
     shot(page, frame, "overview_gcj02.png")
+
+
+def test_every_layer_draws(
+    app_url: str, offline_page: OfflinePage, view: dict, demo_engine: Engine
+) -> None:
+    """All layers on at once (tracks of the last patrol day, buildings not passed in 7 days,
+    density, hot spots, key places, cameras): the page draws them without an error, and
+    the track lines are the patrols of that day."""
+    day = dt.date(2026, 11, 18)
+    layers = ",".join(ov.LAYERS[1:])  # all but the basemap (none configured)
+    page = open_page(offline_page, f"{app_url}/?layers={layers}&day={day}&days=7")
+    frame = wait_grids(page, len(view["grids"]))
+    with demo_engine.connect() as conn:
+        tz = ZoneInfo(get_settings().timezone)
+        since = dt.datetime.combine(day, dt.time(), tz)
+        tracks = overview_sql.patrol_tracks(
+            conn, since=since, until=since + dt.timedelta(days=1), street=view["street"]
+        )
+    assert len(tracks) > 0
+    from dashboard.maps import TRACK_COLOR
+
+    frame.wait_for_function(
+        "([c, n]) => document.querySelectorAll(`path[stroke='${c}']`).length === n",
+        arg=[TRACK_COLOR, len(tracks)],
+        timeout=90_000,
+        polling=250,
+    )
+    no_traceback(page)
+    assert page.locator('[data-testid="stAlert"]').filter(has_text="无法绘制").count() == 0
+    shot(page, map_frame(page)[1], "overview_all_layers.png")
+    offline_page.assert_clean()
