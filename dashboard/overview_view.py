@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from dashboard import url_state as us
 from geo.overview import INDICATORS, WORSE_HIGH
 from store.offsets import gcj02_to_wgs84, wgs84_to_gcj02
-from store.vocab import INCIDENT_STATUSES
+from store.vocab import INCIDENT_STATUSES, Lang, label
 
 #: Map layers a user switches, in drawing order (bottom first).
 LAYERS: tuple[str, ...] = (
@@ -375,3 +375,78 @@ def kpi_rows(
 def layer_list(raw: Sequence[str]) -> tuple[str, ...]:
     """Layer names in drawing order, unknown ones dropped."""
     return tuple(n for n in LAYERS if n in set(raw))
+
+
+# --- the grid panel --------------------------------------------------------------------------
+
+#: KPIs the grid panel compares with the street's.
+PANEL_KPIS: tuple[str, ...] = (
+    "reported",
+    "closure_rate",
+    "on_time_rate",
+    "open_overdue",
+    "mean_hours",
+    "grid_share",
+)
+
+
+@dataclass(frozen=True)
+class GridPanel:
+    """The tables of one grid's panel, ready to show: phones masked, times local, headers in
+    the page's language. Population figures are totals only."""
+
+    contacts: pd.DataFrame
+    population: pd.DataFrame
+    open_incidents: pd.DataFrame
+    patrols: pd.DataFrame
+
+
+def _local(times: pd.Series, tz: str) -> pd.Series:
+    return pd.to_datetime(times, utc=True).dt.tz_convert(tz).dt.strftime("%m-%d %H:%M")
+
+
+def grid_panel(
+    contacts: pd.DataFrame,
+    population: Mapping[str, int],
+    open_now: pd.DataFrame,
+    patrols: pd.DataFrame,
+    *,
+    text: Callable[[str], str],
+    lang: Lang,
+    tz: str,
+) -> GridPanel:
+    """The panel's tables from :mod:`store.overview_sql`'s grid reads; ``text(key)`` gives
+    the page's words (``ov_*``, ``pop_*``)."""
+    people = pd.DataFrame(
+        {
+            text("ov_role"): [label("staff_role", r, lang) for r in contacts["role"]],
+            text("ov_name"): contacts["name"].tolist(),
+            text("ov_phone"): [mask_phone(p) for p in contacts["phone"]],
+        }
+    )
+    pop = pd.DataFrame(
+        {
+            text("ov_col_figure"): [text(f"pop_{k}") for k in population],
+            text("ov_value"): [int(v) for v in population.values()],
+        }
+    )
+    cat = "category_zh" if lang == "zh" else "category_en"
+    incidents = pd.DataFrame(
+        {
+            text("ov_code"): open_now["code"].tolist(),
+            text("ov_title"): open_now["title"].tolist(),
+            text("ov_category"): open_now[cat].tolist(),
+            text("ov_status"): [label("incident_status", v, lang) for v in open_now["status"]],
+            text("ov_reported"): _local(open_now["reported_at"], tz).tolist(),
+            text("ov_deadline"): _local(open_now["deadline"], tz).tolist(),
+        }
+    )
+    walks = pd.DataFrame(
+        {
+            text("ov_worker"): patrols["worker_name"].tolist(),
+            text("ov_started"): _local(patrols["started_at"], tz).tolist(),
+            text("ov_ended"): _local(patrols["ended_at"], tz).tolist(),
+            text("ov_length_m"): [int(v) for v in patrols["length_m"]],
+        }
+    )
+    return GridPanel(people, pop, incidents, walks)

@@ -206,7 +206,9 @@ def grid_contacts(conn: Connection, grid: str) -> pd.DataFrame:
     """The grid's worker, then the staff assigned to it: ``role``, ``name``, ``phone``
     (unmasked: the page masks it)."""
     rows = conn.execute(_GRID_CONTACTS, {"grid": grid}).all()
-    return pd.DataFrame(rows, columns=["role", "name", "phone", "ord"]).drop(columns="ord")
+    frame = pd.DataFrame(rows, columns=["role", "name", "phone", "ord"]).drop(columns="ord")
+    # the worker is often also assigned to the grid: list each person and role once
+    return frame.drop_duplicates(["role", "name", "phone"]).reset_index(drop=True)
 
 
 _GRID_POPULATION = text(

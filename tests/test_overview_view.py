@@ -267,3 +267,48 @@ def test_opening_view() -> None:
         ov.INCIDENT_ZOOM,
     )
     assert ov.opening_view(DEFAULTS, None) is None
+
+
+def test_grid_panel_masks_phones_and_shows_local_times() -> None:
+    utc = dt.UTC
+    contacts = pd.DataFrame(
+        {
+            "role": ["grid_worker", "police"],
+            "name": ["黄兰", "李军"],
+            "phone": ["17012349256", None],
+        }
+    )
+    open_now = pd.DataFrame(
+        {
+            "code": ["SJ1"],
+            "title": ["积水"],
+            "category_zh": ["城市管理"],
+            "category_en": ["City"],
+            "status": ["handling"],
+            "reported_at": [dt.datetime(2026, 11, 18, 1, 30, tzinfo=utc)],
+            "deadline": [dt.datetime(2026, 11, 20, 16, 0, tzinfo=utc)],
+        }
+    )
+    patrols = pd.DataFrame(
+        {
+            "worker_name": ["黄兰"],
+            "started_at": [dt.datetime(2026, 11, 18, 0, 0, tzinfo=utc)],
+            "ended_at": [dt.datetime(2026, 11, 18, 1, 0, tzinfo=utc)],
+            "length_m": [3149.0],
+        }
+    )
+    panel = ov.grid_panel(
+        contacts,
+        {"households": 252, "floating": 232},
+        open_now,
+        patrols,
+        text=lambda k: k,
+        lang="zh",
+        tz="Asia/Shanghai",
+    )
+    assert panel.contacts["ov_phone"].tolist() == ["170****9256", "—"]
+    assert panel.contacts["ov_role"].tolist() == ["网格员", "网格警员"]
+    assert panel.population.values.tolist() == [["pop_households", 252], ["pop_floating", 232]]
+    assert panel.open_incidents["ov_reported"].tolist() == ["11-18 09:30"]
+    assert panel.open_incidents["ov_deadline"].tolist() == ["11-21 00:00"]
+    assert panel.patrols.values.tolist() == [["黄兰", "11-18 08:00", "11-18 09:00", 3149]]

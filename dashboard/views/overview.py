@@ -309,74 +309,29 @@ if st.button(t("ov_panel_close", lang)):
     st.query_params.from_dict(ov.to_params(dataclasses.replace(q, grid=None)))
     st.rerun()
 contacts, population, patrols, open_now = dov.grid_details(grid)
+panel = ov.grid_panel(
+    contacts, population, open_now, patrols, text=lambda k: t(k, lang), lang=lang, tz=s.timezone
+)
+grid_row = unit_kpis.current.loc[grid] if grid in unit_kpis.current.index else pd.Series()
+street_figures = dov.unit_figures(grid[:9] + "000", start, end_x)
+kpi_table = ov.kpi_rows(
+    geo_overview.compare_with_street(grid_row, street_figures, ov.PANEL_KPIS), FIGURES, lang
+).set_axis([t("ov_col_figure", lang), t("ov_col_grid", lang), t("ov_col_street", lang)], axis=1)
 left, right = st.columns(2)
-with left:
-    st.markdown(f"**{t('ov_contacts', lang)}**")
-    st.table(
-        pd.DataFrame(
-            {
-                t("ov_role", lang): [label("staff_role", r, lang) for r in contacts["role"]],
-                t("ov_name", lang): contacts["name"],
-                t("ov_phone", lang): [ov.mask_phone(p) for p in contacts["phone"]],
-            }
-        ).style.hide(axis="index")
-    )
-    st.markdown(f"**{t('ov_population', lang)}**")
-    st.table(
-        pd.DataFrame(
-            {
-                t("ov_col_figure", lang): [t(f"pop_{k}", lang) for k in population],
-                t("ov_value", lang): list(population.values()),
-            }
-        ).style.hide(axis="index")
-    )
-with right:
-    st.markdown(f"**{t('ov_kpis', lang)}**")
-    names = ("reported", "closure_rate", "on_time_rate", "open_overdue", "mean_hours", "grid_share")
-    grid_row = (
-        unit_kpis.current.loc[grid] if grid in unit_kpis.current.index else pd.Series(dtype=float)
-    )
-    street_code = grid[:9] + "000"
-    table = geo_overview.compare_with_street(
-        grid_row, dov.unit_figures(street_code, start, end_x), names
-    )
-
-    shown = ov.kpi_rows(table, FIGURES, lang).set_axis(
-        [t("ov_col_figure", lang), t("ov_col_grid", lang), t("ov_col_street", lang)], axis=1
-    )
-    st.table(shown.style.hide(axis="index"))
+left.markdown(f"**{t('ov_contacts', lang)}**")
+left.table(panel.contacts.style.hide(axis="index"))
+left.markdown(f"**{t('ov_population', lang)}**")
+left.table(panel.population.style.hide(axis="index"))
+right.markdown(f"**{t('ov_kpis', lang)}**")
+right.table(kpi_table.style.hide(axis="index"))
 st.markdown(f"**{t('ov_open', lang, n=len(open_now))}**")
 if open_now.empty:
     st.caption(t("ov_none_open", lang))
 else:
-    overdue = int(grid_row.get("open_overdue", 0) or 0)
-    st.caption(t("ov_overdue_n", lang, n=overdue))
-    st.table(
-        open_now.assign(
-            status=[label("incident_status", v, lang) for v in open_now["status"]],
-            reported_at=open_now["reported_at"]
-            .dt.tz_convert(s.timezone)
-            .dt.strftime("%m-%d %H:%M"),
-            deadline=open_now["deadline"].dt.tz_convert(s.timezone).dt.strftime("%m-%d %H:%M"),
-        )[
-            [
-                "code",
-                "title",
-                "category_zh" if lang == "zh" else "category_en",
-                "status",
-                "reported_at",
-                "deadline",
-            ]
-        ].style.hide(axis="index")
-    )
+    st.caption(t("ov_overdue_n", lang, n=int(grid_row.get("open_overdue", 0) or 0)))
+    st.table(panel.open_incidents.style.hide(axis="index"))
 st.markdown(f"**{t('ov_patrols', lang)}**")
 if patrols.empty:
     st.caption(t("ov_no_patrols", lang))
 else:
-    local = {
-        c: patrols[c].dt.tz_convert(s.timezone).dt.strftime("%m-%d %H:%M")
-        for c in ("started_at", "ended_at")
-    }
-    st.table(
-        patrols.assign(**local, length_m=patrols["length_m"].astype(int)).style.hide(axis="index")
-    )
+    st.table(panel.patrols.style.hide(axis="index"))
