@@ -61,10 +61,17 @@ def unit_figures(unit: str, start: dt.date, end: dt.date) -> geo_kpis.KpiFigures
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def two_patrol(street: str | None, start: dt.date, last_day: dt.date) -> pd.Series:
-    """:func:`geo.overview.grid_two_patrol` (slow: one pass over each working day)."""
+def two_patrol(
+    street: str | None, start: dt.date, last_day: dt.date
+) -> tuple[pd.Series, tuple[dt.date, dt.date] | None]:
+    """:func:`geo.overview.grid_two_patrol` over the days of ``start`` … ``last_day`` the
+    store has patrols for, and those days (None: no patrol data; the series is empty).
+    Slow: one pass over each working day."""
     with engine().connect() as conn:
-        return geo_overview.grid_two_patrol(conn, start, last_day, street=street)
+        window = geo_overview.patrol_window(conn, start, last_day, street=street)
+        if window is None:
+            return pd.Series(dtype=float, name="two_patrol"), None
+        return geo_overview.grid_two_patrol(conn, *window, street=street), window
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)

@@ -10,20 +10,22 @@ Indicators (:data:`INDICATORS`):
 * ``closure_rate``, ``on_time_rate``, ``open_overdue`` — as :mod:`geo.kpis` defines them
   (all categories: the KPIs are defined per unit, not per category).
 * ``two_patrol`` — two-patrol compliance (一日两巡达标率) of the grid's own worker(s) over
-  the working days of the period (:func:`geo.coverage.patrol_compliance`); for a grid with
-  several own workers, the lowest share. NaN when the grid's worker had no working day.
+  the working days of the period that the store holds patrols for (:func:`patrol_window`,
+  :func:`geo.coverage.patrol_compliance`); for a grid with several own workers, the lowest
+  share. NaN when the grid's worker had no such working day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
 from geo import coverage, kpis
-from store import coverage_sql
+from store import coverage_sql, overview_sql
+from store.settings import get_settings
 
 #: indicator -> (中文, English, kind); kinds: rate (0–1, shown as %), count, ratio.
 INDICATORS: dict[str, tuple[str, str, str]] = {
@@ -64,12 +66,27 @@ def per_1000_households(reported: pd.Series, households: pd.Series) -> pd.Series
     return (reported * 1000.0 / h).where(h > 0)
 
 
+def patrol_window(
+    conn: Connection, start: dt.date, last_day: dt.date, *, street: str | None = None
+) -> tuple[dt.date, dt.date] | None:
+    """``start`` … ``last_day`` cut to the local days the store holds patrols for (days
+    before the first track was loaded are not "no patrol"); None when nothing is left."""
+    span = overview_sql.patrol_span(conn, street=street)
+    if span is None:
+        return None
+    tz = ZoneInfo(get_settings().timezone)
+    first, last = (t.astimezone(tz).date() for t in span)
+    a, b = max(start, first), min(last_day, last)
+    return None if b < a else (a, b)
+
+
 def grid_two_patrol(
     conn: Connection, start: dt.date, last_day: dt.date, *, street: str | None = None
 ) -> pd.Series:
-    """Two-patrol compliance share per grid code over ``start`` … ``last_day`` (inclusive):
-    the share of :func:`geo.coverage.patrol_compliance` of the grid's own worker(s) on
-    ``last_day`` (the lowest when several)."""
+    """Two-patrol compliance share per grid code over ``start`` … ``last_day`` (inclusive;
+    pass :func:`patrol_window`'s days): the share of
+    :func:`geo.coverage.patrol_compliance` of the grid's own worker(s) on ``last_day`` (the
+    lowest when several)."""
     shares = coverage.patrol_compliance(conn, start, last_day, street=street)
     own = coverage_sql.own_grids(conn, last_day, street=street)
     if shares.empty or own.empty:
@@ -135,9 +152,3 @@ def compare_with_street(
             }
         )
     return pd.DataFrame(rows)
-
-
-def finite(values: pd.Series) -> np.ndarray:
-    """The finite values of ``values`` as floats (for classing)."""
-    x = values.to_numpy(dtype=float)
-    return x[np.isfinite(x)]

@@ -184,6 +184,22 @@ def patrol_tracks(
     return read_gdf(conn, _TRACKS, params)
 
 
+_PATROL_SPAN = text(
+    """
+    SELECT min(p.started_at), max(p.started_at)
+      FROM patrol p
+     WHERE (CAST(:street AS text) IS NULL OR p.street_code = :street)
+    """
+)
+
+
+def patrol_span(conn: Connection, *, street: str | None = None) -> tuple[Any, Any] | None:
+    """First and last patrol start in the store (aware datetimes); None without patrols.
+    Compliance is judged only on days the store has patrol data for."""
+    first, last = conn.execute(_PATROL_SPAN, {"street": street}).one()
+    return None if first is None else (first, last)
+
+
 # --- one grid's panel ----------------------------------------------------------------------
 
 _GRID_CONTACTS = text(

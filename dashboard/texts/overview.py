@@ -63,6 +63,14 @@ TEXT: dict[str, tuple[str, str]] = {
         "Closure, on-time and overdue figures cover all categories; the category filter "
         "applies to incidents per 1,000 households and to the incident points.",
     ),
+    "ov_two_patrol_days": (
+        "一日两巡达标率按 {start} 至 {end} 有巡查数据的工作日计算。",
+        "Two-patrol compliance over the working days {start} to {end} that have patrol data.",
+    ),
+    "ov_two_patrol_none": (
+        "库中没有巡查轨迹，无法计算一日两巡达标率。",
+        "No patrol tracks in the store: two-patrol compliance cannot be computed.",
+    ),
     "ov_pick_end": ("请再选择时段的结束日期。", "Now pick the end date of the period."),
     "ov_click_hint": ("点击地图上的网格查看网格详情。", "Click a grid on the map for its panel."),
     "ov_panel": ("网格：{name}（{code}）", "Grid: {name} ({code})"),

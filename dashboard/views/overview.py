@@ -175,7 +175,7 @@ end_x = q.end_exclusive
 shift = ov.to_gcj02 if gcj02 else (lambda g: g)
 unit_kpis = dov.grid_kpis(street, start, end_x)
 households = grids.set_index("code")["households"]
-two = dov.two_patrol(street, start, end) if indicator == "two_patrol" else None
+two, window = dov.two_patrol(street, start, end) if indicator == "two_patrol" else (None, None)
 values = geo_overview.grid_indicator(
     unit_kpis, indicator, households=households, category=category, two_patrol=two
 )
@@ -263,6 +263,12 @@ layers_data = OneMapLayers(
 st.caption(t("ov_caption", lang, start=start, end=end, grids=len(grids), incidents=len(incidents)))
 if category:
     st.caption(t("ov_rates_note", lang))
+if indicator == "two_patrol":
+    st.caption(
+        t("ov_two_patrol_days", lang, start=window[0], end=window[1])
+        if window
+        else t("ov_two_patrol_none", lang)
+    )
 m = onemap(
     layers_data,
     lang=lang,
