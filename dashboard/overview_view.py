@@ -96,7 +96,7 @@ def default_query(
 ) -> OverviewQuery:
     """The view without URL parameters: the first street, the :data:`DEFAULT_PERIOD_DAYS`
     days up to the latest incident (today when there is none), default layers; layers
-    shifted to GCJ-02 when ``gcj02`` (the ``GRIDONE_TILE_GCJ02`` setting)."""
+    shifted to GCJ-02 when ``gcj02`` (for a deployment whose basemap is GCJ-02)."""
     end = latest or dt.date.today()
     return OverviewQuery(
         street=next(iter(streets), None),

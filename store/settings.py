@@ -62,14 +62,6 @@ class Settings(BaseSettings):
     tile_attribution: str = Field(
         default="", description="Attribution text shown for the basemap given by TILE_URL."
     )
-    tile_gcj02: bool = Field(
-        default=False,
-        description=(
-            "Whether the basemap given by TILE_URL is drawn in GCJ-02 (AutoNavi/Gaode, Tencent "
-            "style): the 一张图 map then shifts its layers onto it by default (the switch on the "
-            "page overrides it); stored data stays CGCS2000."
-        ),
-    )
     map_max_zoom: int = Field(
         default=18, ge=1, le=22, description="Highest zoom level the map allows."
     )

@@ -29,7 +29,7 @@ if data.summary().grids == 0:
 streets = data.street_names()
 cats = data.categories()
 cat_names = dict(zip(cats["code"], cats["name_zh" if lang == "zh" else "name_en"], strict=True))
-defaults = ov.default_query(data.latest_incident_day(), streets, gcj02=s.tile_gcj02)
+defaults = ov.default_query(data.latest_incident_day(), streets)
 url, bad = ov.parse_query(
     st.query_params.to_dict(), defaults=defaults, streets=streets, categories=cat_names
 )
