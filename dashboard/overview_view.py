@@ -305,6 +305,48 @@ def _ramp(n: int, *, worse_high: bool) -> list[str]:
     return ramp if worse_high else ramp[::-1]
 
 
+def indicator_layer(
+    grids: gpd.GeoDataFrame, values: pd.Series, indicator: str, *, no_data: str
+) -> tuple[gpd.GeoDataFrame, Classes]:
+    """The grids with each one's class (``__class``) and formatted value (``__value``) of
+    ``values`` (indexed by grid code), and the classes with their legend."""
+    kind = INDICATORS[indicator][2]
+    v = grids["code"].map(values).astype(float)
+    classes = indicator_classes(v.to_numpy(), indicator, no_data=no_data)
+    drawn = grids.assign(__class=classes.codes, __value=[format_value(x, kind) for x in v])
+    return drawn, classes
+
+
+def incident_layer(
+    incidents: gpd.GeoDataFrame,
+    color_by: str,
+    palette: Mapping[str, str],
+    category_names: Mapping[str, str],
+    lang: Lang,
+) -> tuple[gpd.GeoDataFrame, list[tuple[str, str]]]:
+    """Incidents with their popup texts (``category``, ``status`` in ``lang``) and colour key
+    (``__color_key``: the 2-digit category group or the status), and the legend entries of
+    the keys present, in ``palette`` order."""
+    key = incidents["category_code"].str[:2] if color_by == "category" else incidents["status"]
+    out = incidents.assign(
+        category=incidents["category_zh" if lang == "zh" else "category_en"],
+        status=[label("incident_status", v, lang) for v in incidents["status"]],
+        __color_key=key,
+    )
+    present = set(key)
+    entries = [
+        (
+            colour,
+            category_names.get(k, k)
+            if color_by == "category"
+            else label("incident_status", k, lang),
+        )
+        for k, colour in palette.items()
+        if k in present
+    ]
+    return out, entries
+
+
 # --- clicks, phones, offsets ---------------------------------------------------------------
 
 

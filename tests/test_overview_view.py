@@ -312,3 +312,37 @@ def test_grid_panel_masks_phones_and_shows_local_times() -> None:
     assert panel.open_incidents["ov_reported"].tolist() == ["11-18 09:30"]
     assert panel.open_incidents["ov_deadline"].tolist() == ["11-21 00:00"]
     assert panel.patrols.values.tolist() == [["黄兰", "11-18 08:00", "11-18 09:00", 3149]]
+
+
+def test_indicator_layer_carries_class_and_value() -> None:
+    g = grids_frame()
+    values = pd.Series({"370214900001002": 0.5})  # the other grid has no value
+    drawn, classes = ov.indicator_layer(g, values, "closure_rate", no_data="无数据")
+    assert drawn["__class"].tolist() == [0, -1]
+    assert drawn["__value"].tolist() == ["50%", "—"]
+    assert classes.entries[-1] == (ov.NO_DATA_COLOR, "无数据")
+
+
+def test_incident_layer_colours_and_legend() -> None:
+    inc = gpd.GeoDataFrame(
+        {
+            "code": ["a", "b"],
+            "category_code": ["0101", "0302"],
+            "category_zh": ["邻里纠纷", "占道"],
+            "category_en": ["Neighbours", "Street"],
+            "status": ["closed", "handling"],
+        },
+        geometry=[shapely.Point(120, 36), shapely.Point(120.1, 36)],
+        crs=4326,
+    )
+    palette = {"01": "#d62728", "02": "#ff7f0e", "03": "#1f77b4"}
+    out, entries = ov.incident_layer(inc, "category", palette, CATS, "zh")
+    assert out["__color_key"].tolist() == ["01", "03"]
+    assert entries == [("#d62728", "矛盾纠纷"), ("#1f77b4", "城市管理")]
+    assert out["status"].tolist() == ["已结案", "处置中"]
+    out, entries = ov.incident_layer(
+        inc, "status", {"handling": "#000", "closed": "#111"}, CATS, "en"
+    )
+    assert out["__color_key"].tolist() == ["closed", "handling"]
+    assert [e[0] for e in entries] == ["#000", "#111"]
+    assert out["category"].tolist() == ["Neighbours", "Street"]

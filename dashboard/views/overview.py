@@ -179,27 +179,11 @@ two, window = dov.two_patrol(street, start, end) if indicator == "two_patrol" el
 values = geo_overview.grid_indicator(
     unit_kpis, indicator, households=households, category=category, two_patrol=two
 )
-kind = geo_overview.INDICATORS[indicator][2]
 ind_name = geo_overview.INDICATORS[indicator][0 if lang == "zh" else 1]
-drawn = grids.assign(__v=grids["code"].map(values))
-classes = ov.indicator_classes(drawn["__v"], indicator, no_data=t("ov_no_data", lang))
-drawn = drawn.assign(
-    __class=classes.codes, __value=[ov.format_value(v, kind) for v in drawn["__v"]]
-)
+drawn, classes = ov.indicator_layer(grids, values, indicator, no_data=t("ov_no_data", lang))
 incidents = dov.incidents(street, community, None, start, end_x, category, status)
 palette = CATEGORY_COLORS if color_by == "category" else STATUS_COLORS
-inc = incidents.assign(
-    category=incidents["category_zh" if lang == "zh" else "category_en"],
-    status=[label("incident_status", v, lang) for v in incidents["status"]],
-    __color_key=incidents["category_group" if color_by == "category" else "status"],
-)
-present = set(inc["__color_key"])
-names = {c[:2]: cat_names.get(c[:2], c) for c in present} if color_by == "category" else {}
-inc_entries = [
-    (col, names.get(k, "") if color_by == "category" else label("incident_status", k, lang))
-    for k, col in palette.items()
-    if k in present
-]
+inc, inc_entries = ov.incident_layer(incidents, color_by, palette, cat_names, lang)
 streets_gdf, comms_gdf = dov.admin_outlines(street)
 if community:
     comms_gdf = comms_gdf[comms_gdf["code"] == community]
@@ -209,10 +193,7 @@ if q.incident:
     if one.empty:
         st.warning(t("ov_incident_unknown", lang, code=q.incident))
     else:
-        linked = one.assign(
-            category=one["category_zh" if lang == "zh" else "category_en"],
-            status=[label("incident_status", v, lang) for v in one["status"]],
-        )
+        linked = ov.incident_layer(one, color_by, palette, cat_names, lang)[0]
 extra: dict[str, object] = {}
 if "heat" in chosen:
     extra["heat"] = dov.heat(street, start, end_x, category)
