@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboard.texts import assess, common, hotspots, patrol
+from dashboard.texts import assess, common, hotspots, overview, patrol
 from store.vocab import Lang
 
 
@@ -21,7 +21,9 @@ def _merge(*parts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     return merged
 
 
-TEXT: dict[str, tuple[str, str]] = _merge(common.TEXT, assess.TEXT, hotspots.TEXT, patrol.TEXT)
+TEXT: dict[str, tuple[str, str]] = _merge(
+    common.TEXT, assess.TEXT, hotspots.TEXT, overview.TEXT, patrol.TEXT
+)
 
 
 def t(key: str, lang: Lang = "zh", **values: object) -> str:

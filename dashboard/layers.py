@@ -273,6 +273,7 @@ def base_map(
     attribution: str = "",
     max_zoom: int = 18,
     padding_bottom_right: tuple[int, int] | None = None,
+    view: tuple[float, float, float] | None = None,
 ) -> folium.Map:
     """An empty map fitted to ``bounds``, with or without a basemap.
 
@@ -291,6 +292,8 @@ def base_map(
     padding_bottom_right
         ``(x, y)`` pixels kept clear at the right and bottom when fitting ``bounds``, e.g.
         room for a legend in the bottom-right corner so that it does not cover the data.
+    view
+        ``(lat, lon, zoom)`` to open at instead of fitting ``bounds`` (a shared link's view).
 
     Returns
     -------
@@ -347,6 +350,19 @@ def base_map(
         if px < 0 or py < 0:
             raise ValueError(f"padding_bottom_right must not be negative, got {(px, py)!r}")
         padding_bottom_right = (px, py)
+    if view is not None:
+        try:
+            lat, lon, zoom = (float(v) for v in view)
+        except (TypeError, ValueError):
+            raise ValueError(f"view must be three numbers (lat, lon, zoom), got {view!r}") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 <= zoom <= max_zoom):
+            raise ValueError(
+                f"view {view!r} is not (lat, lon, zoom) in degrees with a zoom from 0 to "
+                f"{max_zoom}: check the order (lat before lon)"
+            )
+        m.location = [lat, lon]
+        m.options["zoom"] = zoom
+        return m
     m.fit_bounds(
         [[min_lat, min_lon], [max_lat, max_lon]], padding_bottom_right=padding_bottom_right
     )
@@ -448,6 +464,7 @@ def point_layer(
     color_column: str | None = None,
     palette: Mapping[Any, str] | None = None,
     cluster: bool = False,
+    cluster_until_zoom: int | None = None,
     radius: float = 4,
     popup_fields: Sequence[str] | None = None,
     popup_aliases: Sequence[str] | None = None,
@@ -472,6 +489,9 @@ def point_layer(
         ``False``: one canvas circle per point (fine up to ~10k points).
         ``True``: a ``FastMarkerCluster``, built in the browser from a compact array (for
         10k–100k points); each point is a small coloured dot once zoomed in.
+    cluster_until_zoom
+        With ``cluster``: from this zoom on, every point is drawn on its own (no clusters);
+        ``None``: clusters at every zoom (spiderfied at the highest).
     radius
         Radius of a point in pixels.
     popup_fields, popup_aliases
@@ -500,8 +520,17 @@ def point_layer(
 
     group = folium.FeatureGroup(name=name, show=show)
     if cluster:
-        _cluster_points(gdf, colors, codes, radius, fields, aliases).add_to(group)
+        layer = _cluster_points(gdf, colors, codes, radius, fields, aliases)
+        if cluster_until_zoom is not None:
+            if isinstance(cluster_until_zoom, bool) or not isinstance(cluster_until_zoom, int):
+                raise ValueError(
+                    f"cluster_until_zoom must be a whole zoom level, got {cluster_until_zoom!r}"
+                )
+            layer.options["disable_clustering_at_zoom"] = cluster_until_zoom
+        layer.add_to(group)
         return group
+    if cluster_until_zoom is not None:
+        raise ValueError(f"{what}: cluster_until_zoom given without cluster=True")
 
     renderer = _CanvasRenderer()
     renderer.add_to(group)

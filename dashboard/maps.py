@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Literal
 
@@ -291,4 +292,235 @@ def hotspot_map(
         ).add_to(m)
     layers.legend(title, entries).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+# --- 一张图 overview page ------------------------------------------------------------------
+
+#: Colours of the incident statuses (open ones warm, closed grey-green).
+STATUS_COLORS: dict[str, str] = {
+    "reported": "#e31a1c",
+    "registered": "#fb6a4a",
+    "dispatched": "#fd8d3c",
+    "handling": "#feb24c",
+    "extended": "#b15928",
+    "escalated": "#6a3d9a",
+    "returned": "#999999",
+    "feedback": "#1f78b4",
+    "reworked": "#e7298a",
+    "verified": "#33a02c",
+    "closed": "#8fbc8f",
+    "reopened": "#a50026",
+}
+TRACK_COLOR = "#00897b"
+UNVISITED_COLOR = "#6d4c41"
+PLACE_COLOR = "#7b1fa2"
+CAMERA_COLOR = "#263238"
+LINKED_COLOR = "#000000"
+#: Zoom from which incidents are drawn one by one instead of in clusters.
+UNCLUSTER_ZOOM = 16
+
+
+@dataclass(frozen=True)
+class OneMapLayers:
+    """What the 一张图 map draws, each frame in EPSG:4326 (already shifted when the map
+    sits on a GCJ-02 basemap); ``None`` for a layer that is off."""
+
+    grids: gpd.GeoDataFrame
+    streets: gpd.GeoDataFrame | None = None
+    communities: gpd.GeoDataFrame | None = None
+    #: grids with ``__class`` (−1 no value) and ``__value`` (formatted), plus the legend
+    indicator: gpd.GeoDataFrame | None = None
+    indicator_colors: dict[int, str] | None = None
+    indicator_legend: tuple[str, list[tuple[str, str]]] | None = None
+    #: incidents with ``__color_key`` and the popup columns ``title, category, status, code``
+    incidents: gpd.GeoDataFrame | None = None
+    incident_palette: dict[str, str] | None = None
+    incident_legend: tuple[str, list[tuple[str, str]]] | None = None
+    heat: gpd.GeoDataFrame | None = None
+    hotspots: gpd.GeoDataFrame | None = None
+    tracks: gpd.GeoDataFrame | None = None
+    unvisited: gpd.GeoDataFrame | None = None
+    places: gpd.GeoDataFrame | None = None
+    cameras: gpd.GeoDataFrame | None = None
+    #: the incident a link points at (``title, category, status, code``), popup open
+    linked: gpd.GeoDataFrame | None = None
+
+
+def onemap(
+    data: OneMapLayers,
+    *,
+    lang: Lang = "zh",
+    view: tuple[float, float, float] | None = None,
+    tile_url: str | None = None,
+    attribution: str = "",
+    max_zoom: int = 18,
+) -> folium.Map:
+    """The 一张图 map: the layers of ``data`` that are not None, in drawing order, with the
+    legends of the indicator and the incidents.
+
+    Parameters
+    ----------
+    view
+        ``(lat, lng, zoom)`` to open at; None fits the grids.
+    tile_url
+        Basemap; None for none (the default: nothing leaves the machine).
+
+    Raises
+    ------
+    ValueError
+        When there are no grids (the caller says so instead).
+    """
+    if data.grids.empty:
+        raise ValueError("no grids to draw")
+    m = layers.base_map(
+        data.grids.total_bounds,
+        tile_url=tile_url,
+        attribution=attribution,
+        max_zoom=max_zoom,
+        padding_bottom_right=(LEGEND_ROOM_PX, 0),
+        view=view,
+    )
+    localize_map(m, max_zoom=max_zoom)
+    grid_tip = (
+        ["name", "community_name", "worker_name"],
+        [t(k, lang) for k in ("grid_name", "community", "worker")],
+    )
+    if data.indicator is not None and data.indicator_colors is not None:
+        layers.class_layer(
+            data.indicator,
+            name=t("ov_layer_indicator", lang),
+            column="__class",
+            colors=data.indicator_colors,
+            fill_opacity=0.7,
+            tooltip_fields=["name", "__value"],
+            tooltip_aliases=[t("grid_name", lang), t("ov_value", lang)],
+        ).add_to(m)
+    if data.heat is not None and not data.heat.empty:
+        codes, _uppers = density_classes(data.heat["density_km2"])
+        layers.class_layer(
+            data.heat.assign(__class=codes),
+            name=t("ov_layer_heat", lang),
+            column="__class",
+            colors=dict(enumerate(DENSITY_COLORS)),
+            fill_opacity=0.6,
+            weight=0.1,
+        ).add_to(m)
+    if data.hotspots is not None and not data.hotspots.empty:
+        hot = data.hotspots.assign(
+            __label=data.hotspots["label_zh" if lang == "zh" else "label_en"]
+        )
+        layers.class_layer(
+            hot,
+            name=t("ov_layer_hotspots", lang),
+            column="bin",
+            colors=HOT_COLORS,
+            fill_opacity=0.6,
+            tooltip_fields=["name", "__label"],
+            tooltip_aliases=[t("grid_name", lang), t("col_class", lang)],
+        ).add_to(m)
+    if data.communities is not None and not data.communities.empty:
+        layers.boundary_layer(
+            data.communities,
+            name=t("layer_communities", lang),
+            color=COMMUNITY_COLOR,
+            weight=2,
+            fill_opacity=0.0,
+        ).add_to(m)
+    if data.streets is not None and not data.streets.empty:
+        layers.boundary_layer(
+            data.streets,
+            name=t("layer_streets", lang),
+            color=STREET_COLOR,
+            weight=3,
+            fill_opacity=0.0,
+        ).add_to(m)
+    # grids last of the polygons: a faint fill catches clicks (they open the grid's panel)
+    layers.boundary_layer(
+        data.grids,
+        name=t("layer_grids", lang),
+        color=GRID_COLOR,
+        weight=1,
+        fill_opacity=0.02,
+        tooltip_fields=grid_tip[0],
+        tooltip_aliases=grid_tip[1],
+    ).add_to(m)
+    if data.tracks is not None and not data.tracks.empty:
+        tracks = data.tracks.assign(
+            __time=data.tracks["started_at"].astype(str).str[11:16]
+            + "–"
+            + data.tracks["ended_at"].astype(str).str[11:16]
+        )
+        layers.boundary_layer(
+            tracks,
+            name=t("ov_layer_tracks", lang),
+            color=TRACK_COLOR,
+            weight=2,
+            fill_opacity=0.0,
+            tooltip_fields=["worker_name", "__time", "length_m"],
+            tooltip_aliases=[t("worker", lang), t("ov_time", lang), t("ov_length_m", lang)],
+        ).add_to(m)
+    if data.unvisited is not None and not data.unvisited.empty:
+        layers.point_layer(
+            data.unvisited,
+            name=t("ov_layer_unvisited", lang),
+            radius=4,
+            popup_fields=["address", "__label"],
+            popup_aliases=[t("address", lang), t("ov_last_passed", lang)],
+        ).add_to(m)
+    if data.places is not None and not data.places.empty:
+        layers.point_layer(
+            data.places,
+            name=t("ov_layer_places", lang),
+            color_column="__kind",
+            palette={k: PLACE_COLOR for k in data.places["__kind"].unique()},
+            radius=6,
+            popup_fields=["name", "__kind", "address"],
+            popup_aliases=[t("ov_place", lang), t("ov_kind", lang), t("address", lang)],
+        ).add_to(m)
+    if data.cameras is not None and not data.cameras.empty:
+        layers.point_layer(
+            data.cameras,
+            name=t("ov_layer_cameras", lang),
+            color_column="__kind",
+            palette={k: CAMERA_COLOR for k in data.cameras["__kind"].unique()},
+            radius=3,
+            popup_fields=["code", "__kind"],
+            popup_aliases=[t("ov_camera", lang), t("ov_kind", lang)],
+        ).add_to(m)
+    if data.incidents is not None and not data.incidents.empty:
+        layers.point_layer(
+            data.incidents,
+            name=t("layer_incidents", lang),
+            color_column="__color_key",
+            palette=data.incident_palette,
+            cluster=True,
+            cluster_until_zoom=UNCLUSTER_ZOOM,
+            radius=5,
+            popup_fields=["title", "category", "status", "code"],
+            popup_aliases=[
+                t("title", lang),
+                t("category", lang),
+                t("status", lang),
+                t("ov_code", lang),
+            ],
+        ).add_to(m)
+    if data.linked is not None and not data.linked.empty:
+        row = data.linked.iloc[0]
+        folium.Marker(
+            [row.geometry.y, row.geometry.x],
+            popup=folium.Popup(
+                "<br>".join(
+                    html.escape(str(v))
+                    for v in (row["title"], row["category"], row["status"], row["code"])
+                ),
+                show=True,
+                max_width=260,
+            ),
+            tooltip=str(row["code"]),
+        ).add_to(m)
+    if data.indicator_legend is not None:
+        layers.legend(*data.indicator_legend, position="bottomright").add_to(m)
+    if data.incident_legend is not None:
+        layers.legend(*data.incident_legend, position="bottomleft").add_to(m)
     return m

@@ -1,0 +1,171 @@
+"""Cached loaders of the 一张图 (overview) page: every figure from geo/, every map layer from
+store.overview_sql, each cached by its plain arguments (a filter change recomputes only what
+it touches)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import pandas as pd
+import streamlit as st
+
+from dashboard.data import CACHE_SECONDS, engine
+from geo import coverage as geo_coverage
+from geo import hotspots as geo_hotspots
+from geo import kde as geo_kde
+from geo import kpis as geo_kpis
+from geo import overview as geo_overview
+from geo.period import as_instant
+from store import overview_sql as sql
+from store import queries
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def communities(street: str | None) -> dict[str, str]:
+    """Community code → name of a street."""
+    with engine().connect() as conn:
+        frame = queries.admin_units(conn, "community", street_code=street)
+    return dict(zip(frame["code"], frame["name"], strict=True))
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def admin_outlines(street: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Street and community outlines."""
+    with engine().connect() as conn:
+        return (
+            queries.admin_units(conn, "street", street_code=street),
+            queries.admin_units(conn, "community", street_code=street),
+        )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def grids(street: str | None, community: str | None) -> gpd.GeoDataFrame:
+    """Current grids, outlines simplified in PostGIS."""
+    with engine().connect() as conn:
+        return sql.map_grids(conn, street=street, community=community)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def grid_kpis(street: str | None, start: dt.date, end: dt.date) -> geo_kpis.UnitKpis:
+    """:func:`geo.overview.grid_kpis` for ``[start, end)``."""
+    with engine().connect() as conn:
+        return geo_overview.grid_kpis(conn, start, end, street=street)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def unit_figures(unit: str, start: dt.date, end: dt.date) -> geo_kpis.KpiFigures:
+    """:func:`geo.kpis.kpis` figures of one unit (the street, for the grid panel)."""
+    with engine().connect() as conn:
+        return geo_kpis.kpis(conn, unit=unit, start=start, end=end, repeats=False).figures
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def two_patrol(
+    street: str | None, start: dt.date, last_day: dt.date
+) -> tuple[pd.Series, tuple[dt.date, dt.date] | None]:
+    """:func:`geo.overview.grid_two_patrol` over the days of ``start`` … ``last_day`` the
+    store has patrols for, and those days (None: no patrol data; the series is empty).
+    Slow: one pass over each working day."""
+    with engine().connect() as conn:
+        window = geo_overview.patrol_window(conn, start, last_day, street=street)
+        if window is None:
+            return pd.Series(dtype=float, name="two_patrol"), None
+        return geo_overview.grid_two_patrol(conn, *window, street=street), window
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def incidents(
+    street: str | None,
+    community: str | None,
+    grid: str | None,
+    start: dt.date,
+    end: dt.date,
+    category: str | None,
+    status: str | None,
+) -> gpd.GeoDataFrame:
+    """Incidents reported in ``[start, end)`` matching the filters."""
+    with engine().connect() as conn:
+        return sql.map_incidents(
+            conn,
+            since=as_instant(start),
+            until=as_instant(end),
+            street=street,
+            community=community,
+            grid=grid,
+            category=category,
+            status=status,
+        )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def incident(code: str) -> gpd.GeoDataFrame:
+    """One incident by code (empty when unknown)."""
+    with engine().connect() as conn:
+        return sql.incident_by_code(conn, code)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def heat(
+    street: str | None, start: dt.date, end: dt.date, category: str | None
+) -> gpd.GeoDataFrame:
+    """:func:`geo.kde.kde` cells (``density_km2``)."""
+    with engine().connect() as conn:
+        return geo_kde.kde(conn, street=street, start=start, end=end, category=category).cells
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def hotspot_units(
+    street: str | None, start: dt.date, end: dt.date, category: str | None
+) -> gpd.GeoDataFrame:
+    """:func:`geo.hotspots.hotspots` on grids (``bin``)."""
+    with engine().connect() as conn:
+        return geo_hotspots.hotspots(
+            conn, street=street, start=start, end=end, category=category, unit="grid"
+        ).units
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def tracks(street: str | None, community: str | None, day: dt.date) -> gpd.GeoDataFrame:
+    """Patrol tracks started on ``day``."""
+    with engine().connect() as conn:
+        return sql.patrol_tracks(
+            conn,
+            since=as_instant(day),
+            until=as_instant(day + dt.timedelta(days=1)),
+            street=street,
+            community=community,
+        )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def unvisited(street: str | None, as_of: dt.date, days: int) -> gpd.GeoDataFrame:
+    """:func:`geo.coverage.unvisited_buildings` not passed in ``days`` days up to ``as_of``."""
+    with engine().connect() as conn:
+        return geo_coverage.unvisited_buildings(conn, as_of, (days,), street)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def places(street: str | None, community: str | None) -> gpd.GeoDataFrame:
+    """Key places."""
+    with engine().connect() as conn:
+        return sql.key_places(conn, street=street, community=community)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def cameras(street: str | None, community: str | None) -> gpd.GeoDataFrame:
+    """Cameras."""
+    with engine().connect() as conn:
+        return sql.cameras(conn, street=street, community=community)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def grid_details(grid: str) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame, pd.DataFrame]:
+    """Contacts, aggregate population, last patrols and open incidents of one grid."""
+    with engine().connect() as conn:
+        return (
+            sql.grid_contacts(conn, grid),
+            sql.grid_population(conn, grid),
+            sql.last_patrols(conn, grid),
+            sql.open_incidents(conn, grid),
+        )
