@@ -47,6 +47,12 @@ def run() -> None:
                 icon=":material/local_fire_department:",
                 url_path="hotspots",
             ),
+            st.Page(
+                VIEWS / "briefing.py",
+                title=t("page_briefing", lang),
+                icon=":material/summarize:",
+                url_path="briefing",
+            ),
         ]
     )
     page.run()
