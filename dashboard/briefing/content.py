@@ -291,7 +291,14 @@ def build_document(data: BriefingData, maps: MapImages, lang: Lang = "zh") -> Do
         passed, n = total
         share = fmt_value("rate", passed / n if n else None)
         under_blocks.append(
-            t("br_coverage_total", lang, days=COVERAGE_DAYS, share=share, passed=passed, total=n)
+            t(
+                "br_coverage_total",
+                lang,
+                days=COVERAGE_DAYS,
+                share=share,
+                passed=f"{passed:,}",
+                total=f"{n:,}",
+            )
         )
         table = under_patrolled_table(data, lang)
         if n_hot == 0:
