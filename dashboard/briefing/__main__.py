@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     s = made.seconds
     print(
         f"已写入 written: {args.out} ({len(body) / 1024:,.0f} KB) · {made.data.name} "
-        f"{args.start} … {args.end} · {s['total']:.1f} s"
+        f"{args.start} … {args.end}（不含 excluded） · {s['total']:.1f} s"
     )
     return 0
 

@@ -93,8 +93,10 @@ def fmt_change(kind: str, value: float | None, lang: Lang = "zh") -> str:
     if kind == "count":
         return f"{int(value):+,}"
     if kind == "rate":
-        return t("br_pp", lang, value=value * 100)
-    return f"{value:+,.1f}"
+        points = round(value * 100, 1)
+        return t("br_pp", lang, value=0.0 if points == 0 else points)  # no "-0.0"
+    hours = round(value, 1)
+    return f"{0.0 if hours == 0 else hours:+,.1f}"
 
 
 def fmt_time(value: Any, tz: str, lang: Lang = "zh") -> str:

@@ -79,6 +79,9 @@ class BriefingData:
     grid_rates
         Current grids (EPSG:4326) with ``households``, ``reported`` (geo.kpis, grid level)
         and ``per_1000`` (reported per 1,000 households; NaN without households).
+    outlines
+        Boundaries drawn over the maps (EPSG:4326): the grids of a street, the streets of
+        the district (1,500 grid outlines would hide the colours).
     hot
         :func:`geo.hotspots.hotspots` on H3 hexagons.
     coverage_as_of
@@ -106,6 +109,7 @@ class BriefingData:
     report: KpiReport
     by_unit: UnitKpis
     grid_rates: gpd.GeoDataFrame
+    outlines: gpd.GeoDataFrame
     hot: HotspotResult
     coverage_as_of: dt.date
     buildings: gpd.GeoDataFrame | None
@@ -191,6 +195,7 @@ def gather(
     grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
     households = grid_rates["households"].astype(float)
     grid_rates["per_1000"] = (grid_rates["reported"] * 1000.0 / households).where(households > 0)
+    outlines = grid_rates if scope == "street" else queries.admin_units(conn, "street")
     lap("grid_rates")
 
     hot = hotspots(conn, street=street, start=start, end=end, unit="hex", resolution=None)
@@ -225,6 +230,7 @@ def gather(
         report=report,
         by_unit=by_unit,
         grid_rates=grid_rates,
+        outlines=outlines[["code", "geometry"]],
         hot=hot,
         coverage_as_of=as_of,
         buildings=buildings,

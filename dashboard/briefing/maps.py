@@ -87,16 +87,32 @@ def _legend(ax: plt.Axes, entries: list[tuple[str, str]], title: str) -> None:
     )
 
 
-def indicator_map(grids: gpd.GeoDataFrame, lang: Lang = "zh") -> bytes:
+#: Above this many units, polygons are drawn without edges (they would hide the colours).
+MANY_UNITS = 300
+
+
+def _edge(n: int) -> float:
+    return 0.4 if n <= MANY_UNITS else 0.0
+
+
+def _outline(ax: plt.Axes, outlines: gpd.GeoDataFrame | None) -> None:
+    if outlines is not None and len(outlines):
+        outlines.to_crs(DRAW_EPSG).boundary.plot(ax=ax, color="#333333", linewidth=0.5)
+
+
+def indicator_map(
+    grids: gpd.GeoDataFrame, lang: Lang = "zh", *, outlines: gpd.GeoDataFrame | None = None
+) -> bytes:
     """Grids coloured by ``per_1000`` in natural-breaks classes (fewer when there are fewer
-    distinct values); grids without households grey."""
+    distinct values); grids without households grey; ``outlines`` drawn on top."""
     g = grids.to_crs(DRAW_EPSG)
+    lw = _edge(len(g))
     fig, ax = _axes()
     values = g["per_1000"].to_numpy(dtype=float)
     known = ~np.isnan(values)
     entries: list[tuple[str, str]] = []
     if (~known).any():
-        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=0.4)
+        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=lw)
     if known.any():
         k = int(min(len(RATE_COLORS), len(np.unique(values[known]))))
         if k >= 2:
@@ -105,26 +121,28 @@ def indicator_map(grids: gpd.GeoDataFrame, lang: Lang = "zh") -> bytes:
         else:
             yb, bins = np.zeros(int(known.sum()), dtype=int), [float(values[known].max())]
         colors = [RATE_COLORS[int(i * (len(RATE_COLORS) - 1) / max(len(bins) - 1, 1))] for i in yb]
-        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=0.4)
+        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=lw)
         lower = float(values[known].min())
         for i, upper in enumerate(bins):
             color = RATE_COLORS[int(i * (len(RATE_COLORS) - 1) / max(len(bins) - 1, 1))]
             label = f"{upper:,.1f}" if upper == lower else f"{lower:,.1f} – {upper:,.1f}"
             entries.append((color, label))
             lower = upper
+    if len(g) > MANY_UNITS:
+        _outline(ax, outlines)
     if (~known).any():
         entries.append((NO_DATA, t("br_no_households", lang)))
     _legend(ax, entries, t("br_legend_rate", lang))
     return _png(fig)
 
 
-def hotspot_map(units: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, lang: Lang = "zh") -> bytes:
-    """Hexagons (or grids) coloured by Gi* class, grid outlines on top."""
+def hotspot_map(units: gpd.GeoDataFrame, outlines: gpd.GeoDataFrame, lang: Lang = "zh") -> bytes:
+    """Hexagons (or grids) coloured by Gi* class, ``outlines`` (grids or streets) on top."""
     u = units.to_crs(DRAW_EPSG)
     fig, ax = _axes()
     colors = [HOT_COLORS[int(b)] for b in u["bin"]]
-    u.plot(ax=ax, color=colors, edgecolor="white", linewidth=0.2)
-    grids.to_crs(DRAW_EPSG).boundary.plot(ax=ax, color="#333333", linewidth=0.5)
+    u.plot(ax=ax, color=colors, edgecolor="white", linewidth=0.2 if len(u) <= MANY_UNITS else 0)
+    _outline(ax, outlines)
     present = set(int(b) for b in u["bin"])
     entries = [
         (HOT_COLORS[b], LABELS[b][0 if lang == "zh" else 1]) for b in HOT_COLORS if b in present
@@ -134,11 +152,16 @@ def hotspot_map(units: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, lang: Lang = "
 
 
 def coverage_map(
-    grids: gpd.GeoDataFrame, coverage: dict[str, float] | None, lang: Lang = "zh"
+    grids: gpd.GeoDataFrame,
+    coverage: dict[str, float] | None,
+    lang: Lang = "zh",
+    *,
+    outlines: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Grids coloured by the share of their buildings passed (``coverage``: grid code →
     share, NaN without buildings; None: no tracks at all)."""
     g = grids.to_crs(DRAW_EPSG)
+    lw = _edge(len(g))
     fig, ax = _axes()
     shares = (
         np.full(len(g), np.nan)
@@ -150,9 +173,11 @@ def coverage_map(
     # a share of exactly 1.0 is the top class; below 0.5 the first
     colors = [COVERAGE_COLORS[int(c)] for c in cls]
     if (~known).any():
-        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=0.4)
+        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=lw)
     if known.any():
-        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=0.4)
+        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=lw)
+    if len(g) > MANY_UNITS:
+        _outline(ax, outlines)
     entries = []
     lower = 0.0
     for color, upper in zip(COVERAGE_COLORS, COVERAGE_BOUNDS, strict=True):
@@ -178,7 +203,7 @@ def render_maps(data: BriefingData, lang: Lang = "zh") -> MapImages:
             )
         )
     return MapImages(
-        indicator=indicator_map(data.grid_rates, lang),
-        hotspots=hotspot_map(data.hot.units, data.grid_rates, lang),
-        coverage=coverage_map(data.grid_rates, cov, lang),
+        indicator=indicator_map(data.grid_rates, lang, outlines=data.outlines),
+        hotspots=hotspot_map(data.hot.units, data.outlines, lang),
+        coverage=coverage_map(data.grid_rates, cov, lang, outlines=data.outlines),
     )
