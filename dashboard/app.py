@@ -11,15 +11,40 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from dashboard import data  # noqa: E402
 from dashboard.i18n import t  # noqa: E402
 from dashboard.offline import use_local_assets  # noqa: E402
 from store.errors import DatabaseUnavailableError  # noqa: E402
+from store.vocab import Lang  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 #: Where Streamlit serves dashboard/static/vendor (server.enableStaticServing).
 ASSET_BASE = "/app/static/vendor"
+#: Seconds between reconnection attempts while the database is down.
+RETRY_SECONDS = 5
+
+
+@st.fragment(run_every=RETRY_SECONDS)
+def _wait_for_database() -> None:
+    """Poll the database while it is down and rerun the whole app as soon as it answers, so
+    the page comes back by itself (nobody has to find the retry button)."""
+    try:
+        data.check()
+    except DatabaseUnavailableError:
+        return
+    st.rerun(scope="app")
+
+
+def _database_down(error: Exception, lang: Lang) -> None:
+    """The one screen shown while the store is unreachable: what happened, the next step,
+    a retry button, and a poll that brings the page back when the database returns."""
+    st.error(t("db_down", lang, error=error))
+    st.caption(t("db_retrying", lang, seconds=RETRY_SECONDS))
+    st.button(t("retry", lang))
+    _wait_for_database()
+    st.stop()
 
 
 def run() -> None:
@@ -30,9 +55,7 @@ def run() -> None:
     try:
         data.check()
     except DatabaseUnavailableError as exc:
-        st.error(t("db_down", lang, error=exc))
-        st.button(t("retry", lang))
-        st.stop()
+        _database_down(exc, lang)
     page = st.navigation(
         [
             st.Page(
@@ -48,6 +71,12 @@ def run() -> None:
                 url_path="hotspots",
             ),
             st.Page(
+                VIEWS / "assess.py",
+                title=t("page_assess", lang),
+                icon=":material/military_tech:",
+                url_path="assess",
+            ),
+            st.Page(
                 VIEWS / "briefing.py",
                 title=t("page_briefing", lang),
                 icon=":material/summarize:",
@@ -55,7 +84,10 @@ def run() -> None:
             ),
         ]
     )
-    page.run()
+    try:
+        page.run()
+    except OperationalError as exc:  # the database went away while the page was running
+        _database_down(DatabaseUnavailableError(str(exc.orig).strip().splitlines()[0]), lang)
 
 
 run()

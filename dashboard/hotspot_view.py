@@ -20,6 +20,7 @@ import pandas as pd
 
 from dashboard.i18n import t
 from dashboard.maps import HotspotKind
+from dashboard.url_state import BadParam, choice, date, flag, int_choice, read_params
 from geo.coverage import DEFAULT_WINDOWS
 from geo.emerging import EmergingResult
 from geo.hotspots import LABELS, HotspotResult
@@ -46,8 +47,6 @@ DEFAULT_PATROL_MIN = 80
 PATROL_MINS: tuple[int, ...] = tuple(range(10, 101, 10))
 #: Rows of a ranked list shown on the page (the CSV download has them all).
 TOP_ROWS = 15
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -87,15 +86,6 @@ def uses_hexagons(method: Method, unit: Unit) -> bool:
     return method in ("density", "hex") or (method == "emerging" and unit == "hex")
 
 
-@dataclass(frozen=True)
-class BadParam:
-    """A URL parameter that could not be used, and what was used instead."""
-
-    key: str
-    value: str
-    used: str
-
-
 def default_query(
     latest: dt.date | None, streets: Collection[str], *, today: dt.date | None = None
 ) -> HotspotQuery:
@@ -112,29 +102,6 @@ def default_query(
     )
 
 
-def _date(text: str) -> dt.date:
-    return dt.date.fromisoformat(text.strip())
-
-
-def _choice(options: Collection[str]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw.strip() not in options:
-            raise ValueError(raw)
-        return raw.strip()
-
-    return parse
-
-
-def _int_choice(options: Collection[int]) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if value not in options:
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
 def _resolution(raw: str) -> int | None:
     if raw.strip().lower() == "auto":
         return None
@@ -142,15 +109,6 @@ def _resolution(raw: str) -> int | None:
     if value not in RESOLUTIONS:
         raise ValueError(raw)
     return value
-
-
-def _flag(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(raw)
 
 
 def parse_query(
@@ -178,29 +136,20 @@ def parse_query(
         The state, and the parameters that were not used (with the value used instead).
     """
     d = defaults
-    bad: list[BadParam] = []
-    fields: dict[str, Any] = {}
     readers: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
-        ("method", "method", _choice(METHODS), d.method),
-        ("street", "street", _choice(streets), d.street or ""),
-        ("from", "start", _date, d.start.isoformat()),
-        ("to", "end", _date, d.end.isoformat()),
-        ("category", "category", _choice(categories), d.category or ""),
-        ("unit", "unit", _choice(UNITS), d.unit),
+        ("method", "method", choice(METHODS), d.method),
+        ("street", "street", choice(streets), d.street or ""),
+        ("from", "start", date, d.start.isoformat()),
+        ("to", "end", date, d.end.isoformat()),
+        ("category", "category", choice(categories), d.category or ""),
+        ("unit", "unit", choice(UNITS), d.unit),
         ("resolution", "resolution", _resolution, "auto"),
-        ("fdr", "fdr", _flag, "1" if d.fdr else "0"),
-        ("bin", "bin", _choice(BINS), d.bin),
-        ("patrol_days", "patrol_days", _int_choice(PATROL_DAYS), str(d.patrol_days)),
-        ("patrol_min", "patrol_min", _int_choice(PATROL_MINS), str(d.patrol_min)),
+        ("fdr", "fdr", flag, "1" if d.fdr else "0"),
+        ("bin", "bin", choice(BINS), d.bin),
+        ("patrol_days", "patrol_days", int_choice(PATROL_DAYS), str(d.patrol_days)),
+        ("patrol_min", "patrol_min", int_choice(PATROL_MINS), str(d.patrol_min)),
     )
-    for key, name, read, used in readers:
-        raw = params.get(key)
-        if raw is None:
-            continue
-        try:
-            fields[name] = read(raw)
-        except ValueError:
-            bad.append(BadParam(key, raw, used))
+    fields, bad = read_params(params, readers)
     q = replace(d, **fields)
     if q.start > q.end:
         bad.append(

@@ -296,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
         "hotspots",
         help="Getis-Ord Gi* 热点/冷点 / hot and cold spots",
         description="Gi* 热点分析（与 ArcGIS 优化热点分析同法，FDR 校正）/ Getis-Ord Gi* hot "
-        "spots classed at 99/95/90 %% confidence as in ArcGIS's Optimized Hot Spot Analysis",
+        "spots classed at 99/95/90 % confidence as in ArcGIS's Optimized Hot Spot Analysis",
     )
     _common(p)
     p.add_argument("--category", help="事件类型编码（03 或 0302）/ category code")
@@ -423,7 +423,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "assess",
         help="网格员月度考核 / monthly worker assessment",
-        description="定额、一日两巡、按期办结与返工，星级与等次（好≤20%%，较好≤30%%）/ quotas, "
+        description="定额、一日两巡、按期办结与返工，星级与等次（好≤20%，较好≤30%）/ quotas, "
         "two-patrol compliance, on-time closure and rework; stars and capped grades",
     )
     _common(p, period=False)

@@ -451,6 +451,18 @@ def test_incident_lonlat_equals_the_stored_points(demo_engine: Engine) -> None:
     assert len(empty[0]) == 0 and len(empty[1]) == 0
 
 
+def test_incident_lonlat_binds_its_filters_in_the_copy(demo_engine: Engine) -> None:
+    """The binary COPY binds parameters client-side: a quote in a filter value must stay a
+    value (no rows), never become SQL."""
+    with demo_engine.connect() as conn:
+        lon, lat, t = queries.incident_lonlat_time(conn, category="04' OR '1'='1")
+        all_lon, _, all_t = queries.incident_lonlat_time(conn)
+        n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    assert len(lon) == len(lat) == len(t) == 0
+    assert len(all_lon) == len(all_t) == n > 0
+    assert np.isfinite(all_t).all()
+
+
 def test_hex_units_cover_every_incident_inside_the_street(demo_engine: Engine) -> None:
     with demo_engine.connect() as conn:
         uc = gu.hex_units(conn, street=STREET)

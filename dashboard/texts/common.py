@@ -39,4 +39,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "local start`), then click Retry.\n\nDetails: {error}",
     ),
     "retry": ("重试", "Retry"),
+    "db_retrying": (
+        "每 {seconds} 秒自动重新连接一次，数据库恢复后页面会自动刷新。",
+        "Reconnecting every {seconds} s; the page comes back by itself when the database does.",
+    ),
 }

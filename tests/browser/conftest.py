@@ -241,9 +241,16 @@ def serve() -> Iterator[Callable[[Mapping[str, Path]], str]]:
 # --- the dashboard, served by a real `streamlit run` ---------------------------------------
 
 
-def start_streamlit(database_url: str, *, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """Start ``streamlit run dashboard/app.py`` on a free port against ``database_url`` (in
-    Chinese) and wait for its health endpoint; returns the process and its base URL."""
+def start_streamlit(
+    database_url: str,
+    *,
+    timeout: float = 60,
+    script: str = "dashboard/app.py",
+    cwd: Path = PROJECT_ROOT,
+) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run <script>`` (the dashboard by default) on a free port against
+    ``database_url`` (in Chinese) and wait for its health endpoint; returns the process and
+    its base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "GRIDONE_LANGUAGE": "zh"}
     # a file, not a pipe: a chatty server never blocks; closed by stop_streamlit
@@ -254,13 +261,13 @@ def start_streamlit(database_url: str, *, timeout: float = 60) -> tuple[subproce
             "-m",
             "streamlit",
             "run",
-            "dashboard/app.py",
+            script,
             "--server.port",
             str(port),
             "--server.headless",
             "true",
         ],
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
