@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from dashboard.url_state import BadParam, Reader, date, read_params
+
 #: ``street`` value of the whole district in the URL.
 DISTRICT = "all"
 
@@ -29,15 +31,6 @@ class BriefingQuery:
         return self.end + dt.timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class BadParam:
-    """A URL parameter that could not be used, and what was used instead."""
-
-    key: str
-    value: str
-    used: str
-
-
 def default_query(
     latest: dt.date | None, streets: Collection[str], *, today: dt.date | None = None
 ) -> BriefingQuery:
@@ -54,27 +47,23 @@ def parse_query(
     """The state in URL parameters; an invalid value falls back to its default and is
     reported (never an exception). A period whose end comes before its start is reported
     and replaced by the default period."""
-    bad: list[BadParam] = []
-    street = defaults.street
-    raw = params.get("street")
-    if raw is not None:
+
+    def scope(raw: str) -> str | None:
         value = raw.strip()
         if value == DISTRICT:
-            street = None
-        elif value in streets:
-            street = value
-        else:
-            bad.append(BadParam("street", raw, defaults.street or DISTRICT))
-    days = {"from": defaults.start, "to": defaults.end}
-    for key in days:
-        raw = params.get(key)
-        if raw is None:
-            continue
-        try:
-            days[key] = dt.date.fromisoformat(raw.strip())
-        except ValueError:
-            bad.append(BadParam(key, raw, days[key].isoformat()))
-    start, end = days["from"], days["to"]
+            return None
+        if value not in streets:
+            raise ValueError(raw)
+        return value
+
+    readers: tuple[Reader, ...] = (
+        ("street", "street", scope, defaults.street or DISTRICT),
+        ("from", "start", date, defaults.start.isoformat()),
+        ("to", "end", date, defaults.end.isoformat()),
+    )
+    fields, bad = read_params(params, readers)
+    street = fields.get("street", defaults.street)
+    start, end = fields.get("start", defaults.start), fields.get("end", defaults.end)
     if end < start:
         bad.append(BadParam("to", end.isoformat(), defaults.end.isoformat()))
         start, end = defaults.start, defaults.end

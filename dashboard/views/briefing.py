@@ -1,19 +1,18 @@
 """简报 · Briefing: pick a jurisdiction and a period, one click makes the PDF (A4, ready to
 print) and the Word file (``dashboard.briefing``), offered for download.
 
-The filter state lives in the URL (``dashboard.briefing_view``), so a link reproduces it.
+The filter state lives in the URL (``dashboard.briefing_view``), so a link reproduces it. A
+database lost while the briefing is made gets app.py's database message.
 """
 
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy.exc import OperationalError
 
 from dashboard import briefing_view as bv
 from dashboard import data, data_briefing
 from dashboard.briefing import EmptyPeriodError
 from dashboard.i18n import t
-from store.errors import DatabaseUnavailableError
 
 lang = data.settings().language
 st.title(t("page_briefing", lang))
@@ -62,9 +61,6 @@ try:
         files = data_briefing.briefing_files(q.street, q.start, q.end_exclusive, lang)
 except EmptyPeriodError:
     st.info(t("br_empty_period", lang, period=label))
-    st.stop()
-except (DatabaseUnavailableError, OperationalError) as exc:
-    st.error(t("db_down", lang, error=exc))
     st.stop()
 except ValueError as exc:
     st.error(t("br_failed", lang, error=exc))
