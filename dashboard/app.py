@@ -82,6 +82,12 @@ def run() -> None:
                 icon=":material/military_tech:",
                 url_path="assess",
             ),
+            st.Page(
+                VIEWS / "briefing.py",
+                title=t("page_briefing", lang),
+                icon=":material/picture_as_pdf:",
+                url_path="briefing",
+            ),
         ]
     )
     try:

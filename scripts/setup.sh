@@ -6,9 +6,9 @@
 #   bash scripts/setup.sh setup  # set up only
 #
 # What "set up" means: the system packages (PostgreSQL + PostGIS unless DATABASE_URL is set;
-# Chromium and CJK fonts for the browser tests), Python 3.11 and a virtualenv in .venv with
-# requirements.txt, and the database migrated to the current schema (the embedded cluster in
-# .local/pg when DATABASE_URL is unset).
+# CJK fonts and Pango for the PDF briefing; Chromium and poppler for the tests), Python 3.11
+# and a virtualenv in .venv with requirements.txt, and the database migrated to the current
+# schema (the embedded cluster in .local/pg when DATABASE_URL is unset).
 set -euo pipefail
 
 MODE="${1:-setup}"
@@ -55,8 +55,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
   if [ -z "$PGV" ]; then echo "PostgreSQL did not install; see the messages above" >&2; exit 1; fi
   apt_install "postgresql-$PGV" "postgresql-$PGV-postgis-3"
 fi
+# The briefing (dashboard/briefing) renders PDFs with WeasyPrint (Pango, HarfBuzz subsetting)
+# in Noto Sans CJK SC, the same font its matplotlib maps use.
+apt_install fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 if [ "$MODE" = test ]; then
-  apt_install fonts-noto-cjk
+  # pdftotext / pdftoppm: the tests read the briefing's text and render its pages to PNG
+  apt_install poppler-utils
   # Browser tests drive Debian's chromium; elsewhere point GRIDONE_CHROMIUM at a Chromium.
   if [ -z "${GRIDONE_CHROMIUM:-}" ] && ! apt_install chromium; then
     echo "Chromium is needed for the browser tests. Debian: apt-get install chromium." >&2

@@ -1,0 +1,209 @@
+"""Static maps of the briefing, drawn with matplotlib and geopandas (no basemap tiles: the
+briefing is made offline) in Noto Sans CJK SC, as PNG bytes.
+
+Three maps, each a pure function of the briefing's data: grids coloured by incidents per
+1,000 households (natural-breaks classes by mapclassify), hot and cold spots in the
+hotspots page's colours, and the share of each grid's buildings passed by patrols.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import geopandas as gpd
+import matplotlib
+
+matplotlib.use("Agg")  # no display: before pyplot is imported
+
+import mapclassify
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import font_manager
+from matplotlib.patches import Patch
+
+from dashboard.briefing.data import BriefingData
+from dashboard.i18n import t
+from dashboard.maps import HOT_COLORS
+from geo.hotspots import LABELS
+from store.vocab import Lang
+
+#: The font of maps and documents (Debian fonts-noto-cjk).
+FONT = "Noto Sans CJK SC"
+#: Web Mercator for drawing: a street is small enough that its distortion does not show.
+DRAW_EPSG = 3857
+#: Map size in inches (fits the A4 text width of the PDF) and resolution.
+SIZE = (6.6, 4.0)
+DPI = 180
+#: Sequential colours (ColorBrewer YlOrRd, 5 classes) for the indicator.
+RATE_COLORS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+#: Coverage classes (upper bounds, shares) and colours: red little, green much.
+COVERAGE_BOUNDS = (0.5, 0.8, 0.95, 1.0)
+COVERAGE_COLORS = ("#d7191c", "#fdae61", "#a6d96a", "#1a9641")
+NO_DATA = "#eeeeee"
+
+
+@dataclass(frozen=True)
+class MapImages:
+    """The three maps as PNG bytes."""
+
+    indicator: bytes
+    hotspots: bytes
+    coverage: bytes
+
+
+def font_available() -> bool:
+    """Whether matplotlib finds the CJK font (else Chinese would print as boxes)."""
+    return any(f.name == FONT for f in font_manager.fontManager.ttflist)
+
+
+def _axes() -> tuple[plt.Figure, plt.Axes]:
+    plt.rcParams["font.family"] = [FONT, "DejaVu Sans"]
+    fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    return fig, ax
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _legend(ax: plt.Axes, entries: list[tuple[str, str]], title: str) -> None:
+    handles = [
+        Patch(facecolor=c, edgecolor="#666666", linewidth=0.5, label=lab) for c, lab in entries
+    ]
+    ax.legend(
+        handles=handles,
+        title=title,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        title_fontsize=8,
+        frameon=False,
+    )
+
+
+#: Above this many units, polygons are drawn without edges (they would hide the colours).
+MANY_UNITS = 300
+
+
+def _edge(n: int) -> float:
+    return 0.4 if n <= MANY_UNITS else 0.0
+
+
+def _outline(ax: plt.Axes, outlines: gpd.GeoDataFrame | None) -> None:
+    if outlines is not None and len(outlines):
+        outlines.to_crs(DRAW_EPSG).boundary.plot(ax=ax, color="#333333", linewidth=0.5)
+
+
+def indicator_map(
+    grids: gpd.GeoDataFrame, lang: Lang = "zh", *, outlines: gpd.GeoDataFrame | None = None
+) -> bytes:
+    """Grids coloured by ``per_1000`` in natural-breaks classes (fewer when there are fewer
+    distinct values); grids without households grey; ``outlines`` drawn on top."""
+    g = grids.to_crs(DRAW_EPSG)
+    lw = _edge(len(g))
+    fig, ax = _axes()
+    values = g["per_1000"].to_numpy(dtype=float)
+    known = ~np.isnan(values)
+    entries: list[tuple[str, str]] = []
+    if (~known).any():
+        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=lw)
+    if known.any():
+        k = int(min(len(RATE_COLORS), len(np.unique(values[known]))))
+        if k >= 2:
+            classes = mapclassify.NaturalBreaks(values[known], k=k)
+            yb, bins = classes.yb, list(classes.bins)
+        else:
+            yb, bins = np.zeros(int(known.sum()), dtype=int), [float(values[known].max())]
+        colors = [RATE_COLORS[int(i * (len(RATE_COLORS) - 1) / max(len(bins) - 1, 1))] for i in yb]
+        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=lw)
+        lower = float(values[known].min())
+        for i, upper in enumerate(bins):
+            color = RATE_COLORS[int(i * (len(RATE_COLORS) - 1) / max(len(bins) - 1, 1))]
+            label = f"{upper:,.1f}" if upper == lower else f"{lower:,.1f} – {upper:,.1f}"
+            entries.append((color, label))
+            lower = upper
+    if len(g) > MANY_UNITS:
+        _outline(ax, outlines)
+    if (~known).any():
+        entries.append((NO_DATA, t("br_no_households", lang)))
+    _legend(ax, entries, t("br_legend_rate", lang))
+    return _png(fig)
+
+
+def hotspot_map(units: gpd.GeoDataFrame, outlines: gpd.GeoDataFrame, lang: Lang = "zh") -> bytes:
+    """Hexagons (or grids) coloured by Gi* class, ``outlines`` (grids or streets) on top."""
+    u = units.to_crs(DRAW_EPSG)
+    fig, ax = _axes()
+    colors = [HOT_COLORS[int(b)] for b in u["bin"]]
+    u.plot(ax=ax, color=colors, edgecolor="white", linewidth=0.2 if len(u) <= MANY_UNITS else 0)
+    _outline(ax, outlines)
+    present = set(int(b) for b in u["bin"])
+    entries = [
+        (HOT_COLORS[b], LABELS[b][0 if lang == "zh" else 1]) for b in HOT_COLORS if b in present
+    ]
+    _legend(ax, entries, t("legend_hotspots", lang))
+    return _png(fig)
+
+
+def coverage_map(
+    grids: gpd.GeoDataFrame,
+    coverage: dict[str, float] | None,
+    lang: Lang = "zh",
+    *,
+    outlines: gpd.GeoDataFrame | None = None,
+) -> bytes:
+    """Grids coloured by the share of their buildings passed (``coverage``: grid code →
+    share, NaN without buildings; None: no tracks at all)."""
+    g = grids.to_crs(DRAW_EPSG)
+    lw = _edge(len(g))
+    fig, ax = _axes()
+    shares = (
+        np.full(len(g), np.nan)
+        if coverage is None
+        else g["code"].map(coverage).to_numpy(dtype=float)
+    )
+    known = ~np.isnan(shares)
+    cls = np.searchsorted(COVERAGE_BOUNDS, shares[known], side="right").clip(0, 3)
+    # a share of exactly 1.0 is the top class; below 0.5 the first
+    colors = [COVERAGE_COLORS[int(c)] for c in cls]
+    if (~known).any():
+        g[~known].plot(ax=ax, color=NO_DATA, edgecolor="#999999", linewidth=lw)
+    if known.any():
+        g[known].plot(ax=ax, color=colors, edgecolor="#666666", linewidth=lw)
+    if len(g) > MANY_UNITS:
+        _outline(ax, outlines)
+    entries = []
+    lower = 0.0
+    for color, upper in zip(COVERAGE_COLORS, COVERAGE_BOUNDS, strict=True):
+        label = f"{lower:.0%} – {upper:.0%}" if upper < 1 else f"≥ {lower:.0%}"
+        entries.append((color, label))
+        lower = upper
+    if (~known).any():
+        missing = "br_no_tracks_map" if coverage is None else "br_no_buildings"
+        entries.append((NO_DATA, t(missing, lang)))
+    _legend(ax, entries, t("br_legend_coverage", lang))
+    return _png(fig)
+
+
+def render_maps(data: BriefingData, lang: Lang = "zh") -> MapImages:
+    """The briefing's three maps."""
+    cov = None
+    if data.grid_coverage is not None:
+        cov = dict(
+            zip(
+                data.grid_coverage["unit"],
+                data.grid_coverage["coverage"].astype(float),
+                strict=True,
+            )
+        )
+    return MapImages(
+        indicator=indicator_map(data.grid_rates, lang, outlines=data.outlines),
+        hotspots=hotspot_map(data.hot.units, data.outlines, lang),
+        coverage=coverage_map(data.grid_rates, cov, lang, outlines=data.outlines),
+    )

@@ -1,0 +1,144 @@
+"""The 简报 (briefing) page in headless Chromium against the street demo, every non-local
+request blocked: one click makes the briefing, the PDF downloads and its text holds every
+section and the key figures geo.kpis computes for the page's default view; the Word file
+downloads too; the URL reproduces the view; an empty period and a bad URL parameter give a
+message instead of a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+import docx
+import pytest
+from playwright.sync_api import Page
+from pypdf import PdfReader
+from sqlalchemy import Engine
+
+from dashboard.briefing.content import fmt_change, fmt_value
+from dashboard.briefing.data import KEY_FIGURES
+from geo.kpis import FIGURES, kpis
+from store import queries
+from store.settings import get_settings
+from tests.browser.conftest import ARTIFACTS, OfflinePage
+
+VIEWPORT = {"width": 1280, "height": 900}
+SECTIONS = (
+    "一、主要指标",
+    "二、专题图",
+    "三、事件热点",
+    "四、热点但巡查不足",
+    "五、超期未办结事件",
+    "六、各社区情况",
+    "七、数据来源与时效",
+)
+
+
+@pytest.fixture(scope="module")
+def default_view(demo_engine: Engine) -> tuple[str, dt.date, dt.date]:
+    """The demo street and the page's default period: month to date of the latest incident
+    (both days included)."""
+    with demo_engine.connect() as conn:
+        (street,) = queries.street_names(conn)
+        last = queries.summary(conn).last_reported
+    end = last.astimezone(ZoneInfo(get_settings().timezone)).date()
+    return street, end.replace(day=1), end
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def no_traceback(page: Page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator("text=Traceback").count() == 0
+
+
+def assert_clean(offline: OfflinePage) -> None:
+    """``offline.assert_clean()`` less Streamlit's own probing of ``/briefing/_stcore/…``
+    (opened at a page's URL, its frontend first tries that prefix, gets 404, goes on at
+    ``/``; see tests/browser/test_hotspots_page.py). Anything else still fails."""
+    probe = "/briefing/_stcore/"
+    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
+    offline.console_errors[:] = [
+        e for e in offline.console_errors if not (probe in e and "404" in e)
+    ]
+    offline.assert_clean()
+
+
+def build(page: Page) -> None:
+    page.get_by_role("button", name="生成简报").click()
+    page.get_by_text("下载 PDF", exact=False).wait_for(timeout=90_000)
+
+
+@pytest.mark.browser
+def test_one_click_downloads_the_pdf_with_geos_figures(
+    app_url: str, offline_page: OfflinePage, demo_engine: Engine, default_view: tuple, tmp_path
+) -> None:
+    street, start, end = default_view
+    with demo_engine.connect() as conn:
+        report = kpis(conn, unit=street, start=start, end=end + dt.timedelta(days=1))
+    page = offline_page.page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{app_url}/briefing")
+    page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
+    page.wait_for_url(f"**from={start.isoformat()}**to={end.isoformat()}**")
+    build(page)
+    page.get_by_text("简报已生成", exact=False).wait_for()
+    no_traceback(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "briefing_page.png"), full_page=True)
+
+    with page.expect_download() as info:
+        page.get_by_text("下载 PDF", exact=False).click()
+    download = info.value
+    assert download.suggested_filename == f"briefing_{street}_{start}_{end}.pdf"
+    path = tmp_path / "b.pdf"
+    download.save_as(path)
+    reader = PdfReader(path)
+    text = squash("\n".join(p.extract_text() for p in reader.pages))
+    for title in SECTIONS:
+        assert title in text
+    assert squash(f"统计时段：{start} 至 {end}") in text
+    cur, prev = report.figures.as_dict(), report.previous.as_dict()
+    for name in KEY_FIGURES:
+        zh, _, kind = FIGURES[name]
+        c, p = cur[name], prev[name]
+        change = None if c is None or p is None else c - p
+        row = f"{zh} {fmt_value(kind, c)} {fmt_value(kind, p)} {fmt_change(kind, change)}"
+        assert squash(row) in text, row
+    assert report.overdue.iloc[0]["code"] in text
+
+    with page.expect_download() as info:
+        page.get_by_text("下载 Word", exact=False).click()
+    word = tmp_path / "b.docx"
+    info.value.save_as(word)
+    paragraphs = squash(
+        "\n".join(p.text for p in docx.Document(io.BytesIO(word.read_bytes())).paragraphs)
+    )
+    for title in SECTIONS:
+        assert title in paragraphs
+    assert_clean(offline_page)
+
+
+@pytest.mark.browser
+def test_url_reproduces_a_view_and_empty_period_is_explained(
+    app_url: str, offline_page: OfflinePage, default_view: tuple
+) -> None:
+    street, _, _ = default_view
+    page = offline_page.page
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{app_url}/briefing?street={street}&from=2001-01-01&to=2001-01-31")
+    page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
+    build_button = page.get_by_role("button", name="生成简报")
+    build_button.click()
+    page.get_by_text("没有上报事件", exact=False).wait_for(timeout=60_000)
+    assert page.get_by_text("下载 PDF", exact=False).count() == 0
+    no_traceback(page)
+
+    page.goto(f"{app_url}/briefing?street=nonsense&from=2026-13-01")
+    page.get_by_text("链接参数 street=nonsense 无效", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("链接参数 from=2026-13-01 无效", exact=False).wait_for()
+    no_traceback(page)
+    assert_clean(offline_page)
