@@ -47,6 +47,12 @@ def run() -> None:
                 icon=":material/local_fire_department:",
                 url_path="hotspots",
             ),
+            st.Page(
+                VIEWS / "incidents.py",
+                title=t("page_incidents", lang),
+                icon=":material/assignment_late:",
+                url_path="incidents",
+            ),
         ]
     )
     page.run()

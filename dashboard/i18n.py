@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboard.texts import common, hotspots
+from dashboard.texts import common, hotspots, incidents
 from store.vocab import Lang
 
 
@@ -21,7 +21,7 @@ def _merge(*parts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     return merged
 
 
-TEXT: dict[str, tuple[str, str]] = _merge(common.TEXT, hotspots.TEXT)
+TEXT: dict[str, tuple[str, str]] = _merge(common.TEXT, hotspots.TEXT, incidents.TEXT)
 
 
 def t(key: str, lang: Lang = "zh", **values: object) -> str:
