@@ -144,7 +144,7 @@ def parse_query(
     if q.community is not None:
         street = q.community[:9] + "000"
         if q.street is not None and q.street != street:
-            bad.append(BadParam("community", q.community, t("inc_all_communities")))
+            bad.append(BadParam("community", q.community, ""))
             q = replace(q, community=None)
         else:
             q = replace(q, street=street)

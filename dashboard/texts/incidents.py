@@ -85,6 +85,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "inc_bin": ("按", "By"),
     "inc_bin_week": ("周", "Week"),
     "inc_bin_month": ("月", "Month"),
+    "inc_binword_week": ("周", "week"),
+    "inc_binword_month": ("月", "month"),
     "inc_trend_caption": (
         "每{bin}上报的事件数（按大类堆叠），共 {n} 件；首尾两段可能不完整。",
         "Incidents reported per {bin} (stacked by category), {n} in all; the first and last "

@@ -154,7 +154,12 @@ with left:
     tr = di.trend(q.unit, q.start, q.end_exclusive, q.category, bin_)
     frame = iv.trend_frame(tr.counts, cat_names)
     st.caption(
-        t("inc_trend_caption", lang, bin=t(f"inc_bin_{bin_}", lang), n=int(frame["reported"].sum()))
+        t(
+            "inc_trend_caption",
+            lang,
+            bin=t(f"inc_binword_{bin_}", lang),
+            n=int(frame["reported"].sum()),
+        )
     )
     chart = (
         alt.Chart(frame)
@@ -182,7 +187,7 @@ with right:
             .mark_bar()
             .encode(
                 x=alt.X("reported:Q", title=t("inc_col_reported", lang)),
-                y=alt.Y("name:N", sort="-x", title=None),
+                y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
                 tooltip=["name", "reported", "previous", "change"],
             ),
             use_container_width=True,
