@@ -8,6 +8,7 @@ import datetime as dt
 import streamlit as st
 
 from dashboard.data import CACHE_SECONDS, engine
+from geo import category_kpis as geo_category_kpis
 from geo import kpis as geo_kpis
 from geo import trend as geo_trend
 from store import queries
@@ -41,6 +42,17 @@ def kpi_report(unit: str | None, start: dt.date, end: dt.date) -> geo_kpis.KpiRe
     """:func:`geo.kpis.kpis` of ``unit`` for ``[start, end)`` (local days), as of its end."""
     with engine().connect() as conn:
         return geo_kpis.kpis(conn, unit=unit, start=start, end=end)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def category_kpis(
+    unit: str | None, start: dt.date, end: dt.date, category: str
+) -> geo_category_kpis.CategoryKpis:
+    """:func:`geo.category_kpis.category_kpis` of ``unit`` for ``[start, end)``."""
+    with engine().connect() as conn:
+        return geo_category_kpis.category_kpis(
+            conn, unit=unit, start=start, end=end, category=category
+        )
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from dashboard.i18n import t
 from dashboard.url_state import BadParam, Reader, choice, date, read_params
+from geo.category_kpis import CategoryKpis
 from geo.kpis import FIGURES, KpiFigures, KpiReport, UnitKpis
 from geo.trend import TREND_BINS, TrendBin
 from store.vocab import TIERS, Lang, label
@@ -248,7 +249,11 @@ def _definition(figure: str, f: KpiFigures, lang: Lang) -> str:
     return t(f"inc_def_{figure}", lang, num=num, den=den, median=median)
 
 
-def card(report: KpiReport, figure: str, color: str, lang: Lang = "zh") -> Card:
+#: What the cards are of: a unit's KPIs, or one category's (:mod:`geo.category_kpis`).
+Figures = KpiReport | CategoryKpis
+
+
+def card(report: Figures, figure: str, color: str, lang: Lang = "zh") -> Card:
     """The card of one figure of ``report``: value, change against the previous period."""
     cur = getattr(report.figures, figure)
     prev = getattr(report.previous, figure)
@@ -265,20 +270,31 @@ def card(report: KpiReport, figure: str, color: str, lang: Lang = "zh") -> Card:
     )
 
 
-def cards(report: KpiReport, lang: Lang = "zh") -> list[Card]:
+def cards(report: Figures, lang: Lang = "zh") -> list[Card]:
     """The four headline cards (:data:`CARDS`)."""
     return [card(report, f, color, lang) for f, color in CARDS]
 
 
-def tier_cards(report: KpiReport, lang: Lang = "zh") -> list[Card]:
+def tier_cards(report: Figures, lang: Lang = "zh") -> list[Card]:
     """小事不出网格率 and 大事不出街道率 as cards."""
     return [card(report, f, "normal", lang) for f in ("grid_share", "street_share")]
 
 
-def comparison_table(report: KpiReport, lang: Lang = "zh") -> pd.DataFrame:
+def comparison_table(report: Figures, lang: Lang = "zh") -> pd.DataFrame:
     """Every figure of :data:`geo.kpis.FIGURES`: label, this period, previous, change, as
-    printed (``KpiReport.comparison``)."""
-    c = report.comparison(lang)
+    printed (as ``KpiReport.comparison``)."""
+    cur, prev = report.figures.as_dict(), report.previous.as_dict()
+    c = pd.DataFrame(
+        {
+            "figure": list(FIGURES),
+            "label": [v[0 if lang == "zh" else 1] for v in FIGURES.values()],
+            "current": [cur[k] for k in FIGURES],
+            "previous": [prev[k] for k in FIGURES],
+            "change": [
+                None if cur[k] is None or prev[k] is None else cur[k] - prev[k] for k in FIGURES
+            ],
+        }
+    )
     return pd.DataFrame(
         {
             t("inc_col_figure", lang): c["label"],
@@ -299,7 +315,7 @@ def comparison_table(report: KpiReport, lang: Lang = "zh") -> pd.DataFrame:
 # --- tables --------------------------------------------------------------------------------
 
 
-def tier_table(report: KpiReport, lang: Lang = "zh") -> pd.DataFrame:
+def tier_table(report: Figures, lang: Lang = "zh") -> pd.DataFrame:
     """Cases closed in the period by the tier that closed them, with their share of all
     closed: ``tier`` (label), ``closed``, ``share`` (0–1; None when nothing closed)."""
     f = report.figures

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from dashboard import incidents_view as iv
+from geo.category_kpis import category_kpis
 from geo.kpis import kpis, kpis_by_unit
 
 STREET = "370214900000"
@@ -174,3 +175,14 @@ def test_tables_are_geo_figures(report, demo_engine: Engine) -> None:
     assert ut["超期未办结数"].sum() == f.open_overdue
     comp = iv.comparison_table(report)
     assert len(comp) == len(iv.FIGURES)
+
+
+def test_cards_of_one_category(demo_engine: Engine) -> None:
+    with demo_engine.connect() as conn:
+        ck = category_kpis(conn, unit=STREET, start="2026-11-01", end="2026-11-21", category="03")
+    for c in iv.cards(ck) + iv.tier_cards(ck):
+        assert c.current == getattr(ck.figures, c.figure)
+        assert c.value == iv.format_value(c.figure, c.current)
+    assert iv.tier_table(ck)["closed"].sum() == ck.figures.closed
+    comp = iv.comparison_table(ck)
+    assert comp.iloc[0, 1] == str(ck.figures.reported)

@@ -22,9 +22,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "inc_category": ("事件类别", "Incident category"),
     "inc_all_categories": ("全部类别", "All categories"),
     "inc_category_note": (
-        "指标卡、层级和单元表按全部类别计算；类别筛选作用于趋势图、类别图和超期清单。",
-        "The cards, tiers and unit table cover every category; the category filter applies "
-        "to the trend, the category chart and the overdue list.",
+        "指标卡、层级办结、趋势、类别图和超期清单只算所选类别；各单元指标表为全部类别。",
+        "The cards, tiers, trend, category chart and overdue list cover the chosen category "
+        "only; the table by unit covers every category.",
+    ),
+    "inc_cards_of_category": (
+        "以下指标只含“{category}”类事件（重复发生率不按类别计算）。",
+        "The figures below are of “{category}” incidents only (no repeat rate by category).",
     ),
     "inc_scope": (
         "{unit} · {start} 至 {end}（对比上期 {pstart} 至 {pend}）",

@@ -135,11 +135,14 @@ if f.reported == 0 and f.due == 0 and f.closed == 0 and f.open_overdue == 0:
     st.info(t("inc_no_data_period", lang, unit=unit_name, start=q.start, end=q.end))
     st.stop()
 
-for col, c in zip(st.columns(len(iv.CARDS)), iv.cards(report, lang), strict=True):
+figs = di.category_kpis(q.unit, q.start, q.end_exclusive, q.category) if q.category else report
+if q.category:
+    st.caption(t("inc_cards_of_category", lang, category=cat_names[q.category]))
+for col, c in zip(st.columns(len(iv.CARDS)), iv.cards(figs, lang), strict=True):
     col.metric(c.label, c.value, c.delta, delta_color=c.color, border=True)
     col.caption(c.definition)
 with st.expander(t("inc_all_figures", lang)):
-    st.table(iv.comparison_table(report, lang).set_index(t("inc_col_figure", lang)))
+    st.table(iv.comparison_table(figs, lang).set_index(t("inc_col_figure", lang)))
 
 left, right = st.columns(2)
 with left:
@@ -194,13 +197,13 @@ with right:
         )
 
 st.subheader(t("inc_tiers", lang))
-tiers = iv.tier_table(report, lang)
+tiers = iv.tier_table(figs, lang)
 c1, c2, c3 = st.columns([1, 1, 2])
-for col, c in zip((c1, c2), iv.tier_cards(report, lang), strict=True):
+for col, c in zip((c1, c2), iv.tier_cards(figs, lang), strict=True):
     col.metric(c.label, c.value, c.delta, delta_color=c.color, border=True)
     col.caption(c.definition)
 with c3:
-    if f.closed == 0:
+    if figs.figures.closed == 0:
         st.info(t("inc_no_closed", lang))
     else:
         st.altair_chart(

@@ -14,6 +14,7 @@ from playwright.sync_api import Page
 from sqlalchemy import Engine
 
 from dashboard import incidents_view as iv
+from geo.category_kpis import category_kpis
 from geo.kpis import KpiReport, kpis
 from geo.trend import incident_trend
 from store import queries
@@ -45,7 +46,7 @@ def open_page(offline: OfflinePage, url: str) -> Page:
     return page
 
 
-def wait_cards(page: Page, report: KpiReport) -> list[tuple[str, str, str | None]]:
+def wait_cards(page: Page, report: iv.Figures) -> list[tuple[str, str, str | None]]:
     """Wait until the four headline cards show ``report``'s values; (label, value, delta)."""
     expected = [c.value for c in iv.cards(report)]
     page.wait_for_function(
@@ -69,7 +70,7 @@ def wait_cards(page: Page, report: KpiReport) -> list[tuple[str, str, str | None
     return out
 
 
-def assert_cards(shown: list[tuple[str, str, str | None]], report: KpiReport) -> None:
+def assert_cards(shown: list[tuple[str, str, str | None]], report: iv.Figures) -> None:
     assert shown == [(c.label, c.value, c.delta) for c in iv.cards(report)]
 
 
@@ -190,7 +191,12 @@ def test_url_reproduces_a_community_category_view(
     street, _latest = demo_latest
     community = street[:9] + "004"
     start, end = dt.date(2026, 6, 1), dt.date(2026, 8, 31)
-    report = geo_report(demo_engine, community, start, end)
+    with demo_engine.connect() as conn:
+        report = category_kpis(
+            conn, unit=community, start=start, end=end + dt.timedelta(days=1), category="03"
+        )
+    whole = geo_report(demo_engine, community, start, end)
+    assert [c.value for c in iv.cards(report)] != [c.value for c in iv.cards(whole)]
     query = (
         f"street={street}&community={community}&period=custom&from={start}&to={end}"
         "&category=03&bin=month"
@@ -202,8 +208,10 @@ def test_url_reproduces_a_community_category_view(
     q = parse_qs(urlsplit(page.url).query)
     assert q["community"] == [community] and q["category"] == ["03"] and q["bin"] == ["month"]
     assert q["period"] == ["custom"]
-    # the category chart lists the subcategories of 城市管理; the note says the cards do not
-    page.get_by_text("类别筛选作用于趋势图", exact=False).wait_for()
+    # the cards are of 城市管理 only, and say so
+    page.get_by_text("以下指标只含“城市管理”类事件", exact=False).wait_for()
+    f = report.figures
+    page.get_by_text(f"期限内办结 {f.due_on_time} ÷ 本期到期 {f.due}", exact=False).wait_for()
     with demo_engine.connect() as conn:
         trend = incident_trend(
             conn,
