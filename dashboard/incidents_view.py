@@ -246,7 +246,10 @@ def _definition(figure: str, f: KpiFigures, lang: Lang) -> str:
         "grid_share": (f.closed_grid, f.closed),
         "street_share": (f.closed_grid + f.closed_community + f.closed_street, f.closed),
     }.get(figure, (None, None))
-    return t(f"inc_def_{figure}", lang, num=num, den=den, median=median)
+    key = f"inc_def_{figure}"
+    if figure == "mean_hours" and f.median_hours is None:
+        key = "inc_def_mean_hours_only"
+    return t(key, lang, num=num, den=den, median=median)
 
 
 #: What the cards are of: a unit's KPIs, or one category's (:mod:`geo.category_kpis`).
@@ -263,7 +266,7 @@ def card(report: Figures, figure: str, color: str, lang: Lang = "zh") -> Card:
         label=t(f"inc_card_{figure}", lang),
         value=format_value(figure, cur, lang),
         delta=format_change(figure, change, lang),
-        color=color,  # type: ignore[arg-type]
+        color="off" if change == 0 else color,  # type: ignore[arg-type]
         definition=_definition(figure, report.figures, lang),
         current=cur,
         previous=prev,

@@ -142,7 +142,9 @@ def test_cards_are_geo_figures(report) -> None:
     on_time = cards[1]
     f = report.figures
     assert f"{f.due_on_time} ÷ 本期到期 {f.due}" in on_time.definition
-    assert cards[2].color == "inverse" and cards[0].color == "normal"
+    for c, (_, color) in zip(cards, iv.CARDS, strict=True):  # grey when unchanged
+        assert c.color == ("off" if c.current == c.previous else color)
+    assert [color for _, color in iv.CARDS] == ["normal", "normal", "inverse", "inverse"]
 
 
 def test_tables_are_geo_figures(report, demo_engine: Engine) -> None:

@@ -76,6 +76,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "本期办结的 {den} 件，从上报到办结的平均小时数（中位数 {median}）",
         "mean hours from report to closure of the {den} closed in the period (median {median})",
     ),
+    "inc_def_mean_hours_only": (
+        "本期办结的 {den} 件，从上报到办结的平均小时数",
+        "mean hours from report to closure of the {den} closed in the period",
+    ),
     "inc_hours": ("{v} 小时", "{v} h"),
     "inc_pp": ("{v} 个百分点", "{v} pp"),
     "inc_vs_prev": ("与上期比", "vs previous period"),
