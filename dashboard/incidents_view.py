@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 from urllib.parse import urlencode
 
+import altair as alt
 import pandas as pd
 
 from dashboard.i18n import t
@@ -438,4 +439,51 @@ def trend_frame(counts: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
             "category": [names.get(c, c) for c in counts["category_code"]],
             "reported": counts["reported"].astype(int),
         }
+    )
+
+
+# --- charts (Vega-Lite specs; Streamlit bundles Vega, so they draw offline) ----------------
+
+
+def trend_chart(frame: pd.DataFrame, lang: Lang = "zh") -> alt.Chart:
+    """Stacked bars of :func:`trend_frame`: incidents per bin, coloured by category."""
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "yearmonthdate(bin_start):O",
+                title=t("inc_col_bin", lang),
+                axis=alt.Axis(format="%m-%d", labelAngle=0),
+            ),
+            y=alt.Y("sum(reported):Q", title=t("inc_col_reported", lang)),
+            color=alt.Color("category:N", title=t("inc_col_category", lang)),
+            tooltip=["category", "reported"],
+        )
+    )
+
+
+def category_chart(table: pd.DataFrame, lang: Lang = "zh") -> alt.Chart:
+    """Horizontal bars of :func:`category_table`, most reported first."""
+    return (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            x=alt.X("reported:Q", title=t("inc_col_reported", lang)),
+            y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
+            tooltip=["name", "reported", "previous", "change"],
+        )
+    )
+
+
+def tier_chart(tiers: pd.DataFrame, lang: Lang = "zh") -> alt.Chart:
+    """Horizontal bars of :func:`tier_table`, grid tier first."""
+    return (
+        alt.Chart(tiers)
+        .mark_bar()
+        .encode(
+            x=alt.X("closed:Q", title=t("inc_col_closed", lang)),
+            y=alt.Y("tier:N", sort=None, title=None),
+            tooltip=["tier", "closed", alt.Tooltip("share:Q", format=".1%")],
+        )
     )

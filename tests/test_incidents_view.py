@@ -188,3 +188,16 @@ def test_cards_of_one_category(demo_engine: Engine) -> None:
     assert iv.tier_table(ck)["closed"].sum() == ck.figures.closed
     comp = iv.comparison_table(ck)
     assert comp.iloc[0, 1] == str(ck.figures.reported)
+
+
+def test_charts_carry_the_tables(report) -> None:
+    tiers = iv.tier_table(report)
+    spec = iv.tier_chart(tiers).to_dict()
+    values = next(iter(spec["datasets"].values()))
+    assert [v["closed"] for v in values] == tiers["closed"].tolist()
+    cats, _ = iv.category_table(report, None)
+    spec = iv.category_chart(cats, "en").to_dict()
+    assert spec["encoding"]["x"]["title"] == "Reported"
+    assert (
+        sum(v["reported"] for v in next(iter(spec["datasets"].values()))) == cats["reported"].sum()
+    )

@@ -5,7 +5,6 @@ the map. Every figure comes from geo.kpis / geo.trend; the filter state lives in
 
 from __future__ import annotations
 
-import altair as alt
 import streamlit as st
 
 from dashboard import data
@@ -164,37 +163,14 @@ with left:
             n=int(frame["reported"].sum()),
         )
     )
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "yearmonthdate(bin_start):O",
-                title=t("inc_col_bin", lang),
-                axis=alt.Axis(format="%m-%d", labelAngle=0),
-            ),
-            y=alt.Y("sum(reported):Q", title=t("inc_col_reported", lang)),
-            color=alt.Color("category:N", title=t("inc_col_category", lang)),
-            tooltip=["category", "reported"],
-        )
-    )
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(iv.trend_chart(frame, lang), use_container_width=True)
 with right:
     st.subheader(t("inc_categories", lang))
     table, _level = iv.category_table(report, q.category, lang)
     if table.empty:
         st.info(t("inc_no_category_rows", lang))
     else:
-        st.altair_chart(
-            alt.Chart(table)
-            .mark_bar()
-            .encode(
-                x=alt.X("reported:Q", title=t("inc_col_reported", lang)),
-                y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
-                tooltip=["name", "reported", "previous", "change"],
-            ),
-            use_container_width=True,
-        )
+        st.altair_chart(iv.category_chart(table, lang), use_container_width=True)
 
 st.subheader(t("inc_tiers", lang))
 tiers = iv.tier_table(figs, lang)
@@ -206,16 +182,7 @@ with c3:
     if figs.figures.closed == 0:
         st.info(t("inc_no_closed", lang))
     else:
-        st.altair_chart(
-            alt.Chart(tiers)
-            .mark_bar()
-            .encode(
-                x=alt.X("closed:Q", title=t("inc_col_closed", lang)),
-                y=alt.Y("tier:N", sort=None, title=None),
-                tooltip=["tier", "closed", alt.Tooltip("share:Q", format=".1%")],
-            ),
-            use_container_width=True,
-        )
+        st.altair_chart(iv.tier_chart(tiers, lang), use_container_width=True)
 
 st.subheader(t("inc_units", lang))
 if q.street and not q.community:
