@@ -178,6 +178,11 @@ def test_changing_the_period_moves_the_cards_to_geo_values(
     # the previous period of a whole month is the month before (geo.kpis' rule)
     prev = last_month.previous_period
     page.get_by_text(f"对比上期 {prev.start} 至 {prev.end - dt.timedelta(days=1)}").wait_for()
+    # the overdue list is as of the new period's end too
+    as_of = last_month.period.as_of.strftime("%Y-%m-%d %H:%M")
+    n = len(last_month.overdue)
+    page.get_by_text(f"截至 {as_of} 共 {n} 件", exact=False).wait_for(timeout=60_000)
+    wait_charts(page)
     assert_no_traceback(page)
     assert page.locator('[data-testid="stAlert"]', has_text="Session State").count() == 0
     shot(page, "incidents_last_month.png")
