@@ -65,6 +65,12 @@ def run() -> None:
                 default=True,
             ),
             st.Page(
+                VIEWS / "incidents.py",
+                title=t("page_incidents", lang),
+                icon=":material/report:",
+                url_path="incidents",
+            ),
+            st.Page(
                 VIEWS / "patrol.py",
                 title=t("page_patrol", lang),
                 icon=":material/directions_walk:",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboard.texts import assess, briefing, common, hotspots, overview, patrol
+from dashboard.texts import assess, briefing, common, hotspots, incidents, overview, patrol
 from store.vocab import Lang
 
 
@@ -22,7 +22,13 @@ def _merge(*parts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 
 
 TEXT: dict[str, tuple[str, str]] = _merge(
-    common.TEXT, assess.TEXT, briefing.TEXT, hotspots.TEXT, overview.TEXT, patrol.TEXT
+    common.TEXT,
+    assess.TEXT,
+    briefing.TEXT,
+    hotspots.TEXT,
+    incidents.TEXT,
+    overview.TEXT,
+    patrol.TEXT,
 )
 
 
