@@ -79,14 +79,8 @@ def assert_no_traceback(page: Page) -> None:
 
 
 def assert_clean(offline: OfflinePage) -> None:
-    """``offline.assert_clean()`` less Streamlit's probe of ``/assess/_stcore/…`` (it tries
-    the page's path as a base URL first, gets 404 and goes on at ``/``)."""
-    probe = "/assess/_stcore/"
-    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
-    offline.console_errors[:] = [
-        e for e in offline.console_errors if not (probe in e and "404" in e)
-    ]
-    offline.assert_clean()
+    """``offline.assert_clean`` allowing Streamlit's probes under ``/assess``."""
+    offline.assert_clean("/assess")
 
 
 def open_page(offline: OfflinePage, url: str) -> Page:

@@ -56,15 +56,8 @@ def no_traceback(page: Page) -> None:
 
 
 def assert_clean(offline: OfflinePage) -> None:
-    """``offline.assert_clean()`` less Streamlit's own probing of ``/briefing/_stcore/…``
-    (opened at a page's URL, its frontend first tries that prefix, gets 404, goes on at
-    ``/``; see tests/browser/test_hotspots_page.py). Anything else still fails."""
-    probe = "/briefing/_stcore/"
-    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
-    offline.console_errors[:] = [
-        e for e in offline.console_errors if not (probe in e and "404" in e)
-    ]
-    offline.assert_clean()
+    """``offline.assert_clean`` allowing Streamlit's probes under ``/briefing``."""
+    offline.assert_clean("/briefing")
 
 
 def build(page: Page) -> None:

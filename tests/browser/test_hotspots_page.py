@@ -116,16 +116,8 @@ def assert_no_traceback(page: Page) -> None:
 
 
 def assert_clean(offline: OfflinePage) -> None:
-    """``offline.assert_clean()`` less Streamlit's own probing: opened at a page's URL
-    (``/hotspots``), its frontend first asks ``/hotspots/_stcore/health`` and
-    ``…/host-config`` in case the app is served under that prefix, gets 404 and goes on
-    at ``/``. Anything else still fails the test."""
-    probe = "/hotspots/_stcore/"
-    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
-    offline.console_errors[:] = [
-        e for e in offline.console_errors if not (probe in e and "404" in e)
-    ]
-    offline.assert_clean()
+    """``offline.assert_clean`` allowing Streamlit's probes under ``/hotspots``."""
+    offline.assert_clean("/hotspots")
 
 
 def open_page(offline: OfflinePage, url: str) -> Page:

@@ -92,14 +92,8 @@ def assert_no_traceback(page: Page) -> None:
 
 
 def assert_clean(offline: OfflinePage) -> None:
-    """``offline.assert_clean()`` less Streamlit's probing of ``/incidents/_stcore/``
-    (see tests/browser/test_hotspots_page.py)."""
-    probe = "/incidents/_stcore/"
-    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
-    offline.console_errors[:] = [
-        e for e in offline.console_errors if not (probe in e and "404" in e)
-    ]
-    offline.assert_clean()
+    """``offline.assert_clean`` allowing Streamlit's probes under ``/incidents``."""
+    offline.assert_clean("/incidents")
 
 
 def shot(page: Page, name: str) -> None:

@@ -87,13 +87,8 @@ def count_paths(page: Page, stroke: str, at_least: int) -> int:
 
 
 def assert_clean(offline: OfflinePage) -> None:
-    """As in the hotspots test: Streamlit's probing of ``/patrol/_stcore/`` is allowed."""
-    probe = "/patrol/_stcore/"
-    offline.http_errors[:] = [e for e in offline.http_errors if probe not in e]
-    offline.console_errors[:] = [
-        e for e in offline.console_errors if not (probe in e and "404" in e)
-    ]
-    offline.assert_clean()
+    """``offline.assert_clean`` allowing Streamlit's probes under ``/patrol``."""
+    offline.assert_clean("/patrol")
     assert offline.page.locator('[data-testid="stException"]').count() == 0
 
 
