@@ -55,6 +55,17 @@ _SCOPE_RE = {
 }
 
 
+def _scope_fits(role: str, scope_code: str | None) -> bool:
+    """Whether ``scope_code`` is a code of the level ``role`` reads (as app_user's CHECK)."""
+    if role not in _SCOPE_RE or not scope_code or not _SCOPE_RE[role].match(scope_code):
+        return False
+    if role == "street":
+        return not scope_code.endswith("000000")
+    if role == "community":
+        return not scope_code.endswith("000")
+    return True
+
+
 @dataclass(frozen=True)
 class User:
     """A dashboard user as stored in ``app_user`` (without the password hash)."""
@@ -73,7 +84,7 @@ class User:
         """The code prefix the user may read (6/9/12/15 digits), None for sysadmin and
         auditor, who read no data."""
         n = vocab.USER_ROLE_SCOPE.get(self.role)
-        if not n or not self.scope_code or not _SCOPE_RE[self.role].match(self.scope_code):
+        if not n or not _scope_fits(self.role, self.scope_code):
             return None  # a malformed scope reads nothing rather than something
         return self.scope_code[:n]
 
@@ -134,12 +145,7 @@ def check_user_fields(login: str, role: str, scope_code: str | None) -> None:
             + ", ".join(vocab.USER_ROLES)
         )
     if role in _SCOPE_RE:
-        ok = bool(scope_code and _SCOPE_RE[role].match(scope_code))
-        if role == "street" and ok:
-            ok = not scope_code.endswith("000000")  # type: ignore[union-attr]
-        if role == "community" and ok:
-            ok = not scope_code.endswith("000")  # type: ignore[union-attr]
-        if not ok:
+        if not _scope_fits(role, scope_code):
             raise UserInputError(
                 f"角色 {vocab.label('user_role', role)} 需要对应的辖区编码，得到 {scope_code!r} / "
                 f"role {role} needs a {role} code as its scope, got {scope_code!r} (district "
@@ -215,6 +221,10 @@ def search_audit(
 ) -> list[dict[str, Any]]:
     """Audit rows, newest first, filtered by login, action, time ``[since, until)`` and a
     text the detail contains. Row-level security shows them to the auditor role only."""
+    # NUL cannot be in text: a search for it finds what a search without it finds
+    login, action, contains = (
+        None if v is None else v.replace("\x00", "\ufffd") for v in (login, action, contains)
+    )
     rows = conn.execute(
         text(
             "SELECT id, at, login, user_role, scope_code, action, ok, detail, client "
@@ -439,20 +449,22 @@ def authenticate(
     settings = settings or get_access_settings()
     failure: Exception | None = None
     with engine.begin() as conn:
-        row = conn.execute(
-            text(
-                "SELECT id, login, display_name, role, scope_code, staff_code, active, "
-                "locked_until, password_hash, failed_count, "
-                "locked_until > now() AS locked FROM app_user WHERE login = :login FOR UPDATE"
-            ),
-            {"login": login},
-        ).first()
+        row = None
+        if LOGIN_RE.match(login):  # anything else cannot be a login: no need to ask
+            row = conn.execute(
+                text(
+                    "SELECT id, login, display_name, role, scope_code, staff_code, active, "
+                    "locked_until, password_hash, failed_count, "
+                    "locked_until > now() AS locked FROM app_user WHERE login = :login FOR UPDATE"
+                ),
+                {"login": login},
+            ).first()
         if row is None or not row.active:
             _verify(_dummy_hash(), password)
             audit(
                 conn,
                 "login_failed",
-                login=login[:64],
+                login=_printable(login),
                 ok=False,
                 detail={"reason": "unknown" if row is None else "inactive"},
                 client=client,
@@ -522,6 +534,11 @@ def authenticate(
     if failure is not None:
         raise failure
     return user
+
+
+def _printable(value: str) -> str:
+    """A typed login as the audit log can hold it (NUL is not allowed in text), cut to 64."""
+    return value.replace("\x00", "\ufffd")[:64]
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -9,7 +9,10 @@ The figures the tests compare against are read back from the tables as the owner
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+from store.db import normalise_url
+from tests import conftest
 
 DISTRICT = "370214000000"
 STREET_A = "370214900000"
@@ -173,3 +176,25 @@ def fill(conn: Connection) -> None:
             ),
             p,
         )
+
+
+# --- connecting as the application role ------------------------------------------------
+
+
+def app_url(server: conftest.TestServer, db: str, login: tuple[str, str]) -> str:
+    return server.admin_url.set(database=db, username=login[0], password=login[1]).render_as_string(
+        hide_password=False
+    )
+
+
+def app_engine(server: conftest.TestServer, db: str, login: tuple[str, str]) -> Engine:
+    """A SQLAlchemy engine on ``db`` whose every connection is exactly gridone_app."""
+    engine = create_engine(normalise_url(app_url(server, db, login)))
+
+    @event.listens_for(engine, "connect")
+    def _set_role(dbapi_conn, _record) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET ROLE gridone_app")
+        dbapi_conn.commit()
+
+    return engine

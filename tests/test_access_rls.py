@@ -10,21 +10,25 @@ expected figures are read as the owner from the same tables, never typed in.
 from __future__ import annotations
 
 import os
-import re
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import errors, sql
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, text
 
 from store.access import User, scoped
-from store.db import make_engine, normalise_url
+from store.db import make_engine
 from store.errors import UnsafeConnectionError
-from tests import conftest
-from tests.access_data import DISTRICT, GRIDS, STREET_A, STREET_B, fill
-from tests.conftest import PREFIX, _alive
+from tests import access_data, conftest
+from tests.access_data import (
+    DISTRICT,
+    GRIDS,
+    STREET_A,
+    STREET_B,
+    app_url,
+    fill,
+)
 
 APP = "gridone_app"
 #: (table, street column, grid column) of every table row-level security scopes.
@@ -72,28 +76,6 @@ JUNK_SCOPES = (
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def app_login(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, str]]:
-    """A login role for this test session: member of gridone_app, NOINHERIT (nothing of its
-    own until SET ROLE), dropped at the end; stale ones of dead runs are dropped first."""
-    login, password = f"{PREFIX}_app", secrets.token_urlsafe(18)
-    with server._admin() as admin:
-        for (name,) in admin.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'gridone\\_test\\_%\\_app'"
-        ).fetchall():
-            m = re.match(r"gridone_test_(\d+)_app$", name)
-            if m and (not _alive(int(m.group(1))) or name == login):
-                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(
-            sql.SQL(
-                "CREATE ROLE {} LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS PASSWORD {} IN ROLE {}"
-            ).format(sql.Identifier(login), sql.Literal(password), sql.Identifier(APP))
-        )
-    yield login, password
-    with server._admin() as admin:
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
-
-
 @pytest.fixture(scope="module")
 def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
     """A database holding two streets (see tests/access_data.py), as (name, owner engine)."""
@@ -107,16 +89,10 @@ def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str,
     server.drop(name)
 
 
-def _app_url(server: conftest.TestServer, db: str, login: tuple[str, str]) -> str:
-    return server.admin_url.set(database=db, username=login[0], password=login[1]).render_as_string(
-        hide_password=False
-    )
-
-
 @pytest.fixture
 def app(server: conftest.TestServer, rls_db, app_login) -> Iterator[psycopg.Connection]:
     """A raw psycopg connection as gridone_app to the two-street database."""
-    url = _app_url(server, rls_db[0], app_login).replace("postgresql+psycopg", "postgresql")
+    url = app_url(server, rls_db[0], app_login).replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as conn:
         conn.execute("SET ROLE gridone_app")
         conn.commit()
@@ -491,14 +467,7 @@ def test_phones_masked_except_own_and_district(app: psycopg.Connection, rls_db) 
 
 @pytest.fixture
 def app_engine(server: conftest.TestServer, rls_db, app_login) -> Iterator[Engine]:
-    engine = create_engine(normalise_url(_app_url(server, rls_db[0], app_login)))
-
-    @event.listens_for(engine, "connect")
-    def _set_role(dbapi_conn, _record) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute("SET ROLE gridone_app")
-        dbapi_conn.commit()
-
+    engine = access_data.app_engine(server, rls_db[0], app_login)
     yield engine
     engine.dispose()
 
