@@ -84,9 +84,10 @@ class User:
         """The code prefix the user may read (6/9/12/15 digits), None for sysadmin and
         auditor, who read no data."""
         n = vocab.USER_ROLE_SCOPE.get(self.role)
-        if not n or not _scope_fits(self.role, self.scope_code):
+        code = self.scope_code
+        if not n or code is None or not _scope_fits(self.role, code):
             return None  # a malformed scope reads nothing rather than something
-        return self.scope_code[:n]
+        return code[:n]
 
     @property
     def sees_special_groups(self) -> bool:
