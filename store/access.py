@@ -23,14 +23,18 @@ their own transaction before raising; the others take the caller's connection.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -438,10 +442,12 @@ def authenticate(
     login: str,
     password: str,
     *,
+    totp: str | None = None,
     client: str | None = None,
     settings: AccessSettings | None = None,
 ) -> User:
-    """Check a login and password; return the user or raise.
+    """Check a login and password (and the one-time code of a user who has a second
+    factor); return the user or raise.
 
     Raises :class:`LoginFailedError` (unknown login, inactive user or wrong password: one
     message for all) or :class:`AccountLockedError`. Each outcome is audited and the failure
@@ -455,7 +461,7 @@ def authenticate(
             row = conn.execute(
                 text(
                     "SELECT id, login, display_name, role, scope_code, staff_code, active, "
-                    "locked_until, password_hash, failed_count, "
+                    "locked_until, password_hash, failed_count, totp_secret, totp_last_step, "
                     "locked_until > now() AS locked FROM app_user WHERE login = :login FOR UPDATE"
                 ),
                 {"login": login},
@@ -481,7 +487,10 @@ def authenticate(
                 client=client,
             )
             failure = AccountLockedError(_locked_message(row.locked_until), until=row.locked_until)
-        elif not _verify(row.password_hash, password):
+        elif not _verify(row.password_hash, password) or (
+            row.totp_secret is not None
+            and (step := totp_step(row.totp_secret, totp, after=row.totp_last_step)) is None
+        ):
             failures = row.failed_count + 1
             locks = failures >= settings.login_max_failures
             until = conn.execute(
@@ -503,7 +512,7 @@ def authenticate(
                 "login_failed",
                 login=login,
                 ok=False,
-                detail={"reason": "password", "failures": failures},
+                detail={"reason": "password or code", "failures": failures},
                 client=client,
             )
             if locks:
@@ -527,9 +536,10 @@ def authenticate(
             conn.execute(
                 text(
                     "UPDATE app_user SET failed_count = 0, locked_until = NULL, "
-                    "password_hash = :h WHERE id = :id"
+                    "password_hash = :h, totp_last_step = coalesce(:step, totp_last_step) "
+                    "WHERE id = :id"
                 ),
-                {"h": new_hash, "id": row.id},
+                {"h": new_hash, "id": row.id, "step": step if row.totp_secret else None},
             )
             audit(conn, "login", user=user, client=client)
     if failure is not None:
@@ -557,6 +567,62 @@ def _locked_message(until: dt.datetime | None) -> str:
         f"账号因多次登录失败已锁定，{when}；可请系统管理员解锁 / the account is locked after "
         "repeated failed logins; wait or ask the system administrator to unlock it"
     )
+
+
+# --- the second factor (TOTP, RFC 6238) -------------------------------------------------------
+
+TOTP_PERIOD_S = 30
+TOTP_DIGITS = 6
+
+
+def totp_code(secret: str, step: int) -> str:
+    """The RFC 6238 code (HMAC-SHA1, 6 digits) of a base32 ``secret`` for time ``step``
+    (Unix seconds // 30), as phone authenticator apps compute it."""
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, step.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(value % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
+
+
+def totp_step(
+    secret: str, code: str | None, *, after: int | None = None, now: float | None = None
+) -> int | None:
+    """The time step ``code`` is valid for (now, or one step either side for clock drift),
+    None if it is not valid or its step is not later than ``after`` (a replay)."""
+    if not code or not code.strip().isdigit():
+        return None
+    t = int((time.time() if now is None else now) // TOTP_PERIOD_S)
+    for step in (t, t - 1, t + 1):
+        if (after is None or step > after) and hmac.compare_digest(
+            totp_code(secret, step), code.strip()
+        ):
+            return step
+    return None
+
+
+def enable_totp(conn: Connection, login: str, *, actor: str) -> tuple[str, str]:
+    """Give a user a new TOTP secret (the second factor from the next login on); return the
+    secret and the ``otpauth://`` URI to show as a QR code or type into the app. Audited."""
+    _require(conn, login)
+    secret = base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+    conn.execute(
+        text("UPDATE app_user SET totp_secret = :s, totp_last_step = NULL WHERE login = :login"),
+        {"s": secret, "login": login},
+    )
+    audit(conn, "user_change", login=actor, detail={"target": login, "totp": True})
+    uri = f"otpauth://totp/GridOne:{quote(login)}?secret={secret}&issuer=GridOne"
+    return secret, uri
+
+
+def disable_totp(conn: Connection, login: str, *, actor: str) -> None:
+    """Remove a user's second factor. Audited."""
+    _require(conn, login)
+    conn.execute(
+        text("UPDATE app_user SET totp_secret = NULL, totp_last_step = NULL WHERE login = :login"),
+        {"login": login},
+    )
+    audit(conn, "user_change", login=actor, detail={"target": login, "totp": False})
 
 
 # --- sessions -----------------------------------------------------------------------------

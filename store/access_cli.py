@@ -65,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = acts.add_parser(name, help=f"{zh}账号 / {name} an account")
         p.add_argument("login")
 
+    totp = acts.add_parser(
+        "totp", help="开启或关闭动态口令（第二因素）/ turn the second factor (TOTP) on or off"
+    )
+    totp.add_argument("login")
+    totp.add_argument("--off", action="store_true", help="关闭 / turn it off")
+
     purge = acts.add_parser(
         "purge-audit", help="清理过期审计日志 / delete audit rows older than the retention"
     )
@@ -132,6 +138,15 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
             access.set_active(conn, args.login, args.action == "enable", actor=actor)
             zh = "启用" if args.action == "enable" else "停用"
             print(f"已{zh} / {args.action}d {args.login}")
+        elif args.action == "totp" and args.off:
+            access.disable_totp(conn, args.login, actor=actor)
+            print(f"已关闭动态口令 / second factor off for {args.login}")
+        elif args.action == "totp":
+            secret, uri = access.enable_totp(conn, args.login, actor=actor)
+            print(
+                "请在手机验证器（如 FreeOTP、Google/Microsoft Authenticator）中添加 / add to "
+                f"an authenticator app:\n  密钥 / secret: {secret}\n  {uri}"
+            )
         elif args.action == "purge-audit":
             n = access.purge_audit(conn, args.days or settings.audit_retention_days)
             print(f"已删除 / deleted {n} audit rows")

@@ -669,7 +669,10 @@ class AppUser(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     failed_count: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # optional second factor (RFC 6238 TOTP, base32 secret); the last time step accepted,
+    # so that one code cannot be used twice
     totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")

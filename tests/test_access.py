@@ -212,6 +212,37 @@ def test_password_rules(db, password: str) -> None:
         access.create_user(conn, "leader6", "测试", "street", STREET_A, password, actor="t")
 
 
+def test_totp_second_factor(db, app: Engine) -> None:
+    _add(db[1], "leader11")
+    with db[1].begin() as conn:
+        secret, uri = access.enable_totp(conn, "leader11", actor="admin")
+    assert uri.startswith("otpauth://totp/GridOne:leader11?secret=" + secret)
+    now = time.time()
+    code = access.totp_code(secret, int(now // 30))
+    with pytest.raises(LoginFailedError):  # the password alone is no longer enough
+        access.authenticate(app, "leader11", PASSWORD, settings=FAST)
+    with pytest.raises(LoginFailedError):
+        access.authenticate(app, "leader11", PASSWORD, totp="000000", settings=FAST)
+    with db[1].begin() as conn:
+        access.unlock_user(conn, "leader11", actor="admin")
+    user = access.authenticate(app, "leader11", PASSWORD, totp=code, settings=FAST)
+    assert user.login == "leader11"
+    with pytest.raises(LoginFailedError):  # the same code twice: a replay
+        access.authenticate(app, "leader11", PASSWORD, totp=code, settings=FAST)
+
+
+def test_totp_matches_rfc_6238() -> None:
+    """The RFC's SHA-1 test vectors (their last six digits)."""
+    import base64
+
+    secret = base64.b32encode(b"12345678901234567890").decode()
+    got = [access.totp_code(secret, t // 30) for t in (59, 1111111109, 1234567890, 2000000000)]
+    assert got == ["287082", "081804", "005924", "279037"]
+    assert access.totp_step(secret, "287082", now=59) == 1
+    assert access.totp_step(secret, "287082", now=59, after=1) is None
+    assert access.totp_step(secret, "28708x", now=59) is None
+
+
 # --- sessions --------------------------------------------------------------------------------
 
 

@@ -308,6 +308,7 @@ def upgrade() -> None:
         sa.Column("failed_count", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("totp_secret", sa.Text(), nullable=True),
+        sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column(
             "created_at",
