@@ -7,7 +7,8 @@ check        connection, PostGIS version, schema revision, consistency of derive
 url          print the database URL in use (starting the embedded cluster if needed)
 local start|stop|status
              manage the embedded PostGIS cluster in .local/pg
-users add|passwd|list|lock|unlock|role|disable|enable|totp|purge-audit
+users add|passwd|list|lock|unlock|role|disable|enable|totp|app-password|
+             purge-audit
              dashboard accounts and the audit log (store/access_cli.py)
 """
 

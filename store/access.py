@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg import sql
 from sqlalchemy import Connection, Engine, text
 
 from store import vocab
@@ -763,6 +764,24 @@ def scoped(conn: Connection, user: User) -> None:
             "gridone_app 连接 / this connection is not bound by row-level security "
             "(superuser, BYPASSRLS or the tables' owner): connect the dashboard as gridone_app"
         )
+
+
+APP_ROLE = "gridone_app"
+
+
+def set_app_role_password(conn: Connection) -> str:
+    """Give the dashboard's database role ``gridone_app`` a new random password and return
+    it (for ``GRIDONE_APP_DATABASE_URL``). Roles are cluster-wide: every database of the
+    cluster sees the change. Needs CREATEROLE; the password is generated here, never
+    typed, and quoted by the driver (ALTER ROLE takes no bound parameters)."""
+    password = secrets.token_urlsafe(24)
+    raw = conn.connection.dbapi_connection
+    statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(APP_ROLE), sql.Literal(password)
+    )
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(statement)
+    return password
 
 
 def mask_count(n: int | None, threshold: int = 5) -> str:

@@ -65,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = acts.add_parser(name, help=f"{zh}账号 / {name} an account")
         p.add_argument("login")
 
+    acts.add_parser(
+        "app-password",
+        help="为看板数据库账号 gridone_app 生成新密码 / new password for the dashboard's "
+        "database role gridone_app (prints the URL)",
+    )
+
     totp = acts.add_parser(
         "totp", help="开启或关闭动态口令（第二因素）/ turn the second factor (TOTP) on or off"
     )
@@ -138,6 +144,13 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
             access.set_active(conn, args.login, args.action == "enable", actor=actor)
             zh = "启用" if args.action == "enable" else "停用"
             print(f"已{zh} / {args.action}d {args.login}")
+        elif args.action == "app-password":
+            password = access.set_app_role_password(conn)
+            url = engine.url.set(username=access.APP_ROLE, password=password)
+            print(
+                "看板应使用此数据库地址（请妥善保存）/ the dashboard connects with:\n  "
+                + url.render_as_string(hide_password=False)
+            )
         elif args.action == "totp" and args.off:
             access.disable_totp(conn, args.login, actor=actor)
             print(f"已关闭动态口令 / second factor off for {args.login}")

@@ -420,6 +420,20 @@ def test_access_settings_are_documented() -> None:
         AccessSettings(audit_retention_days=90)
 
 
+def test_app_role_password_is_set_in_the_transaction(db) -> None:
+    """Rolled back here: the role is the cluster's, and other runs may be using it."""
+    with db[1].connect() as conn:
+        before = conn.execute(
+            text("SELECT rolpassword FROM pg_authid WHERE rolname = 'gridone_app'")
+        ).scalar_one()
+        password = access.set_app_role_password(conn)
+        after = conn.execute(
+            text("SELECT rolpassword FROM pg_authid WHERE rolname = 'gridone_app'")
+        ).scalar_one()
+        conn.rollback()
+    assert len(password) >= 32 and after != before and after.startswith("SCRAM-SHA-256$")
+
+
 # --- the command line ------------------------------------------------------------------------
 
 
