@@ -498,3 +498,41 @@ def test_scoped_with_a_forged_scope_reads_nothing(app_engine: Engine) -> None:
 def test_scoped_refuses_a_connection_rls_does_not_bind(rls_db) -> None:
     with rls_db[1].begin() as conn, pytest.raises(UnsafeConnectionError, match="gridone_app"):
         scoped(conn, User(1, "leader", "甲", "street", STREET_A))
+
+
+def test_downgrade_removes_the_policies_and_upgrade_restores_them(
+    server: conftest.TestServer, template_db: str
+) -> None:
+    from alembic import command
+
+    from store.migrate import alembic_config, upgrade
+
+    name = server.create("down", template=template_db)
+    engine = make_engine(server.url(name))
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+        with engine.connect() as conn:
+            left = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM pg_policies WHERE schemaname = 'public'), "
+                    "(SELECT count(*) FROM pg_class WHERE relrowsecurity "
+                    "AND relnamespace = 'public'::regnamespace), "
+                    "to_regclass('audit_log') IS NULL, "
+                    "(SELECT count(*) FROM pg_roles WHERE rolname = 'gridone_app')"
+                )
+            ).one()
+        assert tuple(left) == (0, 0, True, 1)  # the cluster's role stays
+        upgrade(engine)
+        with engine.connect() as conn:
+            tables = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_class WHERE relrowsecurity AND relforcerowsecurity "
+                    "AND relnamespace = 'public'::regnamespace"
+                )
+            ).scalar_one()
+        assert tables == len(SCOPED) + 6  # + special counts, staff, admin_unit, road,
+        # data_source, audit_log
+    finally:
+        engine.dispose()
+        server.drop(name)
