@@ -488,6 +488,57 @@ def test_scoped_limits_the_store_queries(app_engine: Engine, rls_db) -> None:
     assert streets == {STREET_A: "甲街道"}
 
 
+def test_every_street_filter_of_the_store_finds_nothing_of_another_street(
+    app_engine: Engine, rls_db
+) -> None:
+    """What a crafted URL (?street=<another street>) would reach: each query of store/ that
+    takes a street, and the KPIs of geo/, asked for street B by street A's leader."""
+    import datetime as dt
+
+    from geo import kpis
+    from store import queries
+
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    until = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    leader = User(1, "leader", "甲街道书记", "street", STREET_A)
+    with app_engine.begin() as conn:
+        scoped(conn, leader)
+        b = STREET_B
+        sizes = {
+            "admin_units": len(queries.admin_units(conn, "community", street_code=b)),
+            "grids": len(queries.grids(conn, street_code=b)),
+            "buildings": len(queries.buildings(conn, street_code=b)),
+            "incidents": len(queries.incidents(conn, street_code=b)),
+            "grid_incident_counts": len(queries.grid_incident_counts(conn, street_code=b)),
+            "incident_count": queries.incident_count(conn, street_code=b),
+            "incident_lonlat": len(queries.incident_lonlat(conn, street_code=b)[0]),
+            "incident_lonlat_time": len(queries.incident_lonlat_time(conn, street_code=b)[0]),
+            "grid_incident_bin_counts": len(
+                queries.grid_incident_bin_counts(conn, edges=[since, until], street_code=b)
+            ),
+            "repeat_location_clusters": len(
+                queries.repeat_location_clusters(
+                    conn,
+                    since=since,
+                    until=until,
+                    eps_m=1000,
+                    min_count=1,
+                    metric_srid=4549,
+                    street_code=b,
+                )
+            ),
+            "incident_extent": queries.incident_extent(conn, street_code=b) is not None,
+            "patrol_fixes_exist": queries.patrol_fixes_exist(
+                conn, since=since, until=until, street_code=b
+            ),
+        }
+        report = kpis.kpis(conn, unit=b, start="2026-11-01", end="2026-12-01")
+        own = kpis.kpis(conn, unit=STREET_A, start="2026-11-01", end="2026-12-01")
+    assert all(not v for v in sizes.values()), sizes
+    assert (report.figures.reported, report.figures.open_overdue) == (0, 0)
+    assert own.figures.reported == _owner_count(rls_db[1], "incident", "street_code", STREET_A)
+
+
 def test_scoped_with_a_forged_scope_reads_nothing(app_engine: Engine) -> None:
     forged = User(1, "x", "x", "street", "370214900' OR '1'='1")
     with app_engine.begin() as conn:
