@@ -3,7 +3,8 @@
 Who may read what is enforced by PostgreSQL (migration 0004): the dashboard connects as
 ``gridone_app``, which owns nothing and bypasses nothing, and at the start of every
 transaction calls :func:`scoped`, which sets the user's role and scope for that transaction
-only (``set_config(…, true)`` = ``SET LOCAL``). Row-level security then returns only rows
+only (``gridone_set_scope``: ``SET LOCAL`` of the role, the scope and its code ranges).
+Row-level security then returns only rows
 inside the user's jurisdiction; with no scope set, none.
 
 * Passwords are hashed with Argon2id (argon2-cffi's defaults: 64 MiB, 3 passes). After
@@ -749,8 +750,7 @@ def scoped(conn: Connection, user: User) -> None:
     as ``gridone_app``."""
     row = conn.execute(
         text(
-            "SELECT set_config('gridone.role', :role, true), "
-            "set_config('gridone.scope', :scope, true), "
+            "SELECT gridone_set_scope(:role, :scope), "
             "set_config('gridone.staff_code', :staff, true), "
             "row_security_active('incident') AS rls, "
             "pg_has_role(current_user, (SELECT relowner FROM pg_class "

@@ -101,10 +101,7 @@ def app(server: conftest.TestServer, rls_db, app_login) -> Iterator[psycopg.Conn
 
 def _scope(conn: psycopg.Connection, role: str | None, scope: str | None) -> None:
     """What the dashboard does first in each transaction (bound parameters, SET LOCAL)."""
-    conn.execute(
-        "SELECT set_config('gridone.role', %s, true), set_config('gridone.scope', %s, true)",
-        (role or "", scope or ""),
-    )
+    conn.execute("SELECT gridone_set_scope(%s, %s)", (role, scope))
 
 
 def q(template: str, **names: str) -> sql.Composed:
@@ -159,6 +156,17 @@ def test_no_or_malformed_scope_reads_nothing(
     for table in READABLE:
         assert app.execute(q("SELECT count(*) FROM {t}", t=table)).fetchone() == (0,), table
         assert app.execute(q("SELECT 1 FROM {t} LIMIT 1", t=table)).fetchone() is None, table
+    app.rollback()
+
+
+def test_role_and_scope_set_by_hand_read_nothing(app: psycopg.Connection) -> None:
+    """Only gridone_set_scope sets the ranges the policies compare with."""
+    app.execute(
+        "SELECT set_config('gridone.role', 'district', true), "
+        "set_config('gridone.scope', '370214', true)"
+    )
+    for table in READABLE:
+        assert app.execute(q("SELECT count(*) FROM {t}", t=table)).fetchone() == (0,), table
     app.rollback()
 
 

@@ -5,21 +5,27 @@ Revises: 0002
 Create Date: 2026-11-30 18:30:00
 
 Issue 7. The dashboard will connect as ``gridone_app``, a login role that owns nothing and
-bypasses nothing, and set the user's role and scope inside each transaction
-(``set_config('gridone.role', …, true)`` and ``gridone.scope``, i.e. SET LOCAL; see
-:func:`store.access.scoped`). What any role other than the owner may read is decided here,
-by PostgreSQL, not by the pages:
+bypasses nothing, and set the user's role and scope inside each transaction with
+``SELECT gridone_set_scope(role, scope)`` (SET LOCAL of ``gridone.role``, ``gridone.scope``
+and the code ranges; see :func:`store.access.scoped`). What any role other than the owner
+may read is decided here, by PostgreSQL, not by the pages:
 
-* ``gridone.scope`` is a code prefix: 6 digits (district), 9 (street), 12 (community) or
-  15 (grid), and must agree with ``gridone.role``. Unset, malformed or mismatched: the scope
-  functions return NULL and every policy returns no row (default deny). sysadmin and
-  auditor never have a scope, so they read no data.
+* The scope is a code prefix: 6 digits (district), 9 (street), 12 (community) or 15
+  (grid), and must agree with the role; ``gridone_set_scope`` checks that once and sets
+  ``gridone.street_lo/hi`` (and ``grid_lo/hi`` for a community or grid). Unset, empty,
+  malformed or mismatched: empty ranges, and every policy returns no row (default deny).
+  sysadmin and auditor never have a scope, so they read no data.
 * Every table carrying a street or grid code has row-level security ENABLEd and FORCEd,
-  with one permissive SELECT policy for everyone (``scope_read``) comparing the codes to
-  the scope as a range on the stored code (``street_code BETWEEN lo AND hi``), so the
-  existing b-tree indexes serve it; the bounds are scalar sub-selects, computed once per
-  query. The role running this migration (the data's owner: loaders, the command line)
-  keeps full access through ``owner_maintains``; a superuser bypasses RLS anyway.
+  with one permissive SELECT policy for everyone (``scope_read``) comparing the stored
+  codes with those ranges (``street_code BETWEEN current_setting(lo) AND
+  current_setting(hi)``). current_setting is STABLE: the planner folds it while planning,
+  so row estimates are right and the street_code b-tree indexes serve it as an index
+  condition, and per row it costs two to four setting look-ups. (Scalar sub-selects would
+  be evaluated once, but the planner then estimates a district as 50 rows: KPI queries ran
+  for more than 15 minutes instead of seconds. Validating the scope with regular
+  expressions in the policy itself cost 3 to 9 s per million rows; see benchmarks/rls.py.)
+  The role running this migration (the data's owner: loaders, the command line) keeps full
+  access through ``owner_maintains``; a superuser bypasses RLS anyway.
 * Special-group counts per housing unit (``housing_special_count``) are not granted to the
   application at all; it reads ``special_group_by_grid`` (sums per grid, district and
   street roles only). Worker phone numbers are not granted either; ``staff_phone`` gives
@@ -74,11 +80,15 @@ STAFF_COLUMNS = "id, code, name, role, street_code, active_from, active_to"
 
 def _in_scope(street: str, grid: str) -> str:
     """The row filter: the street code within the scope's street range, and when the scope
-    is a community or grid, the grid code within its range (NULL grid: outside)."""
+    is a community or grid, the grid code within its range (NULL grid: outside). The bounds
+    are settings made by ``gridone_set_scope``: the planner reads them when it plans (right
+    row estimates, index conditions) and each row costs two or four setting look-ups."""
     return (
-        f"{street} BETWEEN (SELECT gridone_street_lo()) AND (SELECT gridone_street_hi()) "
-        f"AND ((SELECT gridone_grid_lo()) IS NULL "
-        f"OR {grid} BETWEEN (SELECT gridone_grid_lo()) AND (SELECT gridone_grid_hi()))"
+        f"{street} BETWEEN current_setting('gridone.street_lo', true) "
+        "AND current_setting('gridone.street_hi', true) "
+        "AND (current_setting('gridone.grid_lo', true) = '' "
+        f"OR {grid} BETWEEN current_setting('gridone.grid_lo', true) "
+        "AND current_setting('gridone.grid_hi', true))"
     )
 
 
@@ -122,23 +132,34 @@ END $$;
 
 SCOPE_FUNCTIONS_SQL = r"""
 CREATE FUNCTION gridone_scope() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  SELECT CASE current_setting('gridone.role', true)
+  SELECT CASE WHEN coalesce(current_setting('gridone.street_lo', true), '') = '' THEN NULL
+    ELSE CASE current_setting('gridone.role', true)
     WHEN 'district' THEN substring(current_setting('gridone.scope', true) FROM '^([0-9]{6})$')
     WHEN 'street' THEN substring(current_setting('gridone.scope', true) FROM '^([0-9]{9})$')
     WHEN 'community' THEN substring(current_setting('gridone.scope', true) FROM '^([0-9]{12})$')
     WHEN 'grid' THEN substring(current_setting('gridone.scope', true) FROM '^([0-9]{15})$')
-  END
+  END END
 $$;
 COMMENT ON FUNCTION gridone_scope() IS
-  'The code prefix the transaction may read (gridone.scope checked against gridone.role), NULL: nothing.';
-CREATE FUNCTION gridone_street_lo() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
-  $$ SELECT rpad(left(gridone_scope(), 9), 12, '0') $$;
-CREATE FUNCTION gridone_street_hi() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
-  $$ SELECT rpad(left(gridone_scope(), 9), 12, '9') $$;
-CREATE FUNCTION gridone_grid_lo() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
-  $$ SELECT CASE WHEN length(gridone_scope()) > 9 THEN rpad(gridone_scope(), 15, '0') END $$;
-CREATE FUNCTION gridone_grid_hi() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
-  $$ SELECT CASE WHEN length(gridone_scope()) > 9 THEN rpad(gridone_scope(), 15, '9') END $$;
+  'The code prefix the transaction may read (set by gridone_set_scope), NULL: nothing. For the small tables (admin_unit, road, data_source).';
+CREATE FUNCTION gridone_set_scope(role text, scope text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  n integer := CASE role WHEN 'district' THEN 6 WHEN 'street' THEN 9
+                         WHEN 'community' THEN 12 WHEN 'grid' THEN 15 END;
+  ok boolean := coalesce(n IS NOT NULL AND scope ~ ('^[0-9]{' || n || '}$'), false);
+  s text := CASE WHEN ok THEN scope ELSE '' END;
+BEGIN
+  PERFORM set_config('gridone.role', coalesce(role, ''), true);
+  PERFORM set_config('gridone.scope', s, true);
+  PERFORM set_config('gridone.street_lo', CASE WHEN ok THEN rpad(left(s, 9), 12, '0') ELSE '' END, true);
+  PERFORM set_config('gridone.street_hi', CASE WHEN ok THEN rpad(left(s, 9), 12, '9') ELSE '' END, true);
+  PERFORM set_config('gridone.grid_lo', CASE WHEN ok AND n > 9 THEN rpad(s, 15, '0') ELSE '' END, true);
+  PERFORM set_config('gridone.grid_hi', CASE WHEN ok AND n > 9 THEN rpad(s, 15, '9') ELSE '' END, true);
+  RETURN ok;
+END $$;
+COMMENT ON FUNCTION gridone_set_scope(text, text) IS
+  'SET LOCAL of the role, the scope prefix and the code ranges the policies compare with; a scope that does not fit the role sets empty ranges (no rows). Returns whether it fitted.';
 """
 
 AUDIT_SQL = r"""
@@ -201,12 +222,15 @@ def _policies_sql() -> str:
     # staff carry only their street: in a community or grid scope, the staff assigned there
     out.append(
         "CREATE POLICY scope_read ON staff FOR SELECT TO PUBLIC USING ("
-        "street_code BETWEEN (SELECT gridone_street_lo()) AND (SELECT gridone_street_hi()) "
-        "AND ((SELECT gridone_grid_lo()) IS NULL "
+        "street_code BETWEEN current_setting('gridone.street_lo', true) "
+        "AND current_setting('gridone.street_hi', true) "
+        "AND (current_setting('gridone.grid_lo', true) = '' "
         "OR EXISTS (SELECT 1 FROM staff_assignment a WHERE a.staff_id = staff.id AND "
-        "a.grid_code BETWEEN (SELECT gridone_grid_lo()) AND (SELECT gridone_grid_hi())) "
+        "a.grid_code BETWEEN current_setting('gridone.grid_lo', true) "
+        "AND current_setting('gridone.grid_hi', true)) "
         "OR EXISTS (SELECT 1 FROM grid g WHERE g.worker_id = staff.id AND "
-        "g.code BETWEEN (SELECT gridone_grid_lo()) AND (SELECT gridone_grid_hi()))));"
+        "g.code BETWEEN current_setting('gridone.grid_lo', true) "
+        "AND current_setting('gridone.grid_hi', true))));"
     )
     # the jurisdiction's own subtree and its ancestors (names and outlines for titles)
     out.append(
@@ -265,7 +289,8 @@ SELECT s.id,
               OR s.code = current_setting('gridone.staff_code', true) THEN s.phone
             ELSE left(s.phone, 3) || '****' || right(s.phone, 4) END AS phone
   FROM staff s
- WHERE s.street_code BETWEEN (SELECT gridone_street_lo()) AND (SELECT gridone_street_hi());
+ WHERE s.street_code BETWEEN current_setting('gridone.street_lo', true)
+                         AND current_setting('gridone.street_hi', true);
 COMMENT ON VIEW staff_phone IS
   'Worker phone numbers, masked (139****0001) except the user''s own (gridone.staff_code) and for the district role.';
 """
@@ -419,8 +444,7 @@ def downgrade() -> None:
         op.execute(f"DROP POLICY IF EXISTS owner_maintains ON {table}")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    for fn in ("street_lo", "street_hi", "grid_lo", "grid_hi"):
-        op.execute(f"DROP FUNCTION IF EXISTS gridone_{fn}()")
+    op.execute("DROP FUNCTION IF EXISTS gridone_set_scope(text, text)")
     op.execute("DROP FUNCTION IF EXISTS gridone_scope()")
     op.execute(f"REVOKE ALL ON app_user, app_session, audit_log FROM {AUTH}")
     op.drop_table("audit_log")  # its triggers go with it
