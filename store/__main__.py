@@ -7,6 +7,9 @@ check        connection, PostGIS version, schema revision, consistency of derive
 url          print the database URL in use (starting the embedded cluster if needed)
 local start|stop|status
              manage the embedded PostGIS cluster in .local/pg
+users add|passwd|list|lock|unlock|role|disable|enable|totp|app-password|
+             purge-audit
+             dashboard accounts and the audit log (store/access_cli.py)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 
 from sqlalchemy import text
 
+from store import access_cli
 from store.db import check_connection, local_cluster, make_engine, resolve_url
 from store.errors import StoreError
 from store.migrate import current_revision, head_revision, upgrade
@@ -33,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("url", help="显示数据库地址 / print the database URL")
     local = sub.add_parser("local", help="内置数据库 / the embedded PostGIS cluster")
     local.add_argument("action", choices=["start", "stop", "status"])
+    access_cli.add_parser(sub)
     return p
 
 
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         engine = make_engine(url)
         check_connection(engine)
+        if args.command == "users":
+            return access_cli.run(args, engine)
         if args.command == "migrate":
             upgrade(engine)
             print(f"schema at revision {head_revision()}")

@@ -31,6 +31,35 @@ class CrsMismatchError(StoreError, ValueError):
     """Geometries are not in the storage CRS."""
 
 
+class AccessError(StoreError, PermissionError):
+    """Logging in, a session or a database connection was refused (store/access.py)."""
+
+
+class LoginFailedError(AccessError):
+    """Wrong login name or password (the message never says which)."""
+
+
+class AccountLockedError(AccessError):
+    """Too many failed logins: the account is locked until ``until``."""
+
+    def __init__(self, message: str, *, until: object) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class SessionInvalidError(AccessError):
+    """The session token is unknown, logged out, idle too long or too old."""
+
+
+class UnsafeConnectionError(AccessError):
+    """Scoped reads were asked of a connection that row-level security does not bind
+    (a superuser, a role with BYPASSRLS or the tables' owner)."""
+
+
+class UserInputError(StoreError, ValueError):
+    """A user account's fields are wrong (login, role, scope, password)."""
+
+
 class ConstraintViolationError(StoreError, ValueError):
     """A row broke one of the schema's rules. ``constraint`` names the rule."""
 

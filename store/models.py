@@ -38,6 +38,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -634,3 +635,99 @@ class DataSource(Base):
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     rows: Mapped[int] = mapped_column(BigInteger)
     detail: Mapped[dict | None] = mapped_column(JSONB)
+
+
+# --- access control (migration 0004) ----------------------------------------------------
+
+#: Tables of logins, sessions and the audit trail: not data, never emptied by a data reload.
+ACCESS_TABLES = ("app_user", "app_session", "audit_log")
+
+USER_SCOPE_CK = (
+    r"(role = 'district' AND scope_code ~ '^\d{6}000000$') OR "
+    r"(role = 'street' AND scope_code ~ '^\d{9}000$' AND scope_code !~ '^\d{6}000000$') OR "
+    r"(role = 'community' AND scope_code ~ '^\d{12}$' AND scope_code !~ '000$') OR "
+    r"(role = 'grid' AND scope_code ~ '^\d{15}$') OR "
+    "(role IN ('sysadmin', 'auditor') AND scope_code IS NULL)"
+)
+
+
+class AppUser(Base):
+    """A person who may log in to the dashboard, with one role and one jurisdiction.
+
+    ``scope_code`` is the admin code (district, street, community) or grid code whose
+    subtree the user sees; system administrators and auditors have none and read no data.
+    Users are deactivated, never deleted (the audit trail names them)."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    login: Mapped[str] = mapped_column(Text, unique=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    scope_code: Mapped[str | None] = mapped_column(Text)
+    # the user's own worker record (natural key, no foreign key: survives a data reload)
+    staff_code: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text)
+    failed_count: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # optional second factor (RFC 6238 TOTP, base32 secret); the last time step accepted,
+    # so that one code cannot be used twice
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    password_changed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    __table_args__ = (
+        CheckConstraint(r"login ~ '^[a-z0-9][a-z0-9_.-]{1,63}$'", name="login_format"),
+        CheckConstraint("length(btrim(display_name)) > 0", name="display_name_not_blank"),
+        CheckConstraint(_in("role", vocab.USER_ROLES), name="role"),
+        CheckConstraint(USER_SCOPE_CK, name="scope_matches_role"),
+        CheckConstraint("password_hash LIKE '$argon2%'", name="password_hash_argon2"),
+        CheckConstraint("failed_count >= 0", name="failed_count_range"),
+    )
+
+
+class AppSession(Base):
+    """A server-side login session. Only the SHA-256 of its token is stored, so a copy of
+    the table does not let anyone in; logout sets ``revoked_at`` and the token is dead."""
+
+    __tablename__ = "app_session"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    last_seen: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("octet_length(token_hash) = 32", name="token_hash_sha256"),
+        Index("ix_app_session_user_id", "user_id"),
+    )
+
+
+class AuditLog(Base):
+    """The audit trail (审计日志): append-only. The application may insert, never update or
+    delete; only ``audit_purge`` removes rows, and only those older than the retention
+    (at least 180 days, MLPS 2.0 level 3)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    login: Mapped[str | None] = mapped_column(Text)
+    user_role: Mapped[str | None] = mapped_column(Text)
+    scope_code: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    detail: Mapped[dict | None] = mapped_column(JSONB)
+    client: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(_in("action", vocab.AUDIT_ACTIONS), name="action"),
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_login_at", "login", "at"),
+    )

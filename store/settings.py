@@ -81,3 +81,58 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the settings from the environment once per process."""
     return Settings()
+
+
+class AccessSettings(BaseSettings):
+    """Logins, sessions and the audit trail (issue 7), each from ``GRIDONE_<FIELD>``.
+
+    Kept apart from :class:`Settings` like ``geo.settings`` until the README's configuration
+    table lists them; :func:`store.access.authenticate` and the session functions take it
+    explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDONE_", extra="ignore", frozen=True)
+
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed logins in a row after which an account is locked (登录失败锁定次数).",
+    )
+    login_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a locked account stays locked, in minutes (锁定时长).",
+    )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="A session unused this many minutes is ended; the user logs in again.",
+    )
+    session_max_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24 * 7,
+        description="A session ends this many hours after login even when in use.",
+    )
+    password_min_length: int = Field(
+        default=10,
+        ge=8,
+        le=128,
+        description="Shortest password accepted; it must also mix letters and digits.",
+    )
+    audit_retention_days: int = Field(
+        default=180,
+        ge=180,
+        description=(
+            "Audit log rows older than this are purged by `python -m store users purge-audit`; "
+            "at least 180 days (six months, MLPS 2.0 level 3)."
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_access_settings() -> AccessSettings:
+    """Read the access settings from the environment once per process."""
+    return AccessSettings()

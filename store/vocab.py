@@ -117,6 +117,30 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "public_sentiment": ("民情日志", "Public-sentiment log"),
         "work": ("工作日志", "Work log"),
     },
+    # who may log in (store/access.py); scope is an admin-unit subtree, see USER_ROLE_SCOPE
+    "user_role": {
+        "district": ("区级", "District"),
+        "street": ("街道领导", "Street leader"),
+        "community": ("社区", "Community"),
+        "grid": ("网格员", "Grid worker"),
+        "sysadmin": ("系统管理员", "System administrator"),
+        "auditor": ("审计员", "Auditor"),
+    },
+    "audit_action": {
+        "login": ("登录", "Login"),
+        "login_failed": ("登录失败", "Failed login"),
+        "logout": ("退出", "Logout"),
+        "session_expired": ("会话超时", "Session expired"),
+        "page_view": ("查看页面", "Page view"),
+        "export": ("导出", "Export"),
+        "briefing": ("简报", "Briefing"),
+        "user_add": ("新增用户", "User added"),
+        "user_change": ("修改用户", "User changed"),
+        "password_set": ("设置密码", "Password set"),
+        "lock": ("锁定账号", "Account locked"),
+        "unlock": ("解锁账号", "Account unlocked"),
+        "purge": ("清理审计日志", "Audit log purged"),
+    },
 }
 
 ADMIN_LEVELS = tuple(LABELS["admin_level"])
@@ -132,6 +156,15 @@ INCIDENT_SOURCES = tuple(LABELS["incident_source"])
 INCIDENT_STATUSES = tuple(LABELS["incident_status"])
 TIERS = tuple(LABELS["tier"])  # ordered low to high
 LOG_KINDS = tuple(LABELS["log_kind"])
+USER_ROLES = tuple(LABELS["user_role"])
+AUDIT_ACTIONS = tuple(LABELS["audit_action"])
+
+#: Length of the code prefix a data role's scope is (gridone.scope): district 6 digits,
+#: street 9, community 12, grid 15. sysadmin and auditor have no scope and read no data.
+USER_ROLE_SCOPE: dict[str, int] = {"district": 6, "street": 9, "community": 12, "grid": 15}
+
+#: Roles that may see the sensitive special-group counts (特殊人群), as counts per grid.
+SPECIAL_GROUP_ROLES = ("district", "street")
 
 #: Severity from which the 4-hour reporting rule applies (重大).
 MAJOR_SEVERITY = 3

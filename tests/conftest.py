@@ -7,6 +7,9 @@ them at the end:
 * ``engine`` / ``conn``: a migrated, empty database; ``conn`` is a connection inside a
   transaction rolled back after the test (fast isolation).
 * ``fresh_engine``: a brand-new migrated database per test, for tests that must commit.
+* ``app_login``: (login, password) of a role for this session that is a member of
+  ``gridone_app``, the dashboard's database role (tests/test_access*.py connect with it
+  and ``SET ROLE gridone_app``).
 * ``demo``: the street demo generated once per session (``loaders.demo.generate``);
   ``demo_engine``: a database holding it, read-only by convention.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import uuid
 from collections.abc import Iterator
 
@@ -158,6 +162,29 @@ def demo_engine(server: TestServer, template_db: str, demo, tmp_path_factory) ->
     write_demo(eng, demo, truth_path=tmp_path_factory.mktemp("truth") / "truth.json")
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_login(server: TestServer, template_db: str) -> Iterator[tuple[str, str]]:
+    """A login role for this test session: member of gridone_app, NOINHERIT (nothing of its
+    own until SET ROLE), dropped at the end; stale ones of dead runs are dropped first."""
+    login, password = f"{PREFIX}_app", secrets.token_urlsafe(18)
+    with server._admin() as admin:
+        for (name,) in admin.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'gridone\\_test\\_%\\_app'"
+        ).fetchall():
+            m = re.match(r"gridone_test_(\d+)_app$", name)
+            if m and (not _alive(int(m.group(1))) or name == login):
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS PASSWORD {} "
+                "IN ROLE gridone_app"
+            ).format(sql.Identifier(login), sql.Literal(password))
+        )
+    yield login, password
+    with server._admin() as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

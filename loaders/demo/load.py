@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
-from store.models import Base
+from store.models import ACCESS_TABLES, Base
 from store.settings import PROJECT_ROOT
 from store.write import copy_frame, deferred_indexes, utc_now
 
@@ -41,7 +41,8 @@ def _clear(conn: Connection) -> None:
     """Empty every data table (not the code tables), on purpose: the transition log's
     truncate guard is lifted for this transaction only."""
     quote = conn.dialect.identifier_preparer.quote
-    tables = ", ".join(quote(t) for t in Base.metadata.tables if t not in REFERENCE_TABLES)
+    kept = REFERENCE_TABLES + ACCESS_TABLES
+    tables = ", ".join(quote(t) for t in Base.metadata.tables if t not in kept)
     conn.execute(text("SET LOCAL gridone.allow_truncate = on"))
     conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
@@ -49,6 +50,8 @@ def _clear(conn: Connection) -> None:
 def _reset_identities(conn: Connection) -> None:
     """After explicit ids were copied in, move each identity past the largest id."""
     for table in Base.metadata.sorted_tables:
+        if table.name in ACCESS_TABLES:
+            continue
         if "id" in table.c and table.c.id.identity is not None:
             top = conn.execute(select(func.max(table.c.id))).scalar_one() or 1
             conn.execute(
