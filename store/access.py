@@ -1,6 +1,6 @@
 """Logins, sessions, the per-transaction scope and the audit trail (issue 7).
 
-Who may read what is enforced by PostgreSQL (migration 0004): the dashboard connects as
+Who may read what is enforced by PostgreSQL (migration 0003): the dashboard connects as
 ``gridone_app``, which owns nothing and bypasses nothing, and at the start of every
 transaction calls :func:`scoped`, which sets the user's role and scope for that transaction
 only (``gridone_set_scope``: ``SET LOCAL`` of the role, the scope and its code ranges).

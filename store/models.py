@@ -637,7 +637,7 @@ class DataSource(Base):
     detail: Mapped[dict | None] = mapped_column(JSONB)
 
 
-# --- access control (migration 0004) ----------------------------------------------------
+# --- access control (migration 0003) ----------------------------------------------------
 
 #: Tables of logins, sessions and the audit trail: not data, never emptied by a data reload.
 ACCESS_TABLES = ("app_user", "app_session", "audit_log")

@@ -1,6 +1,6 @@
 """access control: users, sessions, audit trail, database roles, row-level security
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30 18:30:00
 
@@ -37,8 +37,6 @@ may read is decided here, by PostgreSQL, not by the pages:
 Roles are cluster-wide and many databases share one cluster (tests), so each is created
 only when missing, tolerating a concurrent creation; downgrade leaves them in place.
 
-Another migration 0003 is being written in parallel; this one will be re-chained after
-it at merge (down_revision = "0003").
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
