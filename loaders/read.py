@@ -8,6 +8,7 @@ reported with its line and field instead of failing the whole read.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -21,6 +22,8 @@ from xml.etree import ElementTree
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 
 from loaders.sniff import (
@@ -153,6 +156,50 @@ def _record_lines(
             yield start, record
 
 
+#: Encodings in which ``\n``, ``\r``, ``"``, space and tab are single bytes that never occur
+#: inside another character (the trail bytes of GBK/GB18030/Big5 are 0x30 and up).
+_BYTE_SAFE = {"ascii", "utf-8", "utf-8-sig", "gb18030", "gbk", "gb2312", "big5", "latin-1"}
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _plain_lines(path: Path, encoding: str) -> tuple[bool, bool]:
+    """Whether every record of the file can be numbered without parsing it again: no blank
+    line anywhere (pandas skips those) and no line ending in a bare ``\r``; and whether it
+    holds a ``"`` at all (without one, no value spans lines). Read in 1 MiB blocks of
+    bytes, ~0.1 s per 100 MB; ``(False, True)`` for encodings where bytes cannot say."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False, True
+    if name not in _BYTE_SAFE and name.replace("_", "-") not in _BYTE_SAFE:
+        return False, True
+    tail, quoted = b"\n", False  # as if after a line break: a blank first line counts
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            data = tail + block
+            cut = data[:-1] if data.endswith(b"\r") else data  # its \n may be in the next block
+            if _BLANK_LINE.search(data) or _BARE_CR.search(cut):
+                return False, True
+            quoted = quoted or b'"' in block
+            last = data.rfind(b"\n")
+            if last < 0 and not data.strip(b" \t\r"):
+                return False, True
+            tail = data[last:] if last >= 0 else b"x"
+    if tail != b"\n" and not tail.strip(b" \t\r\n"):
+        return False, True  # the last line holds only spaces (or a bare \r)
+    return True, quoted
+
+
+def _line_breaks(frame: pd.DataFrame) -> np.ndarray:
+    """Line breaks inside each row's values (quoted values that span lines)."""
+    total = np.zeros(len(frame), dtype=np.int64)
+    for name in frame.columns:
+        values = pa.array(frame[name].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        total += pc.fill_null(pc.count_substring(values, "\n"), 0).to_numpy(zero_copy_only=False)
+    return total
+
+
 def _unreadable_csv(path: Path, encoding: str, sep: str, width: int) -> InputError:
     """The clear error for a file pandas' parser refused: the first record with more values
     than the header, by its line."""
@@ -194,18 +241,29 @@ def iter_csv(
         chunksize=chunk_rows or CHUNK_ROWS,  # read at call time: tests shrink it
     )
     records = _record_lines(path, enc, sep)
+    # a file without blank lines: each record's line from the line breaks in its values,
+    # instead of parsing the file a second time with the csv module
+    plain, quoted = _plain_lines(path, enc)
     seen = 0
     try:
         # pandas renames a repeated header ("经度.1"): the file's own names are kept
-        written = [w.lstrip("\ufeff") for w in next(records, (1, []))[1]]
+        header_line, header = next(records, (1, []))
+        written = [w.lstrip("\ufeff") for w in header]
+        next_line = header_line + sum(w.count("\n") for w in header) + 1
         with reader:
             for frame in reader:
                 frame.columns = [
                     w if w.strip() else str(p) for w, p in zip(written, frame.columns, strict=False)
                 ] + [str(p) for p in frame.columns[len(written) :]]
+                if plain:
+                    breaks = _line_breaks(frame) if quoted else np.zeros(len(frame), np.int64)
+                    before = np.cumsum(breaks) - breaks
+                    lines = next_line + np.arange(len(frame), dtype=np.int64) + before
+                    next_line = int(lines[-1] + breaks[-1] + 1) if len(frame) else next_line
                 frame = frame.astype(object).where(frame.notna(), None)
-                starts = [line for line, _ in islice(records, len(frame))]
-                lines = np.array(starts, dtype=np.int64)
+                if not plain:
+                    starts = [line for line, _ in islice(records, len(frame))]
+                    lines = np.array(starts, dtype=np.int64)
                 if len(lines) < len(frame):  # pragma: no cover - the two parsers agree
                     more = np.arange(1, len(frame) - len(lines) + 1)
                     lines = np.concatenate([lines, (lines[-1] if len(lines) else 1) + more])

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
+import loaders.read
 from loaders import parse
 from loaders.engine import Options, load_file
 from loaders.export import guard_formula
@@ -377,6 +379,65 @@ def test_csv_lines_are_the_files_physical_lines(
     lines = [int(n) for p in parts for n in p.lines]
     assert codes == [f"R{i}" for i in range(len(rows))]
     assert lines == expected
+
+
+@SLOW
+@given(
+    rows=st.lists(st.tuples(CELL, CELL), min_size=1, max_size=25),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    chunk=st.integers(min_value=1, max_value=7),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]),
+)
+def test_csv_lines_without_blank_lines_are_counted_not_parsed_again(
+    rows: list[tuple[str, str]], terminator: str, chunk: int, encoding: str
+) -> None:
+    """No blank line between rows: the loader numbers the rows from the line breaks inside
+    their values (no second pass with the csv module) and gets the csv module's lines."""
+    body = io.StringIO()
+    csv.writer(body, lineterminator=terminator).writerows(
+        [["code", "name", "address"], *([f"R{i}", n, a] for i, (n, a) in enumerate(rows))]
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rows.csv"
+        path.write_bytes(body.getvalue().encode(encoding))
+        enc = "utf-8-sig" if encoding == "utf-8-sig" else encoding
+        # a value holding an empty line looks like a blank line: the csv module numbers it
+        blank_inside = re.search(r"\n[ \t\r]*\n", body.getvalue())
+        assert loaders.read._plain_lines(path, enc)[0] == (not blank_inside)
+        fast = [int(n) for p in iter_csv(path, encoding=enc, chunk_rows=chunk) for n in p.lines]
+        by_csv = [line for line, _ in loaders.read._record_lines(path, enc, ",")][1:]
+    assert fast == by_csv
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"a,b\n1,2\n", (True, False)),
+        (b"a,b\r\n1,2", (True, False)),
+        (b'a,b\n1,"x\ny"\n', (True, True)),
+        (b"\na,b\n1,2\n", (False, True)),  # a blank first line
+        (b"a,b\n\n1,2\n", (False, True)),
+        (b"a,b\n \t\r\n1,2\n", (False, True)),
+        (b"a,b\n1,2\n   ", (False, True)),  # a last line of spaces
+        (b"a,b\r1,2\r", (False, True)),  # old Mac line ends
+        ("a,b\n1,2\n".encode("utf-16"), (False, True)),
+    ],
+)
+def test_which_files_have_plain_lines(tmp_path: Path, data: bytes, plain: tuple) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    enc = "utf-16" if data.startswith(b"\xff\xfe") else "utf-8"
+    assert loaders.read._plain_lines(path, enc) == plain
+
+
+def test_a_blank_line_across_two_blocks_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 300_000 + b"\n3,4\n")  # \n\n across 1 MiB
+    assert loaders.read._plain_lines(path, "utf-8") == (False, True)
+    path.write_bytes(b"a,b\n" + b"1,2\r\n" * 300_000)
+    assert loaders.read._plain_lines(path, "utf-8") == (True, False)
 
 
 def test_a_bad_value_after_a_multi_line_cell_is_named_by_its_line(tmp_path: Path) -> None:
