@@ -103,8 +103,12 @@ def build_geometry(
     spec: coords.CrsSpec,
     problems: _Problems,
     report: LoadReport,
+    anchors: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Geometries in EPSG:4490 (None where a row has none), checked and repaired."""
+    """Geometries in EPSG:4490 (None where a row has none), checked and repaired.
+
+    ``anchors`` (:func:`anchor_points`): a building file's points given beside its
+    footprints; a row with no footprint takes its point from there."""
     n = len(frame)
     if raw.geometry is not None:
         geoms = np.asarray(raw.geometry.values, dtype=object)
@@ -133,6 +137,10 @@ def build_geometry(
         xs[bad], ys[bad] = np.nan, np.nan
         geoms = shapely.points(xs, ys)
         geoms[bad] = None
+    if anchors is not None:
+        geoms = geoms.copy()
+        fill = shapely.is_missing(geoms) & ~shapely.is_missing(anchors)
+        geoms[fill] = anchors[fill]
     present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
     if kind.geometry_required and (~present).any():
         rows = np.flatnonzero(~present)
@@ -198,6 +206,26 @@ def build_geometry(
             else:
                 geoms[i] = shapely.multipolygons(shapely.get_parts(g))
     return geoms
+
+
+def anchor_points(raw: RawTable, frame: pd.DataFrame, kind: Kind) -> np.ndarray | None:
+    """A building's own point when the file gives it beside the footprint: coordinate
+    columns (``lon``/``lat`` or ``x``/``y``) in a file whose geometry is the footprint (a
+    vector file, or a ``wkt`` column). In the file's CRS; None where a row has none, and
+    None for files that give only one of the two (the point is then the footprint's
+    point on surface, as before). An export of buildings carries both, so a reload gives
+    the stored point back exactly."""
+    if not kind.footprints or (raw.geometry is None and "wkt" not in frame):
+        return None
+    names = next((xy for xy in (("lon", "lat"), ("x", "y")) if set(xy) <= set(frame)), None)
+    if names is None:
+        return None
+    xs = pd.to_numeric(frame[names[0]], errors="coerce").to_numpy(dtype=float)
+    ys = pd.to_numeric(frame[names[1]], errors="coerce").to_numpy(dtype=float)
+    ok = ~(np.isnan(xs) | np.isnan(ys))
+    points = np.full(len(frame), None, dtype=object)
+    points[ok] = shapely.points(xs[ok], ys[ok])
+    return points
 
 
 def _guard_swapped(
@@ -288,7 +316,11 @@ def _upsert(
 
 def _columns(raw: RawTable, kind: Kind, mapping: dict[str, str] | None) -> dict[str, str]:
     """Canonical field → header for this file, or a clear error naming what is missing."""
-    geometry_inputs = GEOMETRY_FIELDS if kind.geometry and raw.geometry is None else ()
+    geometry_inputs: tuple[str, ...] = ()
+    if kind.geometry and raw.geometry is None:
+        geometry_inputs = GEOMETRY_FIELDS
+    elif kind.footprints:  # a footprint file may give the building's point beside it
+        geometry_inputs = ("lon", "lat", "x", "y")
     cols = resolve_columns(
         list(raw.frame.columns),
         required=kind.required,
@@ -300,6 +332,7 @@ def _columns(raw: RawTable, kind: Kind, mapping: dict[str, str] | None) -> dict[
     )
     if (
         geometry_inputs
+        and raw.geometry is None
         and kind.geometry_required
         and not ({"lon", "lat"} <= cols.keys() or {"x", "y"} <= cols.keys() or "wkt" in cols)
     ):
@@ -320,19 +353,26 @@ def _staged(
     lines: np.ndarray,
     kind: Kind,
     first_row: int,
+    anchors: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The good rows of a chunk as staging rows, numbered from ``first_row``."""
+    """The good rows of a chunk as staging rows, numbered from ``first_row``. A footprint
+    becomes the building's ``footprint``, and its point the one given beside it
+    (``anchors``, storage CRS) or else its point on surface."""
     staged = typed[ok].copy()
     staged.insert(0, "_row", np.arange(first_row, first_row + int(ok.sum())))
     staged.insert(1, "_line", lines[ok])
     if geoms is not None:
         g = geoms[ok]
-        if kind.name == "buildings":
+        if kind.footprints:
             is_poly = np.isin(shapely.get_type_id(g), [3, 6])
             staged["footprint"] = gpd.GeoSeries(
                 np.where(is_poly, g, None), crs=STORAGE_EPSG, index=staged.index
             )
-            g = np.where(is_poly, shapely.point_on_surface(g), g)
+            point = np.where(is_poly, shapely.point_on_surface(g), g)
+            if anchors is not None:
+                given = is_poly & ~shapely.is_missing(anchors[ok])
+                point[given] = anchors[ok][given]
+            g = point
         staged["geom"] = gpd.GeoSeries(g, crs=STORAGE_EPSG, index=staged.index)
     return staged
 
@@ -399,9 +439,15 @@ def _load(
             frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
             problems = _Problems(raw.source, raw.lines, raw.unit)
             typed = parse_fields(frame, kind, problems, options.timezone)
+            anchors = anchor_points(raw, frame, kind)
             geoms = (
-                build_geometry(raw, frame, kind, spec, problems, report) if kind.geometry else None
+                build_geometry(raw, frame, kind, spec, problems, report, anchors)
+                if kind.geometry
+                else None
             )
+            if anchors is not None:  # to the storage CRS, like the geometries
+                given = ~shapely.is_missing(anchors)
+                anchors[given] = _to_storage(shapely.force_2d(anchors[given]), spec)
             # what the file carries, before a Python step fills in defaults (a title or
             # a deadline computed for new rows must not overwrite stored ones on reload)
             present |= set(typed.columns) | ({"geometry"} if geoms is not None else set())
@@ -413,7 +459,7 @@ def _load(
             if options.strict and problems.by_row:
                 raise _refuse(report, list(problems.by_row.values()))
             ok = ~problems.mask(len(typed))
-            staged = _staged(typed, geoms, ok, raw.lines, kind, next_row)
+            staged = _staged(typed, geoms, ok, raw.lines, kind, next_row, anchors)
             next_row += len(staged)
             copy_frame(conn, "stage_load", staged)
             early += problems.by_row.values()

@@ -14,6 +14,11 @@ xlsx      the same columns as CSV, through GDAL's XLSX driver
 open311   Open311 GeoReport v2 service requests (a JSON array), incidents only
 ========  ==================================================================================
 
+A building's footprint travels with it: in GeoJSON and GeoPackage a building that has one is
+drawn as its footprint, with its own point as ``lon``/``lat`` text beside it (the others
+stay points); in CSV and XLSX the footprint is a ``wkt`` column after ``lon``/``lat``. The
+loader takes the polygon as the footprint and the coordinates as the point.
+
 What crosses the file boundary is chosen so that a reload is exact, not merely close:
 timestamps are ISO 8601 text in local time with their offset (``2026-03-01T08:30:00+08:00``,
 microseconds kept), dates ISO text, coordinates and other real numbers the shortest text that
@@ -172,7 +177,8 @@ EXPORTS: dict[str, ExportSpec] = {
     ),
     "buildings": ExportSpec(
         sql="SELECT b.code, b.address, b.floors, b.use, b.grid_code, b.street_code, "
-        "left(b.grid_code, 12) AS community_code, ST_AsBinary(b.geom) AS geom FROM building b",
+        "left(b.grid_code, 12) AS community_code, ST_AsBinary(b.footprint) AS footprint, "
+        "ST_AsBinary(b.geom) AS geom FROM building b",
         filters={"code": "text", **_AREA_FILTERS, "use": "text", "floors": "int"},
     ),
     "incidents": ExportSpec(
@@ -523,6 +529,8 @@ def export_kind(
         else:
             result = conn.execute(stmt, params)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    if kind.footprints:
+        frame["footprint"] = shapely.from_wkb(frame["footprint"].to_numpy(dtype=object))
     missing = [f for f in kind.fields if f not in frame.columns]
     if missing:  # the spec drifted from the kind: a bug here, not the user's
         raise RuntimeError(f"EXPORTS[{kind_name!r}] does not select {missing}")
@@ -605,9 +613,12 @@ def _native(frame: pd.DataFrame, kind: Kind, tz: str) -> pd.DataFrame:
     return out
 
 
-def _reprojected(frame: pd.DataFrame, target: coords.CrsSpec) -> np.ndarray:
-    """The geometries of ``frame`` (EPSG:4490) in ``target``."""
-    geoms = np.asarray(frame.geometry.values, dtype=object)
+def _reprojected(
+    frame: pd.DataFrame, target: coords.CrsSpec, column: str | None = None
+) -> np.ndarray:
+    """The geometries of ``frame`` (EPSG:4490) in ``target``; ``column``: another geometry
+    column than the frame's geometry (a building's footprint)."""
+    geoms = np.asarray((frame[column] if column else frame.geometry).values, dtype=object)
     if target == coords.STORAGE_CRS or not len(geoms):
         return geoms
 
@@ -633,17 +644,33 @@ def _table(frame: pd.DataFrame, kind: Kind, target: coords.CrsSpec | None, tz: s
         return out
     geoms = _reprojected(frame, target)
     if kind.geometry == "point":
-        xname, yname = ("x", "y") if _is_projected(target) else ("lon", "lat")
-        missing = shapely.is_missing(geoms)
-        xs = shapely.get_x(geoms)
-        ys = shapely.get_y(geoms)
-        out[xname] = [None if m else repr(float(v)) for m, v in zip(missing, xs, strict=True)]
-        out[yname] = [None if m else repr(float(v)) for m, v in zip(missing, ys, strict=True)]
+        out = pd.concat([out, _xy_text(geoms, target, out.index)], axis=1)
+        if kind.footprints:  # the footprint beside the point, as WKT
+            out["wkt"] = _wkt(_reprojected(frame, target, "footprint"))
     else:
-        out["wkt"] = [
-            None if g is None else shapely.to_wkt(g, rounding_precision=-1) for g in geoms
-        ]
+        out["wkt"] = _wkt(geoms)
     return out
+
+
+def _wkt(geoms: np.ndarray) -> list[str | None]:
+    """Exact WKT (every digit of each double), None for a missing geometry."""
+    return [None if g is None else shapely.to_wkt(g, rounding_precision=-1) for g in geoms]
+
+
+def _xy_text(points: np.ndarray, target: coords.CrsSpec, index: pd.Index) -> pd.DataFrame:
+    """``lon``/``lat`` (``x``/``y`` in a projected CRS) of points as the shortest text that
+    reads back to the same double; None for a missing point."""
+    xname, yname = ("x", "y") if _is_projected(target) else ("lon", "lat")
+    missing = shapely.is_missing(points)
+    xs, ys = shapely.get_x(points), shapely.get_y(points)
+    return pd.DataFrame(
+        {
+            xname: [None if m else repr(float(v)) for m, v in zip(missing, xs, strict=True)],
+            yname: [None if m else repr(float(v)) for m, v in zip(missing, ys, strict=True)],
+        },
+        index=index,
+        dtype=object,
+    )
 
 
 # --- writers --------------------------------------------------------------------------------
@@ -665,16 +692,25 @@ def _write_vector(
     if kind.geometry is None or target is None:  # a table without geometry (workers)
         pyogrio.write_dataframe(attrs, path, driver=driver, layer=layer)
         return
-    gdf = gpd.GeoDataFrame(
-        attrs, geometry=gpd.GeoSeries(_reprojected(frame, target), index=attrs.index)
-    )
+    geoms = _reprojected(frame, target)
+    geometry_type = _GEOMETRY_TYPES[kind.geometry]
+    if kind.footprints:
+        # a building with a footprint is drawn as it (what a GIS user expects to see), its
+        # point travelling as lon/lat text beside it; the others stay points
+        attrs = pd.concat([attrs, _xy_text(geoms, target, attrs.index)], axis=1)
+        footprints = _reprojected(frame, target, "footprint")
+        has = ~shapely.is_missing(footprints)
+        if has.any():
+            geoms = np.where(has, footprints, geoms)
+            geometry_type = "Unknown"
+    gdf = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, index=attrs.index))
     gdf = gdf.set_crs(target.epsg, allow_override=True)
     pyogrio.write_dataframe(
         gdf,
         path,
         driver=driver,
         layer=layer,
-        geometry_type=_GEOMETRY_TYPES[kind.geometry],
+        geometry_type=geometry_type,
         promote_to_multi=kind.geometry == "polygon",
     )
 

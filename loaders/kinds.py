@@ -152,6 +152,11 @@ class Kind:
             f"ROW({xkey})) ORDER BY {key}, _row DESC) d WHERE s._row = d._row RETURNING s._row"
         )
 
+    @property
+    def footprints(self) -> bool:
+        """Whether a polygon is the row's footprint, stored beside its point (buildings)."""
+        return "footprint" in self.extra
+
     def _reads_present(self, expr: str, present: set[str]) -> bool:
         """Whether the file carries the field ``expr`` takes its value from: the first
         input field it reads (``coalesce(s.occurred_at, s.reported_at)`` is occurred_at,

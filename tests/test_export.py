@@ -380,7 +380,7 @@ def test_formats_record_their_crs(source: Engine, tmp_path: Path) -> None:
     assert pyogrio.read_info(tmp_path / "g.geojson")["crs"] == "EPSG:4326"
     export_kind(source, "buildings", tmp_path / "b.csv", crs="EPSG:4549")
     header = (tmp_path / "b.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert header.endswith(",x,y")  # projected: easting/northing columns
+    assert header.endswith(",x,y,wkt")  # projected: easting/northing, then the footprint
 
 
 def test_gcj02_only_where_the_file_cannot_lie_about_it(source: Engine, tmp_path: Path) -> None:
@@ -457,4 +457,88 @@ def test_every_kind_exports_exactly_the_fields_its_loader_reads(
     for name, kind in KINDS.items():
         export_kind(source, name, tmp_path / f"{name}.csv", where=["street_code=none"])
         header = (tmp_path / f"{name}.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-        assert header.split(",") == [*kind.fields, *geometry_columns[kind.geometry]], name
+        footprint = ["wkt"] if kind.footprints else []  # buildings: the footprint as WKT
+        assert header.split(",") == [
+            *kind.fields,
+            *geometry_columns[kind.geometry],
+            *footprint,
+        ], name
+
+
+# --- building footprints ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def footprint_source(
+    server: TestServer,
+    template_db: str,
+    files,  # noqa: F811
+    demo,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Engine]:
+    """A store whose buildings have footprints: loaded from a CSV giving each building's
+    point (lon/lat) beside its footprint (wkt); some rows give only the point, some only
+    the footprint (their point: its point on surface)."""
+    name = server.create("export_fp", template=template_db)
+    eng = make_engine(server.url(name))
+    folder = files["streets"].parent
+    for kind, f in ORDER[:4]:
+        load_file(eng, kind, folder / f, Options())
+    b = demo.building.head(400)
+    table = b[["code", "address", "floors", "use"]].assign(
+        lon=[repr(v) for v in b.geom.x],
+        lat=[repr(v) for v in b.geom.y],
+        wkt=[p.wkt if p is not None else None for p in b.footprint],
+    )
+    table.loc[table.index[::5], "wkt"] = None  # points only
+    only_footprint = [i for i in range(1, 400, 7) if i % 5]
+    table.loc[table.index[only_footprint], ["lon", "lat"]] = None  # footprints only
+    path = tmp_path_factory.mktemp("fp") / "buildings.csv"
+    table.to_csv(path, index=False)
+    report = load_file(eng, "buildings", path, Options())
+    assert (report.inserted, report.rejected) == (400, []), report.summary()
+    yield eng
+    eng.dispose()
+    server.drop(name)
+
+
+def test_a_building_file_gives_the_point_beside_the_footprint(
+    footprint_source: Engine, demo
+) -> None:
+    b = demo.building.head(400).reset_index(drop=True)
+    with footprint_source.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT code, ST_X(geom), ST_Y(geom), footprint IS NOT NULL, "
+                "ST_Equals(geom, ST_PointOnSurface(footprint)) FROM building ORDER BY code"
+            )
+        ).all()
+    rows = {r[0]: r for r in stored}
+    with_both = [i for i in range(400) if i % 5 and (i - 1) % 7]
+    assert with_both and all(
+        rows[b.code[i]][1:4] == (b.geom.x[i], b.geom.y[i], True) for i in with_both
+    )
+    assert all(not rows[b.code[i]][3] for i in range(0, 400, 5))  # points only
+    assert all(rows[b.code[i]][4] for i in range(1, 400, 7) if i % 5)  # footprint only
+    # the case the round trip is about: a point that is not the footprint's point on surface
+    assert sum(not rows[b.code[i]][4] for i in with_both) > 100
+
+
+@pytest.mark.parametrize("fmt", TABLE_FORMATS)
+def test_buildings_with_footprints_round_trip(
+    footprint_source: Engine,
+    fresh_engine: Engine,
+    files,  # noqa: F811
+    fmt: str,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / f"buildings{SUFFIX[fmt]}"
+    done = export_kind(footprint_source, "buildings", path, fmt=fmt)
+    assert done.rows == 400
+    for kind, f in ORDER[:4]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    report = load_file(fresh_engine, "buildings", path, Options())
+    assert (report.inserted, report.rejected) == (400, []), report.summary()
+    assert _differences(footprint_source, fresh_engine, ["building"]) == {}
+    again = load_file(footprint_source, "buildings", path, Options())
+    assert (again.inserted, again.updated, again.rejected) == (0, 0, []), again.summary()
