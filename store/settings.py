@@ -86,9 +86,9 @@ def get_settings() -> Settings:
 class AccessSettings(BaseSettings):
     """Logins, sessions and the audit trail (issue 7), each from ``GRIDONE_<FIELD>``.
 
-    Kept apart from :class:`Settings` like ``geo.settings`` until the README's configuration
-    table lists them; :func:`store.access.authenticate` and the session functions take it
-    explicitly."""
+    Apart from :class:`Settings` because only the access functions need them
+    (:func:`store.access.authenticate` and the session functions take it explicitly); listed
+    in the README's configuration table like the others (tests/test_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="GRIDONE_", extra="ignore", frozen=True)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from store.settings import PROJECT_ROOT, Settings
+from store.settings import PROJECT_ROOT, AccessSettings, Settings
 
 
 def _env_name(name: str, field) -> str:
@@ -14,9 +14,12 @@ def _env_name(name: str, field) -> str:
     return alias if isinstance(alias, str) else f"GRIDONE_{name.upper()}"
 
 
-@pytest.mark.parametrize("name", list(Settings.model_fields))
-def test_setting_is_documented(name: str) -> None:
-    field = Settings.model_fields[name]
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(cls, name) for cls in (Settings, AccessSettings) for name in cls.model_fields],
+)
+def test_setting_is_documented(cls: type, name: str) -> None:
+    field = cls.model_fields[name]
     assert field.description and len(field.description) > 20, name
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert re.search(rf"^\| `{_env_name(name, field)}` \|", readme, re.M), (
