@@ -22,6 +22,8 @@ from store.vocab import Lang  # noqa: E402
 VIEWS = Path(__file__).resolve().parent / "views"
 #: Where Streamlit serves dashboard/static/vendor (server.enableStaticServing).
 ASSET_BASE = "/app/static/vendor"
+#: The language picker's labels, each in its own language.
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 #: Seconds between reconnection attempts while the database is down.
 RETRY_SECONDS = 5
 
@@ -49,7 +51,7 @@ def _database_down(error: Exception, lang: Lang) -> None:
 
 def run() -> None:
     """Render one run of the app: page config, database check, navigation, the page."""
-    lang = data.settings().language
+    lang = data.language()
     st.set_page_config(page_title=t("app_title", lang), page_icon="🗺️", layout="wide")
     use_local_assets(ASSET_BASE)
     try:
@@ -95,6 +97,14 @@ def run() -> None:
                 url_path="briefing",
             ),
         ]
+    )
+    st.sidebar.radio(
+        "语言 / Language",
+        ["zh", "en"],
+        index=0 if lang == "zh" else 1,
+        key=data.LANG_KEY,
+        format_func=LANGUAGE_NAMES.__getitem__,
+        horizontal=True,
     )
     try:
         page.run()

@@ -21,6 +21,7 @@ from geo.period import as_instant
 from store import queries
 from store.db import check_connection, make_engine, resolve_url
 from store.settings import Settings, get_settings
+from store.vocab import Lang
 
 CACHE_SECONDS = 300
 
@@ -35,6 +36,17 @@ def settings() -> Settings:
 def engine() -> Engine:
     """The engine (pre-ping: a restarted database is picked up again)."""
     return make_engine(resolve_url(settings()))
+
+
+#: Session-state key of the language picked in the sidebar (dashboard/app.py).
+LANG_KEY = "lang"
+
+
+def language() -> Lang:
+    """The language of this browser session: the one picked in the sidebar, else the
+    ``GRIDONE_LANGUAGE`` setting."""
+    picked = st.session_state.get(LANG_KEY)
+    return picked if picked in ("zh", "en") else settings().language
 
 
 def check() -> None:

@@ -9,15 +9,16 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import CACHE_SECONDS, engine, settings
+from dashboard.data import CACHE_SECONDS, engine
 from geo import assess as geo_assess
 from geo.kpis import kpis_by_unit, make_period
 from geo.period import as_instant
 from store import queries, workcal
+from store.vocab import Lang
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def assessment(street: str | None, month: str, patrols: bool) -> pd.DataFrame:
+def assessment(street: str | None, month: str, patrols: bool, lang: Lang) -> pd.DataFrame:
     """:func:`geo.assess.assess` of ``street`` for ``month`` (``"2026-10"``), with
     two-patrol compliance computed from the tracks when ``patrols`` (else left out of the
     score), grade labels in the dashboard's language."""
@@ -27,7 +28,7 @@ def assessment(street: str | None, month: str, patrols: bool) -> pd.DataFrame:
             street=street,
             month=month,
             patrol_share="compute" if patrols else None,
-            lang=settings().language,
+            lang=lang,
         )
 
 

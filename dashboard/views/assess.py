@@ -21,7 +21,7 @@ from geo.settings import default_settings
 from store.workcal import CalendarNotCoveredError
 
 s = data.settings()
-lang = s.language
+lang = data.language()
 rules = default_settings()
 st.title(t("page_assess", lang))
 summary = data.summary()
@@ -95,7 +95,7 @@ street_code = street or None
 try:
     workdays, with_tracks = data_assess.track_days(street_code, month)
     included = av.patrols_included(patrols, workdays, with_tracks)
-    frame = data_assess.assessment(street_code, month, included)
+    frame = data_assess.assessment(street_code, month, included, lang)
     grid_kpis = data_assess.grid_kpis(street_code, month)
 except (ValueError, CalendarNotCoveredError) as exc:  # geo's checks: say so, no traceback
     st.error(t("as_failed", lang, error=exc))

@@ -14,7 +14,7 @@ from dashboard import data, data_briefing
 from dashboard.briefing import EmptyPeriodError
 from dashboard.i18n import t
 
-lang = data.settings().language
+lang = data.language()
 st.title(t("page_briefing", lang))
 st.caption(t("br_intro", lang))
 if data.summary().grids == 0:

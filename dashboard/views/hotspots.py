@@ -15,7 +15,7 @@ from dashboard.i18n import t
 from dashboard.maps import hotspot_map
 
 s = data.settings()
-lang = s.language
+lang = data.language()
 st.title(t("page_hotspots", lang))
 if data.summary().grids == 0:
     st.info(t("empty_store", lang))

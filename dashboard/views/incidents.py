@@ -12,7 +12,7 @@ from dashboard import data_incidents as di
 from dashboard import incidents_view as iv
 from dashboard.i18n import t
 
-lang = data.settings().language
+lang = data.language()
 st.title(t("page_incidents", lang))
 latest = data.latest_incident_day()
 if data.summary().grids == 0 or latest is None:

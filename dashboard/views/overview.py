@@ -20,7 +20,7 @@ from geo.kpis import FIGURES
 from store.vocab import INCIDENT_STATUSES, label
 
 s = data.settings()
-lang = s.language
+lang = data.language()
 st.title(t("page_overview", lang))
 if data.summary().grids == 0:
     st.info(t("empty_store", lang))

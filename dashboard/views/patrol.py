@@ -19,7 +19,7 @@ from dashboard.i18n import t
 from dashboard.patrol_maps import patrol_map
 
 s = data.settings()
-lang = s.language
+lang = data.language()
 st.title(t("page_patrol", lang))
 streets = data.street_names()
 if data.summary().grids == 0 or not streets:

@@ -41,3 +41,21 @@ def test_database_down_shows_the_next_step(stopped_db_app, offline_page) -> None
     assert page.locator("text=Traceback").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard_db_down.png"))
+
+
+@pytest.mark.browser
+def test_language_switch_follows_the_user_across_pages(app_url: str, offline_page) -> None:
+    """The sidebar's 中文 / English picker changes every text at once and stays picked on
+    the next page (session state), without touching GRIDONE_LANGUAGE."""
+    page = offline_page.page
+    page.goto(f"{app_url}/hotspots")
+    page.get_by_role("heading", name="热点", exact=True).wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
+    page.get_by_role("heading", name="Hotspots", exact=True).wait_for(timeout=60_000)
+    assert page.get_by_role("heading", name="热点", exact=True).count() == 0
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Incidents", exact=True).click()
+    page.get_by_role("heading", name="Incidents", exact=True).wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()
+    page.get_by_role("heading", name="事件", exact=True).wait_for(timeout=60_000)
+    assert page.locator("text=Traceback").count() == 0
+    offline_page.assert_clean("/hotspots")
