@@ -48,6 +48,9 @@ DEFAULT_PERIOD_DAYS = 90
 MIN_ZOOM, MAX_ZOOM = 3, 22
 #: Zoom a link to one incident opens at (a few buildings across).
 INCIDENT_ZOOM = 17
+#: Most incidents drawn one by one; above it, the map shows counts per grid
+#: (:func:`count_layer`): ~10k points are ~2.5 MB of page and seconds of drawing.
+POINT_LIMIT = 10_000
 #: Classes of the indicator layer.
 CLASSES = 5
 #: Fill of grids with no value (no households, no cases due, no working day).
@@ -359,6 +362,31 @@ def incident_layer(
         for k, colour in palette.items()
         if k in present
     ]
+    return out, entries
+
+
+def count_layer(
+    counts: gpd.GeoDataFrame,
+    color_by: str,
+    palette: Mapping[str, str],
+    category_names: Mapping[str, str],
+    lang: Lang,
+) -> tuple[gpd.GeoDataFrame, list[tuple[str, str]]]:
+    """Incident counts per grid (:func:`store.overview_sql.incident_counts`) with their
+    colour key (``__color_key``: the most frequent category group or status) and the text
+    of their tooltip (``__top``), and the legend entries of the keys present."""
+    keys = counts["top_key"].astype(str)
+
+    def name(k: str) -> str:
+        return (
+            category_names.get(k, k)
+            if color_by == "category"
+            else label("incident_status", k, lang)
+        )
+
+    out = counts.assign(__color_key=keys, __top=[name(k) for k in keys])
+    present = set(keys)
+    entries = [(colour, name(k)) for k, colour in palette.items() if k in present]
     return out, entries
 
 
