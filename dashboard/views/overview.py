@@ -222,13 +222,15 @@ if "cameras" in chosen:
     extra["cameras"] = cam.assign(__kind=[label("facility_kind", k, lang) for k in cam["kind"]])
 
 # --- the view: a link's centre/zoom or incident, else fit the grids --------------------------
-# The opening view is fixed for the session (until the linked incident changes): the centre
-# and zoom written back to the URL as the user pans must not rebuild the map, or it would
-# be drawn again on every pan and a click made meanwhile would be lost.
+# The view the map opens at changes only with what the map shows (the filters, layers, the
+# linked incident: `shown`), never with a pan or a click, or the map would be drawn again and
+# a click made meanwhile lost. A filter change opens the new map where the user had moved to
+# (the URL's centre and zoom, which the map keeps up to date).
+shown = dataclasses.replace(q, lat=None, lng=None, zoom=None, grid=None)
 at = None if linked is None else (linked.geometry.x.iloc[0], linked.geometry.y.iloc[0])
-if st.session_state.get("ov_view_for", "-") != q.incident:
+if st.session_state.get("ov_view_for") != shown:
     st.session_state["ov_view"] = ov.opening_view(q, at)
-    st.session_state["ov_view_for"] = q.incident
+    st.session_state["ov_view_for"] = shown
 view = st.session_state["ov_view"]
 if view is not None and gcj02:
     lng, lat = ov.point_to_gcj02(view[1], view[0])
@@ -270,7 +272,7 @@ if indicator == "two_patrol":
         else t("ov_two_patrol_none", lang)
     )
 rendered = dov.rendered_map(
-    dataclasses.replace(q, lat=None, lng=None, zoom=None, grid=None),
+    shown,
     layers_data,
     lang=lang,
     view=view,
