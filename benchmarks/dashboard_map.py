@@ -105,6 +105,9 @@ class Figures:
     #: run's request, then one per rerun the map asked for)
     settled_mb: float | None = None
     messages: int | None = None
+    #: of ``settled_mb``: megabytes that came over the WebSocket (the page's runs: the map),
+    #: the rest being HTTP (Streamlit's frontend, Leaflet and the other assets)
+    websocket_mb: float | None = None
 
 
 class ByteCounter:
@@ -112,6 +115,7 @@ class ByteCounter:
 
     def __init__(self, page: Page) -> None:
         self.total = 0
+        self.websocket = 0
         self.sent_frames = 0
         self.cdp = page.context.new_cdp_session(page)
         self.cdp.send("Network.enable")
@@ -139,7 +143,9 @@ class ByteCounter:
     def _ws(self, event: dict) -> None:
         r = event["response"]
         data = r.get("payloadData", "")
-        self.total += len(base64.b64decode(data)) if r.get("opcode") == 2 else len(data.encode())
+        n = len(base64.b64decode(data)) if r.get("opcode") == 2 else len(data.encode())
+        self.total += n
+        self.websocket += n
 
 
 def _pick(page: Page, label: str, option: str) -> None:
@@ -172,6 +178,7 @@ def measure(
     sent = counter.total / 1e6
     counter.settle(page)
     settled, messages = counter.total / 1e6, counter.sent_frames
+    websocket = counter.websocket / 1e6
     redraw = None
     if change is not None:
         page.evaluate(MARK_OLD, MAP_IFRAME)
@@ -183,7 +190,7 @@ def measure(
         except PlaywrightTimeout as exc:
             print(f"  {url}: no redraw within {TIMEOUT_MS / 1000:.0f} s ({type(exc).__name__})")
     context.close()
-    return Figures(first, redraw, sent, settled, messages)
+    return Figures(first, redraw, sent, settled, messages, websocket)
 
 
 def product_url(base: str, *, start: str, end: str, street: str) -> str:
@@ -237,6 +244,15 @@ def prepare(name: str, scale: str, seed: int, *, regenerate: bool) -> tuple[Engi
 
 def _fmt(x: float | None, unit: str) -> str:
     return "timeout" if x is None else f"{x:.2f} {unit}"
+
+
+def _report(label: str, f: Figures) -> str:
+    """One run's figures on one line."""
+    return (
+        f"  {label}: first map {_fmt(f.first_s, 's')}, filter {_fmt(f.filter_s, 's')}, "
+        f"{f.megabytes:.2f} MB to the map, {_fmt(f.settled_mb, 'MB')} settled "
+        f"({_fmt(f.websocket_mb, 'MB')} over the WebSocket), {f.messages} messages sent"
+    )
 
 
 def _median(xs: list[float | None]) -> float | None:
@@ -294,7 +310,10 @@ def main() -> None:
     naive_dir = Path(tempfile.mkdtemp(prefix="gridone_naive_"))
     (naive_dir / "naive_app.py").write_text(NAIVE_APP)
     os.symlink(ROOT / "dashboard" / "static", naive_dir / "static")
-    shutil.copy(ROOT / ".streamlit" / "config.toml", naive_dir / "config.toml")
+    # the same server settings (static serving of the vendored Leaflet): Streamlit reads
+    # .streamlit/config.toml of its working directory
+    (naive_dir / ".streamlit").mkdir()
+    shutil.copy(ROOT / ".streamlit" / "config.toml", naive_dir / ".streamlit" / "config.toml")
 
     results: dict[str, list[Figures]] = {"ours": [], "baseline": []}
     with sync_playwright() as p:
@@ -308,11 +327,7 @@ def main() -> None:
             change = product_change(group_names[groups[0]])
             for i in range(args.runs + 1):
                 f = measure(browser, url, change)
-                print(
-                    f"  ours{' (warm-up)' if i == 0 else ''}: first map {_fmt(f.first_s, 's')}, "
-                    f"filter {_fmt(f.filter_s, 's')}, {f.megabytes:.2f} MB to the map, "
-                    f"{_fmt(f.settled_mb, 'MB')} settled, {f.messages} messages sent"
-                )
+                print(_report("ours (warm-up)" if i == 0 else "ours", f))
                 if i:
                     results["ours"].append(f)
         finally:
@@ -340,11 +355,7 @@ def main() -> None:
                 # no warm-up: the baseline has no cache to warm, and a run takes minutes
                 for _ in range(args.baseline_runs):
                     f = measure(browser, base, lambda pg: _pick(pg, "category", groups[0]))
-                    print(
-                        f"  baseline: first map {_fmt(f.first_s, 's')}, "
-                        f"filter {_fmt(f.filter_s, 's')}, {f.megabytes:.2f} MB to the map, "
-                        f"{_fmt(f.settled_mb, 'MB')} settled, {f.messages} messages sent"
-                    )
+                    print(_report("baseline", f))
                     results["baseline"].append(f)
             finally:
                 stop_streamlit(proc)
@@ -368,6 +379,7 @@ def main() -> None:
     line("filter change redrawn", lambda f: f.filter_s, "s", "≤ 1 s")
     line("sent to the first map", lambda f: f.megabytes, "MB", "≤ 5 MB")
     line("sent, page settled", lambda f: f.settled_mb, "MB", "≤ 5 MB")
+    line("  of it over WebSocket", lambda f: f.websocket_mb, "MB", "")
     line("messages to the server", lambda f: f.messages, "", "1 = no extra rerun")
     if args.drop:
         drop_database(name)

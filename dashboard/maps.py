@@ -427,15 +427,28 @@ def onemap(
         ["name", "community_name", "worker_name"],
         [t(k, lang) for k in ("grid_name", "community", "worker")],
     )
+    # With nothing filled drawn over it, the indicator layer is also the grid layer (outlines
+    # in the grid colour, the grid's tooltip, the clicks): each grid's outline is sent once,
+    # not twice (at district scale, over a megabyte).
+    covered = any(x is not None and not x.empty for x in (data.heat, data.hotspots))
+    merged = data.indicator is not None and data.indicator_colors is not None and not covered
     if data.indicator is not None and data.indicator_colors is not None:
+        fields = ["name", "__value"]
+        if merged:
+            fields = [*grid_tip[0], "__value"]
         layers.class_layer(
             data.indicator,
             name=t("ov_layer_indicator", lang),
             column="__class",
             colors=data.indicator_colors,
             fill_opacity=0.7,
-            tooltip_fields=["name", "__value"],
-            tooltip_aliases=[t("grid_name", lang), t("ov_value", lang)],
+            line_color=GRID_COLOR if merged else "#ffffff",
+            weight=1 if merged else 0.5,
+            tooltip_fields=fields,
+            tooltip_aliases=[
+                *(grid_tip[1] if merged else [t("grid_name", lang)]),
+                t("ov_value", lang),
+            ],
         ).add_to(m)
     if data.heat is not None and not data.heat.empty:
         codes, _uppers = density_classes(data.heat["density_km2"])
@@ -476,16 +489,16 @@ def onemap(
             weight=3,
             fill_opacity=0.0,
         ).add_to(m)
-    # grids last of the polygons: a faint fill catches clicks (they open the grid's panel)
-    layers.boundary_layer(
-        data.grids,
-        name=t("layer_grids", lang),
-        color=GRID_COLOR,
-        weight=1,
-        fill_opacity=0.02,
-        tooltip_fields=grid_tip[0],
-        tooltip_aliases=grid_tip[1],
-    ).add_to(m)
+    if not merged:  # grids last of the polygons: a faint fill catches clicks (grid panel)
+        layers.boundary_layer(
+            data.grids,
+            name=t("layer_grids", lang),
+            color=GRID_COLOR,
+            weight=1,
+            fill_opacity=0.02,
+            tooltip_fields=grid_tip[0],
+            tooltip_aliases=grid_tip[1],
+        ).add_to(m)
     if data.tracks is not None and not data.tracks.empty:
         tracks = data.tracks.assign(
             __time=data.tracks["started_at"].astype(str).str[11:16]

@@ -11,9 +11,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "ov_category": ("事件类别", "Incident category"),
     "ov_counts_note": (
         "本时段共 {n} 件事件，超过逐点显示上限 {limit} 件，按网格汇总显示（圆越大事件越多，"
-        "颜色为最多的{key}）。选择街道或社区、缩短时段或选定类别即可逐点显示。",
+        "颜色为最多的{what}）。选择街道或社区、缩短时段或选定类别即可逐点显示。",
         "{n} incidents in the period, more than the {limit} drawn one by one: shown as counts "
-        "per grid (bigger circle, more incidents; colour: the most frequent {key}). Choose a "
+        "per grid (bigger circle, more incidents; colour: the most frequent {what}). Choose a "
         "street or community, a shorter period or a category to see each incident.",
     ),
     "ov_counts_key_category": ("类别", "category"),

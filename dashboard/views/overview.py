@@ -260,7 +260,7 @@ if counts is not None:
             lang,
             n=n_incidents,
             limit=ov.POINT_LIMIT,
-            key=t(f"ov_counts_key_{color_by}", lang),
+            what=t(f"ov_counts_key_{color_by}", lang),
         )
     )
 if category:
