@@ -189,20 +189,24 @@ class _CanvasRenderer(MacroElement):
 
     Leaflet draws vector layers as SVG unless told otherwise; thousands of SVG circles are
     slow. ``preferCanvas`` on the map would also turn the polygons into canvas drawings, so
-    points get their own renderer instead.
+    points get their own renderer instead. ``pane``: the Leaflet pane it draws in (None: the
+    overlay pane, where SVG polygons drawn later may cover it; ``"markerPane"`` keeps it on
+    top of every polygon).
     """
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.canvas({padding: 0.5});
+            var {{ this.get_name() }} = L.canvas({padding: 0.5
+                {%- if this.pane %}, pane: {{ this.pane|tojson }}{% endif %}});
         {% endmacro %}
         """
     )
 
-    def __init__(self) -> None:
+    def __init__(self, pane: str | None = None) -> None:
         super().__init__()
         self._name = "CanvasRenderer"
+        self.pane = pane
 
 
 class _MapBackground(MacroElement):
@@ -947,7 +951,7 @@ def count_layer(
     radius = np.round(3 + (max_radius - 3) * np.sqrt(counts / top))
     data = gdf.assign(__color=[colors[c] for c in codes], __radius=radius)
     group = folium.FeatureGroup(name=name, show=show)
-    renderer = _CanvasRenderer()
+    renderer = _CanvasRenderer(pane="markerPane")  # over the polygons, like markers
     renderer.add_to(group)
     folium.GeoJson(
         _feature_collection(data, ["__color", "__radius", *fields]),

@@ -566,6 +566,7 @@ def onemap(
             count_column="count",
             color_column="__color_key",
             palette=data.incident_palette or {},
+            max_radius=7,  # a grid is ~20 px across on the district's opening view
             tooltip_fields=["name", "count", "__top"],
             tooltip_aliases=[t("grid_name", lang), t("ov_count", lang), t("ov_top", lang)],
         ).add_to(m)
