@@ -366,6 +366,15 @@ def main() -> None:
         ours = _median([get(f) for f in results["ours"]])
         base_ = _median([get(f) for f in results["baseline"]]) if results["baseline"] else None
         ratio = f"{base_ / ours:.1f}×" if ours and base_ else "–"
+        if unit == "s" and ours and base_ is None and results["baseline"]:
+            # the baseline timed out: it took at least the timeout
+            base_str = f"> {TIMEOUT_MS / 1000:.0f} s"
+            ratio = f"≥ {TIMEOUT_MS / 1000 / ours:.0f}×"
+            print(
+                f"{label:<22} ours {_fmt(ours, unit):>10}   baseline {base_str:>10}   "
+                f"baseline/ours {ratio:>7}   target {target}"
+            )
+            return
         print(
             f"{label:<22} ours {_fmt(ours, unit):>10}   baseline {_fmt(base_, unit):>10}   "
             f"baseline/ours {ratio:>7}   target {target}"
