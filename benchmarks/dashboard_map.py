@@ -375,13 +375,15 @@ def main() -> None:
                 f"baseline/ours {ratio:>7}   target {target}"
             )
             return
+        shown = _fmt(base_, unit) if results["baseline"] else "not run"
         print(
-            f"{label:<22} ours {_fmt(ours, unit):>10}   baseline {_fmt(base_, unit):>10}   "
+            f"{label:<22} ours {_fmt(ours, unit):>10}   baseline {shown:>10}   "
             f"baseline/ours {ratio:>7}   target {target}"
         )
 
     print(
-        f"\nmedian of {args.runs} warm runs of ours, {args.baseline_runs} of the baseline "
+        f"\nmedian of {args.runs} warm runs of ours, "
+        f"{0 if args.skip_baseline else args.baseline_runs} of the baseline "
         f"({name}, street={args.street}, {n:,} incidents in the period):"
     )
     line("first map drawn", lambda f: f.first_s, "s", "≤ 3 s")
