@@ -10,7 +10,10 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
+from dashboard import map_render
 from dashboard.data import CACHE_SECONDS, engine
+from dashboard.maps import OneMapLayers, onemap
+from dashboard.overview_view import OverviewQuery
 from geo import coverage as geo_coverage
 from geo import hotspots as geo_hotspots
 from geo import kde as geo_kde
@@ -29,13 +32,20 @@ def communities(street: str | None) -> dict[str, str]:
     return dict(zip(frame["code"], frame["name"], strict=True))
 
 
+def _tolerance(street: str | None) -> float:
+    """Outline simplification of the map: finer for one street than for the whole district
+    (which opens zoomed further out)."""
+    return sql.GRID_SIMPLIFY_DEG if street else sql.DISTRICT_SIMPLIFY_DEG
+
+
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def admin_outlines(street: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Street and community outlines."""
+    """Street and community outlines, simplified in PostGIS."""
+    tol = _tolerance(street)
     with engine().connect() as conn:
         return (
-            queries.admin_units(conn, "street", street_code=street),
-            queries.admin_units(conn, "community", street_code=street),
+            sql.map_admin_units(conn, "street", street=street, simplify_deg=tol),
+            sql.map_admin_units(conn, "community", street=street, simplify_deg=tol),
         )
 
 
@@ -43,7 +53,9 @@ def admin_outlines(street: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
 def grids(street: str | None, community: str | None) -> gpd.GeoDataFrame:
     """Current grids, outlines simplified in PostGIS."""
     with engine().connect() as conn:
-        return sql.map_grids(conn, street=street, community=community)
+        return sql.map_grids(
+            conn, street=street, community=community, simplify_deg=_tolerance(street)
+        )
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
@@ -95,6 +107,53 @@ def incidents(
             grid=grid,
             category=category,
             status=status,
+        )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def incident_total(
+    street: str | None,
+    community: str | None,
+    start: dt.date,
+    end: dt.date,
+    category: str | None,
+    status: str | None,
+) -> int:
+    """How many incidents :func:`incidents` would return (without reading them)."""
+    with engine().connect() as conn:
+        return sql.incident_total(
+            conn,
+            since=as_instant(start),
+            until=as_instant(end),
+            street=street,
+            community=community,
+            category=category,
+            status=status,
+        )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def incident_counts(
+    street: str | None,
+    community: str | None,
+    start: dt.date,
+    end: dt.date,
+    category: str | None,
+    status: str | None,
+    by_status: bool,
+) -> gpd.GeoDataFrame:
+    """Incidents of ``[start, end)`` counted per grid in PostGIS
+    (:func:`store.overview_sql.incident_counts`)."""
+    with engine().connect() as conn:
+        return sql.incident_counts(
+            conn,
+            since=as_instant(start),
+            until=as_instant(end),
+            street=street,
+            community=community,
+            category=category,
+            status=status,
+            by_status=by_status,
         )
 
 
@@ -169,3 +228,31 @@ def grid_details(grid: str) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame,
             sql.last_patrols(conn, grid),
             sql.open_incidents(conn, grid),
         )
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=64)
+def rendered_map(
+    view_of: OverviewQuery,
+    _layers: OneMapLayers,
+    *,
+    lang: str,
+    view: tuple[float, float, float] | None,
+    tile_url: str | None,
+    attribution: str,
+    max_zoom: int,
+) -> map_render.RenderedMap:
+    """The 一张图 map of ``_layers`` rendered once (:func:`dashboard.maps.onemap`,
+    :func:`dashboard.map_render.render`), cached by ``view_of``: the page's query without
+    what only moves the map (centre, zoom) or opens a panel (grid), from which ``_layers``
+    was built. A rerun that changes no filter (a click, the map reporting its centre) then
+    costs nothing here."""
+    m = onemap(
+        _layers,
+        lang=lang,  # type: ignore[arg-type]
+        view=view,
+        tile_url=tile_url,
+        attribution=attribution,
+        max_zoom=max_zoom,
+        view_in_url=not view_of.gcj02,
+    )
+    return map_render.render(m)

@@ -43,6 +43,7 @@ __all__ = [
     "boundary_layer",
     "building_layer",
     "class_layer",
+    "count_layer",
     "heat_layer",
     "legend",
     "point_layer",
@@ -188,20 +189,24 @@ class _CanvasRenderer(MacroElement):
 
     Leaflet draws vector layers as SVG unless told otherwise; thousands of SVG circles are
     slow. ``preferCanvas`` on the map would also turn the polygons into canvas drawings, so
-    points get their own renderer instead.
+    points get their own renderer instead. ``pane``: the Leaflet pane it draws in (None: the
+    overlay pane, where SVG polygons drawn later may cover it; ``"markerPane"`` keeps it on
+    top of every polygon).
     """
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.canvas({padding: 0.5});
+            var {{ this.get_name() }} = L.canvas({padding: 0.5
+                {%- if this.pane %}, pane: {{ this.pane|tojson }}{% endif %}});
         {% endmacro %}
         """
     )
 
-    def __init__(self) -> None:
+    def __init__(self, pane: str | None = None) -> None:
         super().__init__()
         self._name = "CanvasRenderer"
+        self.pane = pane
 
 
 class _MapBackground(MacroElement):
@@ -906,3 +911,60 @@ def legend(
         colour, label = entry
         checked.append((_check_color(colour, "legend colour"), str(label)))
     return Legend(title, checked, position)
+
+
+def count_layer(
+    gdf: gpd.GeoDataFrame,
+    *,
+    name: str,
+    count_column: str,
+    color_column: str,
+    palette: Mapping[Any, str],
+    max_radius: float = 16,
+    tooltip_fields: Sequence[str] | None = None,
+    tooltip_aliases: Sequence[str] | None = None,
+    show: bool = True,
+) -> folium.FeatureGroup:
+    """Counts at points (incidents per grid) as canvas circles whose area grows with the
+    count (the largest ``max_radius`` pixels), coloured by ``color_column`` through
+    ``palette``: what a map shows instead of points too many to send one by one.
+
+    Raises
+    ------
+    ValueError
+        Wrong CRS, non-point geometries, unknown columns, counts that are not non-negative
+        numbers.
+    """
+    what = f"count_layer({name!r})"
+    name = _check_name(name)
+    gdf = _check_frame(gdf, what=what, geom_types=("Point",))
+    max_radius = _check_positive(max_radius, "max_radius")
+    _check_fields(gdf, [count_column, color_column], what=what)
+    fields = _check_fields(gdf, tooltip_fields, what=f"{what} tooltip_fields")
+    aliases = _check_aliases(tooltip_aliases, fields, what=f"{what} tooltip_aliases")
+    counts = pd.to_numeric(gdf[count_column], errors="coerce").to_numpy(dtype=float)
+    if len(counts) and (~np.isfinite(counts) | (counts < 0)).any():
+        raise ValueError(f"{what}: {count_column!r} must hold non-negative numbers")
+    colors, codes = _category_colors(gdf[color_column], palette, column=color_column)
+    top = counts.max() if len(counts) and counts.max() > 0 else 1.0
+    # whole pixels: few distinct styles, so the page holds few style objects
+    radius = np.round(3 + (max_radius - 3) * np.sqrt(counts / top))
+    data = gdf.assign(__color=[colors[c] for c in codes], __radius=radius)
+    group = folium.FeatureGroup(name=name, show=show)
+    renderer = _CanvasRenderer(pane="markerPane")  # over the polygons, like markers
+    renderer.add_to(group)
+    folium.GeoJson(
+        _feature_collection(data, ["__color", "__radius", *fields]),
+        marker=_canvas_circle(renderer, 3),
+        style_function=lambda f: {
+            "color": "#ffffff",
+            "weight": 1,
+            "fillColor": f["properties"]["__color"],
+            "fillOpacity": 0.75,
+            "radius": f["properties"]["__radius"],
+        },
+        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases) if fields else None,
+        control=False,
+        zoom_on_click=False,
+    ).add_to(group)
+    return group

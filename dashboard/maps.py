@@ -10,6 +10,8 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from branca.element import MacroElement
+from folium.template import Template
 from numpy.typing import ArrayLike, NDArray
 
 from dashboard import layers
@@ -337,6 +339,9 @@ class OneMapLayers:
     incidents: gpd.GeoDataFrame | None = None
     incident_palette: dict[str, str] | None = None
     incident_legend: tuple[str, list[tuple[str, str]]] | None = None
+    #: incidents counted per grid (``count``, ``__color_key``, ``name``, ``__top``), drawn
+    #: instead of ``incidents`` when there are too many to send one by one
+    incident_counts: gpd.GeoDataFrame | None = None
     heat: gpd.GeoDataFrame | None = None
     hotspots: gpd.GeoDataFrame | None = None
     tracks: gpd.GeoDataFrame | None = None
@@ -347,6 +352,38 @@ class OneMapLayers:
     linked: gpd.GeoDataFrame | None = None
 
 
+class ViewInUrl(MacroElement):
+    """Keeps the page's URL parameters ``lat``, ``lng`` and ``zoom`` on the map's centre
+    and zoom as the user pans, in the browser (``history.replaceState`` of the page holding
+    the map's iframe): a link reproduces the view without the page running again on every
+    pan. Other parameters are left as they are; nothing happens when the map is not in a
+    same-origin frame."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function (map) {
+            function keep() {
+                try {
+                    var w = window.parent, c = map.getCenter();
+                    var q = new URLSearchParams(w.location.search);
+                    q.set("lat", c.lat.toFixed(6));
+                    q.set("lng", c.lng.toFixed(6));
+                    q.set("zoom", String(map.getZoom()));
+                    w.history.replaceState(w.history.state, "", w.location.pathname + "?" + q);
+                } catch (e) { /* not same-origin: nothing to keep */ }
+            }
+            map.on("moveend", keep);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "ViewInUrl"
+
+
 def onemap(
     data: OneMapLayers,
     *,
@@ -355,6 +392,7 @@ def onemap(
     tile_url: str | None = None,
     attribution: str = "",
     max_zoom: int = 18,
+    view_in_url: bool = False,
 ) -> folium.Map:
     """The 一张图 map: the layers of ``data`` that are not None, in drawing order, with the
     legends of the indicator and the incidents.
@@ -365,6 +403,9 @@ def onemap(
         ``(lat, lng, zoom)`` to open at; None fits the grids.
     tile_url
         Basemap; None for none (the default: nothing leaves the machine).
+    view_in_url
+        Keep the page URL's ``lat``/``lng``/``zoom`` on the map's view as it moves
+        (:class:`ViewInUrl`); only for layers in the URL's CRS (not shifted to GCJ-02).
 
     Raises
     ------
@@ -386,15 +427,28 @@ def onemap(
         ["name", "community_name", "worker_name"],
         [t(k, lang) for k in ("grid_name", "community", "worker")],
     )
+    # With nothing filled drawn over it, the indicator layer is also the grid layer (outlines
+    # in the grid colour, the grid's tooltip, the clicks): each grid's outline is sent once,
+    # not twice (at district scale, over a megabyte).
+    covered = any(x is not None and not x.empty for x in (data.heat, data.hotspots))
+    merged = data.indicator is not None and data.indicator_colors is not None and not covered
     if data.indicator is not None and data.indicator_colors is not None:
+        fields = ["name", "__value"]
+        if merged:
+            fields = [*grid_tip[0], "__value"]
         layers.class_layer(
             data.indicator,
             name=t("ov_layer_indicator", lang),
             column="__class",
             colors=data.indicator_colors,
             fill_opacity=0.7,
-            tooltip_fields=["name", "__value"],
-            tooltip_aliases=[t("grid_name", lang), t("ov_value", lang)],
+            line_color=GRID_COLOR if merged else "#ffffff",
+            weight=1 if merged else 0.5,
+            tooltip_fields=fields,
+            tooltip_aliases=[
+                *(grid_tip[1] if merged else [t("grid_name", lang)]),
+                t("ov_value", lang),
+            ],
         ).add_to(m)
     if data.heat is not None and not data.heat.empty:
         codes, _uppers = density_classes(data.heat["density_km2"])
@@ -435,16 +489,16 @@ def onemap(
             weight=3,
             fill_opacity=0.0,
         ).add_to(m)
-    # grids last of the polygons: a faint fill catches clicks (they open the grid's panel)
-    layers.boundary_layer(
-        data.grids,
-        name=t("layer_grids", lang),
-        color=GRID_COLOR,
-        weight=1,
-        fill_opacity=0.02,
-        tooltip_fields=grid_tip[0],
-        tooltip_aliases=grid_tip[1],
-    ).add_to(m)
+    if not merged:  # grids last of the polygons: a faint fill catches clicks (grid panel)
+        layers.boundary_layer(
+            data.grids,
+            name=t("layer_grids", lang),
+            color=GRID_COLOR,
+            weight=1,
+            fill_opacity=0.02,
+            tooltip_fields=grid_tip[0],
+            tooltip_aliases=grid_tip[1],
+        ).add_to(m)
     if data.tracks is not None and not data.tracks.empty:
         tracks = data.tracks.assign(
             __time=data.tracks["started_at"].astype(str).str[11:16]
@@ -505,6 +559,17 @@ def onemap(
                 t("ov_code", lang),
             ],
         ).add_to(m)
+    if data.incident_counts is not None and not data.incident_counts.empty:
+        layers.count_layer(
+            data.incident_counts,
+            name=t("layer_incidents", lang),
+            count_column="count",
+            color_column="__color_key",
+            palette=data.incident_palette or {},
+            max_radius=7,  # a grid is ~20 px across on the district's opening view
+            tooltip_fields=["name", "count", "__top"],
+            tooltip_aliases=[t("grid_name", lang), t("ov_count", lang), t("ov_top", lang)],
+        ).add_to(m)
     if data.linked is not None and not data.linked.empty:
         row = data.linked.iloc[0]
         folium.Marker(
@@ -519,6 +584,8 @@ def onemap(
             ),
             tooltip=str(row["code"]),
         ).add_to(m)
+    if view_in_url:
+        ViewInUrl().add_to(m)
     if data.indicator_legend is not None:
         layers.legend(*data.indicator_legend, position="bottomright").add_to(m)
     if data.incident_legend is not None:

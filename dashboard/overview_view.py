@@ -48,6 +48,9 @@ DEFAULT_PERIOD_DAYS = 90
 MIN_ZOOM, MAX_ZOOM = 3, 22
 #: Zoom a link to one incident opens at (a few buildings across).
 INCIDENT_ZOOM = 17
+#: Most incidents drawn one by one; above it, the map shows counts per grid
+#: (:func:`count_layer`): ~10k points are ~2.5 MB of page and seconds of drawing.
+POINT_LIMIT = 10_000
 #: Classes of the indicator layer.
 CLASSES = 5
 #: Fill of grids with no value (no households, no cases due, no working day).
@@ -56,6 +59,8 @@ NO_DATA_COLOR = "#d9d9d9"
 RAMP: tuple[str, ...] = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 
 _PHONE = re.compile(r"^(\d{3})\d{4}(\d{4})$")
+#: ``street`` value of the whole district (every street), so that the view is linkable.
+ALL_STREETS = "all"
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ class OverviewQuery:
 def default_query(
     latest: dt.date | None, streets: Mapping[str, str], *, gcj02: bool = False
 ) -> OverviewQuery:
-    """The view without URL parameters: the first street, the :data:`DEFAULT_PERIOD_DAYS`
+    """The view without URL parameters: the first street (``?street=all``: the whole
+    district), the :data:`DEFAULT_PERIOD_DAYS`
     days up to the latest incident (today when there is none), default layers; layers
     shifted to GCJ-02 when ``gcj02`` (for a deployment whose basemap is GCJ-02)."""
     end = latest or dt.date.today()
@@ -143,6 +149,16 @@ def _code(digits: tuple[int, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _street(streets: Mapping[str, str]) -> Callable[[str], str | None]:
+    """A street code, or :data:`ALL_STREETS` (None: every street)."""
+    one = us.choice(streets)
+
+    def parse(raw: str) -> str | None:
+        return None if raw.strip() == ALL_STREETS else one(raw)
+
+    return parse
+
+
 def _incident_code(raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > 64 or not re.fullmatch(r"[\w\-.]+", value):
@@ -161,7 +177,7 @@ def parse_query(
     by its default). Codes of communities and grids are checked for form here and for
     existence by the page (it knows them only after reading the street)."""
     readers: list[us.Reader] = [
-        ("street", "street", us.choice(streets), defaults.street or ""),
+        ("street", "street", _street(streets), defaults.street or ALL_STREETS),
         ("community", "community", _code((12,)), ""),
         ("grid", "grid", _code((15,)), ""),
         ("incident", "incident", _incident_code, ""),
@@ -181,6 +197,8 @@ def parse_query(
     ]
     fields, bad = us.read_params(params, readers)
     q = replace(defaults, **fields)
+    if q.street is None and len(streets) == 1:  # one street: it is the whole district
+        q = replace(q, street=next(iter(streets)))
     if q.end < q.start:
         bad.append(us.BadParam("from", params.get("from", ""), defaults.start.isoformat()))
         bad.append(us.BadParam("to", params.get("to", ""), defaults.end.isoformat()))
@@ -201,7 +219,7 @@ def parse_query(
 def to_params(q: OverviewQuery) -> dict[str, str]:
     """The URL parameters reproducing ``q`` (unset fields left out)."""
     out = {
-        "street": q.street,
+        "street": q.street or ALL_STREETS,
         "community": q.community,
         "grid": q.grid,
         "incident": q.incident,
@@ -344,6 +362,31 @@ def incident_layer(
         for k, colour in palette.items()
         if k in present
     ]
+    return out, entries
+
+
+def count_layer(
+    counts: gpd.GeoDataFrame,
+    color_by: str,
+    palette: Mapping[str, str],
+    category_names: Mapping[str, str],
+    lang: Lang,
+) -> tuple[gpd.GeoDataFrame, list[tuple[str, str]]]:
+    """Incident counts per grid (:func:`store.overview_sql.incident_counts`) with their
+    colour key (``__color_key``: the most frequent category group or status) and the text
+    of their tooltip (``__top``), and the legend entries of the keys present."""
+    keys = counts["top_key"].astype(str)
+
+    def name(k: str) -> str:
+        return (
+            category_names.get(k, k)
+            if color_by == "category"
+            else label("incident_status", k, lang)
+        )
+
+    out = counts.assign(__color_key=keys, __top=[name(k) for k in keys])
+    present = set(keys)
+    entries = [(colour, name(k)) for k, colour in palette.items() if k in present]
     return out, entries
 
 

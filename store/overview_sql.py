@@ -21,6 +21,9 @@ from store.queries import read_gdf
 #: Simplification tolerance of grid outlines for the map, in degrees (~1 m): invisible at
 #: street zoom, and it drops the redundant vertices of digitised boundaries.
 GRID_SIMPLIFY_DEG = 1e-5
+#: Tolerance of the outlines of the whole district's map (~5 m): it opens ~3 zoom levels out
+#: (a pixel is ~30 m), and its 1,500 grids would otherwise be most of the page sent.
+DISTRICT_SIMPLIFY_DEG = 5e-5
 
 _GRIDS = text(
     """
@@ -39,12 +42,40 @@ _GRIDS = text(
 
 
 def map_grids(
-    conn: Connection, *, street: str | None = None, community: str | None = None
+    conn: Connection,
+    *,
+    street: str | None = None,
+    community: str | None = None,
+    simplify_deg: float = GRID_SIMPLIFY_DEG,
 ) -> gpd.GeoDataFrame:
     """Current grids (code, name, community, households, worker name), outlines simplified
-    by :data:`GRID_SIMPLIFY_DEG` in PostGIS."""
-    params = {"street": street, "community": community, "tol": GRID_SIMPLIFY_DEG, "srid": WEB_EPSG}
+    by ``simplify_deg`` in PostGIS (topology kept)."""
+    params = {"street": street, "community": community, "tol": simplify_deg, "srid": WEB_EPSG}
     return read_gdf(conn, _GRIDS, params)
+
+
+_ADMIN_OUTLINES = text(
+    """
+    SELECT code, level, name, parent_code,
+           ST_AsBinary(ST_Transform(ST_SimplifyPreserveTopology(geom, :tol), :srid)) AS geom
+      FROM admin_unit
+     WHERE level = :level AND (CAST(:street AS text) IS NULL OR left(code, 9) = left(:street, 9))
+     ORDER BY code
+    """
+)
+
+
+def map_admin_units(
+    conn: Connection,
+    level: str,
+    *,
+    street: str | None = None,
+    simplify_deg: float = GRID_SIMPLIFY_DEG,
+) -> gpd.GeoDataFrame:
+    """Streets or communities (``level``) as :func:`store.queries.admin_units` reads them,
+    outlines simplified by ``simplify_deg`` in PostGIS, for the map."""
+    params = {"level": level, "street": street, "tol": simplify_deg, "srid": WEB_EPSG}
+    return read_gdf(conn, _ADMIN_OUTLINES, params)
 
 
 _INCIDENTS = text(
@@ -302,3 +333,101 @@ def open_incidents(conn: Connection, grid: str) -> pd.DataFrame:
     rows = conn.execute(_OPEN_INCIDENTS, {"grid": grid}).all()
     cols = ["code", "title", "category_zh", "category_en", "status", "reported_at", "deadline"]
     return pd.DataFrame(rows, columns=cols)
+
+
+# --- incidents aggregated per grid (the map zoomed out over many streets) ---------------------
+
+_INCIDENT_COUNTS = text(
+    """
+    WITH hits AS (
+        SELECT i.grid_code,
+               CASE WHEN :by_status THEN i.status ELSE left(i.category_code, 2) END AS key
+          FROM incident i
+         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND (CAST(:community AS text) IS NULL OR left(i.grid_code, 12) = :community)
+           AND i.reported_at >= :since AND i.reported_at < :until
+           AND (CAST(:category AS text) IS NULL
+                OR left(i.category_code, length(CAST(:category AS text))) = :category)
+           AND (CAST(:status AS text) IS NULL OR i.status = :status)
+           AND i.grid_code IS NOT NULL
+    ), per_key AS (
+        SELECT grid_code, key, count(*) AS n FROM hits GROUP BY grid_code, key
+    ), per_grid AS (
+        SELECT grid_code, sum(n)::int AS count,
+               (array_agg(key ORDER BY n DESC, key))[1] AS top_key
+          FROM per_key GROUP BY grid_code
+    )
+    SELECT p.grid_code, g.name, p.count, p.top_key,
+           ST_AsBinary(ST_Transform(ST_PointOnSurface(g.geom), :srid)) AS geom
+      FROM per_grid p
+      JOIN grid g ON g.code = p.grid_code
+     ORDER BY p.grid_code
+    """
+)
+
+
+def incident_counts(
+    conn: Connection,
+    *,
+    since: Any,
+    until: Any,
+    street: str | None = None,
+    community: str | None = None,
+    category: str | None = None,
+    status: str | None = None,
+    by_status: bool = False,
+) -> gpd.GeoDataFrame:
+    """The incidents :func:`map_incidents` reads, counted per grid in PostGIS: ``grid_code``,
+    ``name``, ``count`` and ``top_key`` (the most frequent category group, or status with
+    ``by_status``), at a point inside the grid. What the map draws when there are too many
+    incidents to send one by one; incidents outside every grid are not counted."""
+    params = {
+        "street": street,
+        "community": community,
+        "since": since,
+        "until": until,
+        "category": category,
+        "status": status,
+        "by_status": by_status,
+        "srid": WEB_EPSG,
+    }
+    return read_gdf(conn, _INCIDENT_COUNTS, params)
+
+
+_INCIDENT_TOTAL = text(
+    """
+    SELECT count(*)
+      FROM incident i
+     WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+       AND (CAST(:community AS text) IS NULL OR left(i.grid_code, 12) = :community)
+       AND (CAST(:grid AS text) IS NULL OR i.grid_code = :grid)
+       AND i.reported_at >= :since AND i.reported_at < :until
+       AND (CAST(:category AS text) IS NULL
+            OR left(i.category_code, length(CAST(:category AS text))) = :category)
+       AND (CAST(:status AS text) IS NULL OR i.status = :status)
+    """
+)
+
+
+def incident_total(
+    conn: Connection,
+    *,
+    since: Any,
+    until: Any,
+    street: str | None = None,
+    community: str | None = None,
+    grid: str | None = None,
+    category: str | None = None,
+    status: str | None = None,
+) -> int:
+    """How many incidents :func:`map_incidents` would read (to choose points or counts)."""
+    params = {
+        "street": street,
+        "community": community,
+        "grid": grid,
+        "since": since,
+        "until": until,
+        "category": category,
+        "status": status,
+    }
+    return int(conn.execute(_INCIDENT_TOTAL, params).scalar_one())

@@ -90,3 +90,35 @@ def test_overview_incident_filters(demo_engine: Engine, street: str) -> None:
     assert population["households"] >= 0 and set(population) == set(overview_sql.POPULATION_FIGURES)
     tz = ZoneInfo(get_settings().timezone)
     assert pd.Timestamp(every["reported_at"].min()).tz_convert(tz).date() >= START
+
+
+@pytest.mark.parametrize(("category", "status"), [(None, None), ("03", None), (None, "closed")])
+def test_incident_counts_per_grid_are_the_incidents_read_one_by_one(
+    demo_engine: Engine, street: str, category: str | None, status: str | None
+) -> None:
+    """The counts drawn when there are too many points are the points, grouped per grid;
+    the total is the number of points (outside-grid incidents included)."""
+    with demo_engine.connect() as conn:
+        since, until = as_instant(START), as_instant(END)
+        kw = {"street": street, "category": category, "status": status}
+        points = overview_sql.map_incidents(conn, since=since, until=until, **kw)
+        by_cat = overview_sql.incident_counts(conn, since=since, until=until, **kw)
+        by_status = overview_sql.incident_counts(
+            conn, since=since, until=until, by_status=True, **kw
+        )
+        total = overview_sql.incident_total(conn, since=since, until=until, **kw)
+    assert total == len(points) > 0
+    expected = points.dropna(subset=["grid_code"]).groupby("grid_code").size()
+    got = by_cat.set_index("grid_code")["count"]
+    assert got.sort_index().to_dict() == expected.sort_index().to_dict()
+    assert by_cat.crs.to_epsg() == 4326
+    # the colour key is the most frequent group (ties: the lowest code) / status
+    in_grid = points.dropna(subset=["grid_code"])
+    for key_col, frame, keys in (
+        ("category_group", by_cat, in_grid["category_group"]),
+        ("status", by_status, in_grid["status"]),
+    ):
+        per = in_grid.assign(k=keys).groupby(["grid_code", "k"]).size().reset_index(name="n")
+        top = per.sort_values(["grid_code", "n", "k"], ascending=[True, False, True])
+        top = top.drop_duplicates("grid_code").set_index("grid_code")["k"]
+        assert frame.set_index("grid_code")["top_key"].to_dict() == top.to_dict(), key_col

@@ -346,3 +346,16 @@ def test_incident_layer_colours_and_legend() -> None:
     assert out["__color_key"].tolist() == ["closed", "handling"]
     assert [e[0] for e in entries] == ["#000", "#111"]
     assert out["category"].tolist() == ["Neighbours", "Street"]
+
+
+def test_street_all_is_the_whole_district_and_round_trips() -> None:
+    two = {"370214900000": "示范街道", "370214901000": "第二街道"}
+    defaults = ov.default_query(dt.date(2026, 11, 20), two)
+    q, bad = ov.parse_query({"street": "all"}, defaults=defaults, streets=two, categories=CATS)
+    assert bad == [] and q.street is None
+    assert ov.to_params(q)["street"] == ov.ALL_STREETS
+    back, _ = ov.parse_query(ov.to_params(q), defaults=defaults, streets=two, categories=CATS)
+    assert back == q
+    # with one street, "all" is that street (the selectbox offers nothing else)
+    one, bad = parse({"street": "all"})
+    assert bad == [] and one.street == "370214900000"

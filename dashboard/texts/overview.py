@@ -9,6 +9,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "ov_grid": ("网格", "Grid"),
     "ov_no_grid": ("（未选择）", "(none)"),
     "ov_category": ("事件类别", "Incident category"),
+    "ov_counts_note": (
+        "本时段共 {n} 件事件，超过逐点显示上限 {limit} 件，按网格汇总显示（圆越大事件越多，"
+        "颜色为最多的{what}）。选择街道或社区、缩短时段或选定类别即可逐点显示。",
+        "{n} incidents in the period, more than the {limit} drawn one by one: shown as counts "
+        "per grid (bigger circle, more incidents; colour: the most frequent {what}). Choose a "
+        "street or community, a shorter period or a category to see each incident.",
+    ),
+    "ov_counts_key_category": ("类别", "category"),
+    "ov_counts_key_status": ("状态", "status"),
+    "ov_count": ("事件数", "Incidents"),
+    "ov_top": ("最多", "Most frequent"),
     "ov_all_categories": ("全部类别", "All categories"),
     "ov_status": ("事件状态", "Incident status"),
     "ov_all_statuses": ("全部状态", "All statuses"),

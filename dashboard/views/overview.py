@@ -8,13 +8,12 @@ import dataclasses
 
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from dashboard import data
+from dashboard import data, map_render
 from dashboard import data_overview as dov
 from dashboard import overview_view as ov
 from dashboard.i18n import t
-from dashboard.maps import CATEGORY_COLORS, STATUS_COLORS, OneMapLayers, onemap
+from dashboard.maps import CATEGORY_COLORS, STATUS_COLORS, OneMapLayers
 from geo import overview as geo_overview
 from geo.kpis import FIGURES
 from store.vocab import INCIDENT_STATUSES, label
@@ -181,9 +180,18 @@ values = geo_overview.grid_indicator(
 )
 ind_name = geo_overview.INDICATORS[indicator][0 if lang == "zh" else 1]
 drawn, classes = ov.indicator_layer(grids, values, indicator, no_data=t("ov_no_data", lang))
-incidents = dov.incidents(street, community, None, start, end_x, category, status)
 palette = CATEGORY_COLORS if color_by == "category" else STATUS_COLORS
-inc, inc_entries = ov.incident_layer(incidents, color_by, palette, cat_names, lang)
+n_incidents = dov.incident_total(street, community, start, end_x, category, status)
+inc = counts = None
+inc_entries: list[tuple[str, str]] = []
+if "incidents" in chosen and n_incidents <= ov.POINT_LIMIT:
+    incidents = dov.incidents(street, community, None, start, end_x, category, status)
+    inc, inc_entries = ov.incident_layer(incidents, color_by, palette, cat_names, lang)
+elif "incidents" in chosen:  # too many to send one by one: counts per grid from PostGIS
+    per_grid = dov.incident_counts(
+        street, community, start, end_x, category, status, color_by == "status"
+    )
+    counts, inc_entries = ov.count_layer(per_grid, color_by, palette, cat_names, lang)
 streets_gdf, comms_gdf = dov.admin_outlines(street)
 if community:
     comms_gdf = comms_gdf[comms_gdf["code"] == community]
@@ -214,13 +222,15 @@ if "cameras" in chosen:
     extra["cameras"] = cam.assign(__kind=[label("facility_kind", k, lang) for k in cam["kind"]])
 
 # --- the view: a link's centre/zoom or incident, else fit the grids --------------------------
-# The opening view is fixed for the session (until the linked incident changes): the centre
-# and zoom written back to the URL as the user pans must not rebuild the map, or it would
-# be drawn again on every pan and a click made meanwhile would be lost.
+# The view the map opens at changes only with what the map shows (the filters, layers, the
+# linked incident: `shown`), never with a pan or a click, or the map would be drawn again and
+# a click made meanwhile lost. A filter change opens the new map where the user had moved to
+# (the URL's centre and zoom, which the map keeps up to date).
+shown = dataclasses.replace(q, lat=None, lng=None, zoom=None, grid=None)
 at = None if linked is None else (linked.geometry.x.iloc[0], linked.geometry.y.iloc[0])
-if st.session_state.get("ov_view_for", "-") != q.incident:
+if st.session_state.get("ov_view_for") != shown:
     st.session_state["ov_view"] = ov.opening_view(q, at)
-    st.session_state["ov_view_for"] = q.incident
+    st.session_state["ov_view_for"] = shown
 view = st.session_state["ov_view"]
 if view is not None and gcj02:
     lng, lat = ov.point_to_gcj02(view[1], view[0])
@@ -233,7 +243,8 @@ layers_data = OneMapLayers(
     indicator=shift(drawn) if "indicator" in chosen else None,
     indicator_colors=classes.colors,
     indicator_legend=(ind_name, classes.entries) if "indicator" in chosen else None,
-    incidents=shift(inc) if "incidents" in chosen else None,
+    incidents=shift(inc) if inc is not None else None,
+    incident_counts=shift(counts) if counts is not None else None,
     incident_palette=dict(palette),
     incident_legend=(t("layer_incidents", lang), inc_entries)
     if "incidents" in chosen and inc_entries
@@ -241,7 +252,17 @@ layers_data = OneMapLayers(
     linked=shift(linked) if linked is not None else None,
     **{k: shift(v) for k, v in extra.items()},  # type: ignore[arg-type]
 )
-st.caption(t("ov_caption", lang, start=start, end=end, grids=len(grids), incidents=len(incidents)))
+st.caption(t("ov_caption", lang, start=start, end=end, grids=len(grids), incidents=n_incidents))
+if counts is not None:
+    st.caption(
+        t(
+            "ov_counts_note",
+            lang,
+            n=n_incidents,
+            limit=ov.POINT_LIMIT,
+            what=t(f"ov_counts_key_{color_by}", lang),
+        )
+    )
 if category:
     st.caption(t("ov_rates_note", lang))
 if indicator == "two_patrol":
@@ -250,7 +271,8 @@ if indicator == "two_patrol":
         if window
         else t("ov_two_patrol_none", lang)
     )
-m = onemap(
+rendered = dov.rendered_map(
+    shown,
     layers_data,
     lang=lang,
     view=view,
@@ -258,12 +280,13 @@ m = onemap(
     attribution=s.tile_attribution,
     max_zoom=s.map_max_zoom,
 )
-out = st_folium(
-    m,
-    height=640,
-    use_container_width=True,
-    returned_objects=["last_clicked", "center", "zoom"],
+# The map keeps lat/lng/zoom of the URL itself as it moves (dashboard.maps.ViewInUrl): a pan
+# runs nothing here. Shifted to GCJ-02, its centre is no URL coordinate: reported back instead.
+out = map_render.show(
+    rendered,
     key="ov_map",
+    height=640,
+    returned_objects=("last_clicked", "center", "zoom") if gcj02 else ("last_clicked",),
 )
 clicked = (out or {}).get("last_clicked")
 if clicked and clicked != st.session_state.get("ov_last_click"):

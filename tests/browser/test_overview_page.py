@@ -315,3 +315,39 @@ def test_every_layer_draws(
     assert page.locator('[data-testid="stAlert"]').filter(has_text="无法绘制").count() == 0
     shot(page, map_frame(page)[1], "overview_all_layers.png")
     offline_page.assert_clean()
+
+
+def test_pan_updates_the_url_without_a_rerun(
+    app_url: str, offline_page: OfflinePage, view: dict
+) -> None:
+    """Panning writes lat/lng/zoom into the URL in the browser (no message to the server,
+    so no page run); after a filter change the URL again holds the new map's view."""
+    page = open_page(offline_page, f"{app_url}/?layers=indicator,boundaries")
+    sent: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append("x")))
+    frame = wait_grids(page, len(view["grids"]))
+    shot(page, frame, "overview_before_pan.png")  # waits for the run to end
+    c = view["grids"].geometry.iloc[30].representative_point()
+    before = len(sent)
+    frame.evaluate(f"([lat, lng]) => {FIND_MAP}.setView([lat, lng], 17)", [c.y, c.x])
+    page.wait_for_function(
+        "(lat) => new URLSearchParams(location.search).get('lat') === lat",
+        arg=f"{c.y:.6f}",
+        timeout=30_000,
+    )
+    assert "zoom=17" in page.url
+    page.wait_for_timeout(1500)  # streamlit-folium reports moves after a debounce
+    assert len(sent) == before, "the pan made the page run again"
+    page.get_by_role("combobox", name="事件类别").click()
+    page.get_by_role("option", name="矛盾纠纷", exact=True).click()
+    page.wait_for_function("() => location.search.includes('category=01')", timeout=60_000)
+    frame = wait_grids(page, len(view["grids"]))
+    wait_map_settled(frame)
+    lat, lng, zoom = map_view(frame)
+    page.wait_for_function(
+        "([lat, lng, zoom]) => { const q = new URLSearchParams(location.search);"
+        " return q.get('lat') === lat && q.get('lng') === lng && q.get('zoom') === zoom; }",
+        arg=[f"{lat:.6f}", f"{lng:.6f}", f"{zoom:g}"],
+        timeout=30_000,
+    )
+    no_traceback(page)
