@@ -938,7 +938,7 @@ def last_passed(
 
 #: Prune a day's track pieces before indexing them when the points to test are fewer than
 #: this share of the pieces (with more, nearly every piece is near one of them).
-PRUNE_SHARE = 0.25
+PRUNE_SHARE = 0.1
 
 
 def track_index_near(
