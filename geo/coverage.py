@@ -888,9 +888,14 @@ def last_passed(
     street: str | None = None,
     params: CoverageParams | None = None,
     timezone: str | None = None,
+    within: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """When each building was last passed, looking back ``days`` local days ending on
     ``as_of`` (inclusive).
+
+    ``within``: only the buildings whose point intersects one of these polygons (e.g. the
+    hot units, when only their coverage is asked for: :func:`coverage_by_unit` of the
+    units then counts the same buildings for them); default every building in scope.
 
     Days are read newest first, and each day tests only the buildings not yet found, so
     the work shrinks as the look-back grows; tracks are cleaned day by day as in
@@ -914,6 +919,8 @@ def last_passed(
     tz = ZoneInfo(tzname)
     epsg = scope_epsg(conn, street=street)
     bld = _with_metric(sql.buildings(conn, street=street), epsg)
+    if within is not None:
+        bld = bld[_intersecting(bld, within)].reset_index(drop=True)
     xy = bld[["x", "y"]].to_numpy(float)
     last = np.full(len(bld), np.nan)
     for back in range(days):
@@ -934,6 +941,25 @@ def last_passed(
     local_day = at.dt.tz_localize(None).dt.normalize()
     since = (pd.Timestamp(as_of) - local_day).dt.days.astype("Int64")
     return _building_gdf(bld.assign(last_passed_at=at, last_passed_on=on, days_since=since))
+
+
+def _intersecting(
+    frame: pd.DataFrame, polygons: gpd.GeoSeries | gpd.GeoDataFrame
+) -> NDArray[np.bool_]:
+    """Which buildings (storage ``lon``/``lat``) intersect one of ``polygons``, tested as
+    :func:`coverage_by_unit` tests them (EPSG:4326 points moved to the polygons' CRS)."""
+    geoms = polygons.geometry if isinstance(polygons, gpd.GeoDataFrame) else polygons
+    web = pyproj.Transformer.from_crs(STORAGE_EPSG, WEB_EPSG, always_xy=True)
+    lon, lat = web.transform(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
+    pts = gpd.GeoSeries(shapely.points(lon, lat), crs=WEB_EPSG)
+    if geoms.crs is not None and geoms.crs != pts.crs:
+        pts = pts.to_crs(geoms.crs)
+    hit, _ = shapely.STRtree(np.asarray(geoms.values)).query(
+        np.asarray(pts.values), predicate="intersects"
+    )
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[hit] = True
+    return mask
 
 
 #: Prune a day's track pieces before indexing them when the points to test are fewer than

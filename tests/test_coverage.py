@@ -610,6 +610,31 @@ def test_demo_last_passed_equals_day_by_day(demo_engine: Engine, demo, days: int
                 assert [None if pd.isna(v) else int(v) for v in got["days_since"]] == since
 
 
+def test_demo_last_passed_within_hot_units_gives_their_coverage(demo_engine: Engine, demo) -> None:
+    """Restricted to the buildings of some units (the hot ones, for "hot but
+    under-patrolled"), last_passed gives those units the coverage the full run gives."""
+    from geo.hotspots import hotspots
+
+    as_of = dt.date.fromisoformat(demo.truth["patrols"]["workdays"][-1])
+    with demo_engine.connect() as c:
+        units = hotspots(c, start=as_of - dt.timedelta(days=60), end=as_of, unit="hex").units
+        full = last_passed(c, as_of, 7, timezone=TZ)
+        hot = units[units["bin"] >= 1]
+        assert 0 < len(hot) < len(units)
+        part = last_passed(c, as_of, 7, timezone=TZ, within=hot)
+    assert 0 < len(part) < len(full)
+    whole = full.set_index("building_id").loc[part["building_id"]]
+    pd.testing.assert_series_equal(
+        part.set_index("building_id")["last_passed_at"], whole["last_passed_at"]
+    )
+    want = coverage_by_unit(units, full).set_index("unit").loc[hot["unit"]]
+    got = coverage_by_unit(units, part).set_index("unit").loc[hot["unit"]]
+    pd.testing.assert_frame_equal(got, want)
+    expect = under_patrolled(units, coverage_by_unit(units, full), 0.99)
+    listed = under_patrolled(units, coverage_by_unit(units, part), 0.99)
+    assert listed["unit"].tolist() == expect["unit"].tolist()
+
+
 def test_fixes_read_equals_a_row_by_row_read(demo_engine: Engine, demo) -> None:
     """The binary COPY read of a day's fixes gives the values of a plain row-wise read
     (epoch seconds through extract, accuracy rounded to float4, NaN when unknown)."""
