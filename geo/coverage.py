@@ -274,7 +274,10 @@ class TrackIndex:
         self.point_piece = owner
         points = p0[owner] + (p1 - p0)[owner] * frac
         self.half_gap = float((length / n).max() / 2) if len(n) else 0.0
-        self.tree = cKDTree(points) if len(points) else None
+        # an unbalanced tree builds in half the time and answers the same (queries are exact)
+        self.tree = (
+            cKDTree(points, balanced_tree=False, compact_nodes=False) if len(points) else None
+        )
 
     def __len__(self) -> int:
         return len(self.pieces)
