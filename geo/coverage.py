@@ -56,8 +56,8 @@ Street length walked
     at each end of a walked stretch.
 
 Where the work happens, and why (figures: ``benchmarks/coverage.py``, 2 cores): the
-database selects and ships (:mod:`store.coverage_sql`: a day's fixes packed per worker into
-``bytea``, plain coordinates of buildings, roads in the metric CRS); cleaning is numpy with
+database selects and ships (:mod:`store.coverage_sql`: a day's fixes as a binary COPY of
+float8 columns, plain coordinates of buildings, roads in the metric CRS); cleaning is numpy with
 a Python loop only over the few fixes that are not plainly fine (the speed filter is
 sequential: SQL ``LAG`` sees the previous raw fix, not the previous kept one); buildings
 and road pieces are tested against the track with :class:`TrackIndex` (a k-d tree of the
