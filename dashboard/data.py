@@ -232,8 +232,22 @@ def under_patrolled(
     ``as_of`` is below ``min_share`` (:func:`geo.coverage.coverage_by_unit`,
     :func:`geo.coverage.under_patrolled`); None when there are no patrol tracks in that
     window, or they pass no building (coverage cannot be judged)."""
-    buildings = buildings_last_passed(street, as_of, days)
-    if buildings is None or not buildings["last_passed_at"].notna().any():
-        return None
+    since = as_of - dt.timedelta(days=days - 1)
+    hot = units[units["bin"] >= 1]
+    with engine().connect() as conn:
+        if not queries.patrol_fixes_exist(
+            conn,
+            street_code=street,
+            since=as_instant(since),
+            until=as_instant(as_of + dt.timedelta(days=1)),
+        ):
+            return None
+        # only the hot units' buildings: their coverage is all the list needs
+        buildings = geo_coverage.last_passed(conn, as_of, days, street=street, within=hot)
+        if not buildings["last_passed_at"].notna().any():
+            # none of theirs passed: are any passed at all (else coverage cannot be judged)?
+            everywhere = buildings_last_passed(street, as_of, days)
+            if everywhere is None or not everywhere["last_passed_at"].notna().any():
+                return None
     coverage = geo_coverage.coverage_by_unit(units, buildings)
     return geo_coverage.under_patrolled(units, coverage, min_share)

@@ -6,9 +6,8 @@ and shapely), because the speed filter is sequential ("from the previous *kept* 
 one STRtree query beats a spatial join in the database here (see :mod:`geo.coverage` and
 ``benchmarks/coverage.py`` for the figures). What the database does is select and ship:
 
-* fixes of one day, packed per worker into one ``bytea`` of fixed-width binary fields
-  (``float8send``/``float4send``, big-endian) — a million fixes arrive in about a second
-  as a handful of rows, where a row per fix costs ten times that in Python objects;
+* fixes of one day as a binary COPY of float8 columns parsed by numpy in one step (a
+  million fixes in about 1.4 s; a row per fix in Python objects costs ten times that);
 * the grids, each worker's own grids, buildings and roads in scope, already transformed
   to the metric CRS the caller names;
 * :func:`buildings_passed_postgis`, the same building test done in PostGIS
@@ -33,9 +32,7 @@ import shapely
 from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
-#: Layout of one packed fix: epoch seconds, accuracy in metres (NaN when unknown),
-#: longitude and latitude in the storage CRS; big-endian as PostgreSQL's ``*send``.
-FIX_DTYPE = np.dtype([("t", ">f8"), ("acc", ">f4"), ("lon", ">f8"), ("lat", ">f8")])
+from store.queries import copy_float_columns
 
 
 @dataclass(frozen=True)
@@ -71,24 +68,32 @@ def grid_extent(
     return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
 
-_FIXES = text(
+# One row per fix, every column float8 (read by a binary COPY straight into numpy): worker
+# id, epoch seconds (``date_part`` is float8 already: the same value as
+# ``extract(epoch)::float8`` without the numeric detour), accuracy rounded to float4 as it
+# always was (NaN when unknown), longitude, latitude. Without a street every fix of the day
+# is in scope and the scope scan is skipped.
+_FIXES_ALL = text(
     """
-    WITH scope AS (
-        SELECT DISTINCT f.worker_id
-          FROM patrol_fix f
-         WHERE f.fixed_at >= :t0 AND f.fixed_at < :t1
-           AND (CAST(:street AS text) IS NULL OR f.street_code = :street
-                OR left(f.grid_code, 9) = left(CAST(:street AS text), 9))
-    )
-    SELECT f.worker_id,
-           string_agg(float8send(extract(epoch FROM f.fixed_at)::float8)
-                      || float4send(COALESCE(f.accuracy_m::real, CAST('NaN' AS real)))
-                      || float8send(ST_X(f.geom)) || float8send(ST_Y(f.geom)),
-                      ''::bytea) AS packed
+    SELECT f.worker_id::float8, date_part('epoch', f.fixed_at),
+           COALESCE(f.accuracy_m::real, CAST('NaN' AS real))::float8,
+           ST_X(f.geom), ST_Y(f.geom)
       FROM patrol_fix f
      WHERE f.fixed_at >= :t0 AND f.fixed_at < :t1
-       AND f.worker_id IN (SELECT worker_id FROM scope)
-     GROUP BY f.worker_id
+    """
+)
+_FIXES_STREET = text(
+    """
+    SELECT f.worker_id::float8, date_part('epoch', f.fixed_at),
+           COALESCE(f.accuracy_m::real, CAST('NaN' AS real))::float8,
+           ST_X(f.geom), ST_Y(f.geom)
+      FROM patrol_fix f
+     WHERE f.fixed_at >= :t0 AND f.fixed_at < :t1
+       AND f.worker_id IN (
+            SELECT DISTINCT s.worker_id
+              FROM patrol_fix s
+             WHERE s.fixed_at >= :t0 AND s.fixed_at < :t1
+               AND (s.street_code = :street OR left(s.grid_code, 9) = left(:street, 9)))
     """
 )
 
@@ -99,25 +104,27 @@ def fixes(
     """Fixes taken in ``[start, end)`` (time-zone aware), sorted by worker and time.
 
     ``fixed_at`` bounds use the partition key, so only the month partitions concerned are
-    read.
+    read. The rows leave the database as a binary COPY parsed by numpy in one step (a
+    district day, a million fixes: ~1.4 s, against ~3 s for the same fixes packed per
+    worker with ``string_agg``, the server's aggregation being the slow part).
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be time-zone aware")
-    rows = conn.execute(_FIXES, {"t0": start, "t1": end, "street": street}).fetchall()
-    if not rows:
-        empty = np.empty(0)
-        return RawFixes(np.empty(0, dtype=np.int64), empty, empty, empty, empty)
-    parts = [np.frombuffer(r[1], dtype=FIX_DTYPE) for r in rows]
-    worker = np.repeat(np.array([r[0] for r in rows], dtype=np.int64), [len(p) for p in parts])
-    packed = np.concatenate(parts)
-    t = packed["t"].astype(np.float64)
+    if street is None:
+        cols = copy_float_columns(conn, _FIXES_ALL, {"t0": start, "t1": end}, 5)
+    else:
+        cols = copy_float_columns(
+            conn, _FIXES_STREET, {"t0": start, "t1": end, "street": street}, 5
+        )
+    worker = cols[:, 0].astype(np.int64)
+    t = cols[:, 1]
     order = np.lexsort((t, worker))
     return RawFixes(
         worker=worker[order],
-        t=t[order],
-        accuracy=packed["acc"].astype(np.float64)[order],
-        lon=packed["lon"].astype(np.float64)[order],
-        lat=packed["lat"].astype(np.float64)[order],
+        t=t[order].copy(),
+        accuracy=cols[order, 2],
+        lon=cols[order, 3],
+        lat=cols[order, 4],
     )
 
 
@@ -306,11 +313,17 @@ def buildings_passed_postgis(
 
 
 def _frame(conn: Connection, sql: Any, params: Mapping[str, Any]) -> pd.DataFrame:
-    """Result as a frame, built column-wise (pandas inspects each ``Row`` object when
-    given a list of them: seconds for 200,000 rows)."""
+    """Result as a frame, built column-wise from the driver's plain tuples.
+
+    pandas inspects each ``Row`` object when given a list of them (seconds for 200,000
+    rows), and wrapping every tuple in a ``Row`` costs as much again: the statements here
+    are plain ``text`` with no result types to process, so the DBAPI rows are taken as
+    they are (200,000 buildings: ~1 s instead of 2-3 s).
+    """
     result = conn.execute(sql, dict(params))
     names = list(result.keys())
-    rows = result.fetchall()
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
     if not rows:
         return pd.DataFrame({name: [] for name in names})
     columns = zip(*rows, strict=True)

@@ -30,10 +30,12 @@ from geo.coverage import (
     coverage_by_unit,
     coverage_day,
     day_tracks,
+    last_passed,
     patrol_compliance,
     road_pieces,
     rule_met,
     scope_epsg,
+    track_index_near,
     under_patrolled,
     unvisited_buildings,
 )
@@ -560,6 +562,105 @@ def test_a_jump_at_the_start_of_a_session_is_dropped() -> None:
     assert c.reason.tolist() == [IMPOSSIBLE_JUMP, 0, 0, 0, 0, 0]
 
 
+def _last_passed_day_by_day(
+    conn: Connection, as_of: dt.date, days: int, street: str | None
+) -> np.ndarray:
+    """The reference: every day's whole track indexed and asked for the buildings not yet
+    found, newest day first (last_passed before its pieces were pruned); epoch seconds in
+    building id order, NaN when not passed."""
+    p = CoverageParams()
+    epsg = scope_epsg(conn, street=street)
+    bld = coverage_sql.buildings(conn, street=street)
+    x, y = pyproj.Transformer.from_crs(4490, epsg, always_xy=True).transform(
+        bld["lon"].to_numpy(float), bld["lat"].to_numpy(float)
+    )
+    xy = np.column_stack([x, y])
+    last = np.full(len(bld), np.nan)
+    for back in range(days):
+        todo = np.flatnonzero(np.isnan(last))
+        tracks = day_tracks(
+            conn, as_of - dt.timedelta(days=back), epsg, street=street, params=p, timezone=TZ
+        )
+        if len(tracks.pieces) and len(todo):
+            last[todo] = TrackIndex(tracks.pieces, tracks.piece_t).last_time(xy[todo], 50.0)
+    return last
+
+
+@pytest.mark.parametrize("days", [7, 14, 30])
+def test_demo_last_passed_equals_day_by_day(demo_engine: Engine, demo, days: int) -> None:
+    """last_passed (pieces pruned to those near the buildings still to find) gives the
+    same building, time, date and days since as indexing every day's whole track, for
+    windows ending on the last patrol day and on the day before, with never-passed
+    buildings among them."""
+    workdays = demo.truth["patrols"]["workdays"]
+    with demo_engine.connect() as c:
+        (street,) = c.execute(text("SELECT code FROM admin_unit WHERE level = 'street'")).one()
+        for as_of in (dt.date.fromisoformat(workdays[-1]), dt.date.fromisoformat(workdays[-2])):
+            for scope in (None, street):
+                want = _last_passed_day_by_day(c, as_of, days, scope)
+                got = last_passed(c, as_of, days, street=scope, timezone=TZ)
+                assert got["building_id"].tolist() == sorted(got["building_id"])
+                assert np.isnan(want).any() and (~np.isnan(want)).any()
+                expect_at = pd.Series(pd.to_datetime(want, unit="s", utc=True)).dt.tz_convert(TZ)
+                pd.testing.assert_series_equal(got["last_passed_at"], expect_at, check_names=False)
+                on = expect_at.dt.date
+                expect_on = [None if np.isnan(w) else d for w, d in zip(want, on, strict=True)]
+                assert got["last_passed_on"].tolist() == expect_on
+                since = [None if d is None else (as_of - d).days for d in expect_on]
+                assert [None if pd.isna(v) else int(v) for v in got["days_since"]] == since
+
+
+def test_demo_last_passed_within_hot_units_gives_their_coverage(demo_engine: Engine, demo) -> None:
+    """Restricted to the buildings of some units (the hot ones, for "hot but
+    under-patrolled"), last_passed gives those units the coverage the full run gives."""
+    from geo.hotspots import hotspots
+
+    as_of = dt.date.fromisoformat(demo.truth["patrols"]["workdays"][-1])
+    with demo_engine.connect() as c:
+        units = hotspots(c, start=as_of - dt.timedelta(days=60), end=as_of, unit="hex").units
+        full = last_passed(c, as_of, 7, timezone=TZ)
+        hot = units[units["bin"] >= 1]
+        assert 0 < len(hot) < len(units)
+        part = last_passed(c, as_of, 7, timezone=TZ, within=hot)
+    assert 0 < len(part) < len(full)
+    whole = full.set_index("building_id").loc[part["building_id"]]
+    pd.testing.assert_series_equal(
+        part.set_index("building_id")["last_passed_at"], whole["last_passed_at"]
+    )
+    want = coverage_by_unit(units, full).set_index("unit").loc[hot["unit"]]
+    got = coverage_by_unit(units, part).set_index("unit").loc[hot["unit"]]
+    pd.testing.assert_frame_equal(got, want)
+    expect = under_patrolled(units, coverage_by_unit(units, full), 0.99)
+    listed = under_patrolled(units, coverage_by_unit(units, part), 0.99)
+    assert listed["unit"].tolist() == expect["unit"].tolist()
+
+
+def test_fixes_read_equals_a_row_by_row_read(demo_engine: Engine, demo) -> None:
+    """The binary COPY read of a day's fixes gives the values of a plain row-wise read
+    (epoch seconds through extract, accuracy rounded to float4, NaN when unknown)."""
+    day = dt.date.fromisoformat(demo.truth["patrols"]["workdays"][2])
+    t0 = dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI)
+    t1 = t0 + dt.timedelta(days=1)
+    with demo_engine.connect() as c:
+        raw = coverage_sql.fixes(c, t0, t1)
+        rows = c.execute(
+            text(
+                "SELECT worker_id, extract(epoch FROM fixed_at)::float8, accuracy_m::real,"
+                " ST_X(geom), ST_Y(geom) FROM patrol_fix"
+                " WHERE fixed_at >= :t0 AND fixed_at < :t1 ORDER BY worker_id, fixed_at"
+            ),
+            {"t0": t0, "t1": t1},
+        ).all()
+    assert len(raw) == len(rows) > 1000
+    cols = list(zip(*rows, strict=True))
+    np.testing.assert_array_equal(raw.worker, np.array(cols[0], dtype=np.int64))
+    np.testing.assert_array_equal(raw.t, np.array(cols[1], dtype=float))
+    acc = np.array([np.nan if a is None else a for a in cols[2]], dtype=np.float32)
+    np.testing.assert_array_equal(raw.accuracy, acc.astype(float))
+    np.testing.assert_array_equal(raw.lon, np.array(cols[3], dtype=float))
+    np.testing.assert_array_equal(raw.lat, np.array(cols[4], dtype=float))
+
+
 # --- the track index is exact -----------------------------------------------------------------
 
 
@@ -584,6 +685,24 @@ def test_track_index_matches_shapely(seed: int, r: float, spacing: float) -> Non
     expect = np.where(dist <= r, piece_t[None, :], -np.inf).max(axis=1)
     expect[np.isinf(expect)] = np.nan
     np.testing.assert_array_equal(index.last_time(q, r), expect)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(5, 60), st.integers(0, 12))
+def test_pruned_track_index_answers_the_same(seed: int, r: float, k: int) -> None:
+    """Pieces dropped by track_index_near never answer for the points asked: the pruned
+    index gives the same last times as the index of every piece."""
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(60, 400))
+    a = rng.uniform(0, 2000, (m, 2))
+    b = a + rng.normal(0, 40, (m, 2)) * (rng.random((m, 1)) < 0.9)  # some zero-length
+    pieces = np.stack([a, b], axis=1)
+    piece_t = rng.uniform(0, 1e5, m)
+    q = rng.uniform(-50, 2050, (k, 2))
+    pruned = track_index_near(pieces, piece_t, q, r)
+    assert len(pruned) <= m
+    want = TrackIndex(pieces, piece_t).last_time(q, r)
+    np.testing.assert_array_equal(pruned.last_time(q, r), want)
 
 
 def test_road_pieces_cover_the_lines() -> None:
