@@ -12,7 +12,6 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard.hotspot_view import HotspotQuery, Result
-from dashboard.maps import OverviewData
 from geo import coverage as geo_coverage
 from geo import emerging as geo_emerging
 from geo import hotspots as geo_hotspots
@@ -66,19 +65,6 @@ def street_names() -> dict[str, str]:
     """Street code → name."""
     with engine().connect() as conn:
         return queries.street_names(conn)
-
-
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def overview(street_code: str | None) -> OverviewData:
-    """Everything the overview map draws, for one street or all."""
-    with engine().connect() as conn:
-        return OverviewData(
-            streets=queries.admin_units(conn, "street", street_code=street_code),
-            communities=queries.admin_units(conn, "community", street_code=street_code),
-            grids=queries.grids(conn, street_code=street_code),
-            buildings=queries.buildings(conn, street_code=street_code),
-            incidents=queries.incidents(conn, street_code=street_code),
-        )
 
 
 # --- 热点 hotspots page: every figure comes from geo/, cached by its plain arguments ----------

@@ -50,6 +50,10 @@ def test_language_switch_follows_the_user_across_pages(app_url: str, offline_pag
     page = offline_page.page
     page.goto(f"{app_url}/hotspots")
     page.get_by_role("heading", name="热点", exact=True).wait_for(timeout=60_000)
+    # let the page's download button fetch its file first: a rerun started meanwhile
+    # drops that file on the server (Streamlit's media manager) and the fetch 404s
+    page.locator('[data-testid="stDownloadButton"]').first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
     page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
     page.get_by_role("heading", name="Hotspots", exact=True).wait_for(timeout=60_000)
     assert page.get_by_role("heading", name="热点", exact=True).count() == 0
