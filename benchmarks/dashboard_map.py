@@ -46,6 +46,7 @@ from tests.browser.conftest import (  # noqa: E402
     start_streamlit,
     stop_streamlit,
 )
+from tests.browser.relay import Relay  # noqa: E402
 
 #: Milliseconds a page may take before the run is called failed (the baseline at district
 #: scale may take minutes; a timeout is reported, not raised).
@@ -108,6 +109,9 @@ class Figures:
     #: of ``settled_mb``: megabytes that came over the WebSocket (the page's runs: the map),
     #: the rest being HTTP (Streamlit's frontend, Leaflet and the other assets)
     websocket_mb: float | None = None
+    #: megabytes that really crossed the wire to the browser up to the settled page
+    #: (HTTP headers included, WebSocket frames as compressed), counted by a TCP relay
+    wire_mb: float | None = None
 
 
 class ByteCounter:
@@ -157,10 +161,17 @@ def _pick(page: Page, label: str, option: str) -> None:
 
 
 def measure(
-    browser, url: str, change: Callable[[Page], None] | None, *, block_outside: bool = True
+    browser,
+    url: str,
+    change: Callable[[Page], None] | None,
+    *,
+    block_outside: bool = True,
+    relay: Relay | None = None,
 ) -> Figures:
     """Load ``url`` in a fresh context, time the first map, then apply ``change`` and time
-    the redraw."""
+    the redraw. With ``relay`` (which ``url`` goes through), also the bytes on the wire."""
+    if relay is not None:
+        relay.received = 0
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     if block_outside:
         context.route("**/*", lambda r: r.continue_() if is_local_url(r.request.url) else r.abort())
@@ -179,6 +190,7 @@ def measure(
     counter.settle(page)
     settled, messages = counter.total / 1e6, counter.sent_frames
     websocket = counter.websocket / 1e6
+    wire = relay.received / 1e6 if relay is not None else None
     redraw = None
     if change is not None:
         page.evaluate(MARK_OLD, MAP_IFRAME)
@@ -190,7 +202,7 @@ def measure(
         except PlaywrightTimeout as exc:
             print(f"  {url}: no redraw within {TIMEOUT_MS / 1000:.0f} s ({type(exc).__name__})")
     context.close()
-    return Figures(first, redraw, sent, settled, messages, websocket)
+    return Figures(first, redraw, sent, settled, messages, websocket, wire)
 
 
 def product_url(base: str, *, start: str, end: str, street: str) -> str:
@@ -252,6 +264,7 @@ def _report(label: str, f: Figures) -> str:
         f"  {label}: first map {_fmt(f.first_s, 's')}, filter {_fmt(f.filter_s, 's')}, "
         f"{f.megabytes:.2f} MB to the map, {_fmt(f.settled_mb, 'MB')} settled "
         f"({_fmt(f.websocket_mb, 'MB')} over the WebSocket), {f.messages} messages sent"
+        + ("" if f.wire_mb is None else f", {f.wire_mb:.2f} MB on the wire")
     )
 
 
@@ -322,15 +335,19 @@ def main() -> None:
             args=CHROMIUM_ARGS,
         )
         proc, base = start_streamlit(db_url)
+        relay = Relay(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        relay.on()
         try:
-            url = product_url(base, start=start, end=end.isoformat(), street=args.street)
+            relayed = f"http://127.0.0.1:{relay.port}"
+            url = product_url(relayed, start=start, end=end.isoformat(), street=args.street)
             change = product_change(group_names[groups[0]])
             for i in range(args.runs + 1):
-                f = measure(browser, url, change)
+                f = measure(browser, url, change, relay=relay)
                 print(_report("ours (warm-up)" if i == 0 else "ours", f))
                 if i:
                     results["ours"].append(f)
         finally:
+            relay.off()
             stop_streamlit(proc)
         if not args.skip_baseline:
             env_extra = {
@@ -391,6 +408,7 @@ def main() -> None:
     line("sent to the first map", lambda f: f.megabytes, "MB", "≤ 5 MB")
     line("sent, page settled", lambda f: f.settled_mb, "MB", "≤ 5 MB")
     line("  of it over WebSocket", lambda f: f.websocket_mb, "MB", "")
+    line("on the wire, settled", lambda f: f.wire_mb, "MB", "≤ 5 MB")
     line("messages to the server", lambda f: f.messages, "", "1 = no extra rerun")
     if args.drop:
         drop_database(name)

@@ -7,9 +7,6 @@ is switched off (listener closed, live connections cut: connection refused) and 
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,71 +14,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from tests.browser.conftest import ARTIFACTS, map_frame, start_streamlit, stop_streamlit
+from tests.browser.relay import Relay
 
 #: Longer than the app's 5 s reconnect interval plus a rerun at street scale.
 RECOVERY_MS = 60_000
-
-
-class Relay:
-    """A switchable TCP relay 127.0.0.1:<port> → ``target``: while off, nothing listens on
-    the port (connection refused) and every connection it carried has been cut."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as s:  # reserve a port number, reused on every switch-on
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def on(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def off(self) -> None:
-        if self._listener is not None:
-            # shutdown first: close() alone does not wake the thread blocked in accept(),
-            # and the port would keep listening
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for c in self._conns:
-                with contextlib.suppress(OSError):
-                    c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            self._conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # switched off
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := src.recv(65536):
-                dst.sendall(chunk)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
