@@ -195,8 +195,8 @@ def measure(
     if change is not None:
         page.evaluate(MARK_OLD, MAP_IFRAME)
         t1 = time.perf_counter()
-        change(page)
         try:
+            change(page)  # a page frozen by its markers may not even take the click
             page.wait_for_function(DRAWN, arg=MAP_IFRAME, timeout=TIMEOUT_MS, polling=50)
             redraw = time.perf_counter() - t1
         except PlaywrightTimeout as exc:
