@@ -368,13 +368,21 @@ def main() -> None:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
+            relay = Relay(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+            relay.on()
             try:
                 # no warm-up: the baseline has no cache to warm, and a run takes minutes
                 for _ in range(args.baseline_runs):
-                    f = measure(browser, base, lambda pg: _pick(pg, "category", groups[0]))
+                    f = measure(
+                        browser,
+                        f"http://127.0.0.1:{relay.port}",
+                        lambda pg: _pick(pg, "category", groups[0]),
+                        relay=relay,
+                    )
                     print(_report("baseline", f))
                     results["baseline"].append(f)
             finally:
+                relay.off()
                 stop_streamlit(proc)
         browser.close()
     shutil.rmtree(naive_dir, ignore_errors=True)
