@@ -311,7 +311,8 @@ class HotspotView:
     empty: str
 
 
-def _unit_text(resolution: int | None, lang: Lang) -> str:
+def unit_text(resolution: int | None, lang: Lang) -> str:
+    """What an analysis unit is, for captions: a grid, or an H3 cell of its area."""
     if resolution is None:
         return t("unit_desc_grid", lang)
     return t("unit_desc_hex", lang, res=resolution, area=f"{cell_area_km2(resolution):.3g}")
@@ -326,7 +327,7 @@ def view(
         summary = t(
             "result_density",
             lang,
-            unit=_unit_text(kp.resolution, lang),
+            unit=unit_text(kp.resolution, lang),
             n_cells=kp.n_cells,
             n_incidents=kp.n_incidents,
             band=f"{kp.bandwidth_m:.0f}",
@@ -346,7 +347,7 @@ def view(
     fdr = t("fdr_on" if p.fdr else "fdr_off", lang)
     notes = tuple(n.zh if lang == "zh" else n.en for n in p.notes)
     common = {
-        "unit": _unit_text(p.resolution, lang),
+        "unit": unit_text(p.resolution, lang),
         "fdr": fdr,
         "n_units": p.n_units,
         "n_incidents": p.n_incidents,

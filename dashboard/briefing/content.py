@@ -218,12 +218,6 @@ def unit_table(data: BriefingData, lang: Lang = "zh") -> Table:
     return Table(header, tuple(rows), (False, True, True, True, True, True))
 
 
-def _unit_text(resolution: int | None, lang: Lang) -> str:
-    if resolution is None:
-        return t("unit_desc_grid", lang)
-    return t("unit_desc_hex", lang, res=resolution, area=f"{hv.cell_area_km2(resolution):.3g}")
-
-
 def _none(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
@@ -270,7 +264,7 @@ def build_document(data: BriefingData, maps: MapImages, lang: Lang = "zh") -> Do
         t(
             "br_hot_summary",
             lang,
-            unit=_unit_text(p.resolution, lang),
+            unit=hv.unit_text(p.resolution, lang),
             n_units=p.n_units,
             n_incidents=p.n_incidents,
             fdr=t("fdr_on" if p.fdr else "fdr_off", lang),

@@ -6,8 +6,7 @@ are :func:`geo.hotspots.hotspots` on H3 hexagons (resolution chosen for the area
 the hotspots page does); coverage and "hot but under-patrolled" are
 :func:`geo.coverage.last_passed`, :func:`geo.coverage.coverage_by_unit` and
 :func:`geo.coverage.under_patrolled` with the hotspots page's defaults (7 days, 80 %). The
-one figure derived here, incidents per 1,000 households of a grid, divides geo's count by
-the grid's recorded households.
+per-grid rate is geo.overview's incidents per 1,000 households of geo's grid counts.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from sqlalchemy import Connection
 from geo.coverage import coverage_by_unit, last_passed, under_patrolled
 from geo.hotspots import HotspotResult, hotspots
 from geo.kpis import KpiReport, UnitKpis, kpis, kpis_by_unit
+from geo.overview import per_1000_households
 from store import briefing_sql, queries
 from store.settings import get_settings
 
@@ -193,8 +193,9 @@ def gather(
     ).current
     grid_rates = grids[["code", "name", "households", "geometry"]].copy()
     grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
-    households = grid_rates["households"].astype(float)
-    grid_rates["per_1000"] = (grid_rates["reported"] * 1000.0 / households).where(households > 0)
+    grid_rates["per_1000"] = per_1000_households(
+        grid_rates["reported"], grid_rates["households"]
+    ).to_numpy()
     outlines = grid_rates if scope == "street" else queries.admin_units(conn, "street")
     lap("grid_rates")
 
