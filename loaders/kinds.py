@@ -186,10 +186,7 @@ class Kind:
         """Whether any natural key repeats among the staged rows still to write (keys
         compared as rows: blank parts equal, as in :meth:`supersede_sql`'s partitions)."""
         key = ", ".join(self.key)
-        return (
-            f"SELECT count(*) <> count(DISTINCT ROW({key})) FROM stage_load "
-            "WHERE _error IS NULL"
-        )
+        return f"SELECT count(*) <> count(DISTINCT ROW({key})) FROM stage_load WHERE _error IS NULL"
 
     def revive_sql(self) -> str:
         """Clears the mark of the latest superseded row of every key none of whose rows is
