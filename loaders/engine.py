@@ -571,6 +571,9 @@ def _load(
         ]
         if refused and options.strict:
             raise _refuse(report, refused)
+        # the write reads the rows in file order, bisection reads ranges of them and a
+        # refused row's line is looked up: an index instead of a sort and full scans
+        conn.execute(text("CREATE INDEX ON stage_load (_row)"))
         lines = _StageLines(conn)
         say(f"写入 writing {next_row - 1:,} rows")
         sql = kind.insert_sql(present)
@@ -631,7 +634,8 @@ def _mark_superseded(conn: Connection, kind: Kind, report: LoadReport) -> int:
     if not kind.key:
         return 0
     # most files repeat no key: a hash aggregate says so without the sort and the join
-    if not conn.execute(text(kind.repeats_sql())).scalar_one():
+    repeats = kind.repeats_sql()
+    if repeats is not None and not conn.execute(text(repeats)).scalar_one():
         return 0
     n = conn.execute(text(kind.supersede_sql()), {"sup": SUPERSEDED}).rowcount
     if n:
