@@ -295,8 +295,17 @@ class _StageLines:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.indexed = False
+
+    def index(self) -> None:
+        """Index the staged rows by ``_row`` (once): when the database refuses rows, the
+        bisection reads ranges of them and each refused row's line is looked up."""
+        if not self.indexed:
+            self.conn.execute(text("CREATE INDEX ON stage_load (_row)"))
+            self.indexed = True
 
     def get(self, row: int, default: int) -> int:
+        self.index()
         line = self.conn.execute(
             text("SELECT _line FROM stage_load WHERE _row = :row"), {"row": row}
         ).scalar()
@@ -353,6 +362,8 @@ def _upsert(
         return flags
     except DBAPIError as exc:
         sp.rollback()
+        if not strict:
+            lines.index()
         if strict or lo == hi:
             reason = str(explain(exc))
             if strict:
@@ -571,9 +582,6 @@ def _load(
         ]
         if refused and options.strict:
             raise _refuse(report, refused)
-        # the write reads the rows in file order, bisection reads ranges of them and a
-        # refused row's line is looked up: an index instead of a sort and full scans
-        conn.execute(text("CREATE INDEX ON stage_load (_row)"))
         lines = _StageLines(conn)
         say(f"写入 writing {next_row - 1:,} rows")
         sql = kind.insert_sql(present)
