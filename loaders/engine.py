@@ -692,7 +692,10 @@ def _prepare_incidents(
     limits = {c: (v, u) for c, _zh, _en, v, u in cats}
     names = {c: zh for c, zh, *_ in cats}
     raw = typed["category_code"]
-    code = raw.map(lambda v: None if v is None else lookup.get(str(v).casefold()))
+    # looked up once per distinct value (a file holds a few dozen), not once per row
+    which, distinct = pd.factorize(raw.to_numpy(dtype=object))
+    found = np.array([lookup.get(str(v).casefold()) for v in distinct] + [None], dtype=object)
+    code = pd.Series(found[which], index=raw.index, dtype=object)  # -1 (blank): None
     bad = raw.notna() & code.isna()
     if bad.any():
         rows = np.flatnonzero(bad.to_numpy())
