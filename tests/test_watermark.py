@@ -39,7 +39,13 @@ def test_time_is_shown_in_beijing_whatever_zone_it_was_taken_in() -> None:
 
 @pytest.mark.parametrize(
     ("user", "match"),
-    [("", "1–64"), ("   ", "1–64"), ("x" * (MAX_NAME + 1), "1–64"), ("a\nb", "控制字符")],
+    [
+        ("", "1–64"),
+        ("   ", "1–64"),
+        ("x" * (MAX_NAME + 1), "1–64"),
+        ("a\nb", "控制字符"),
+        ("ab\u202egnp.exe", "控制字符"),
+    ],
 )
 def test_a_name_that_cannot_be_printed_plainly_is_refused(user: str, match: str) -> None:
     with pytest.raises(UserInputError, match=match):
@@ -54,7 +60,7 @@ def test_a_time_without_zone_is_refused() -> None:
 
 
 printable = st.text(
-    st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn")), min_size=1, max_size=64
+    st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn")), min_size=1, max_size=64
 ).filter(lambda s: s.strip())
 
 
