@@ -1,9 +1,10 @@
 """Exporting one kind from the store to a file that :mod:`loaders.engine` loads back as it was.
 
-Each kind is written with exactly the fields its loader reads (:data:`loaders.kinds.KINDS`),
-under their canonical names, so the file loads again without a mapping: codes stand in for
-the store's surrogate ids (``worker_code``, ``building_code``, ``incident_code``), and the
-geometry goes the way the format carries it:
+Each kind is written with exactly the fields its loader reads (:data:`loaders.kinds.KINDS`;
+housing less its special-group fields, see below), under their canonical names, so the file
+loads again without a mapping: codes stand in for the store's surrogate ids
+(``worker_code``, ``building_code``, ``incident_code``), and the geometry goes the way the
+format carries it:
 
 ========  ==================================================================================
 geojson   native geometry, EPSG:4326 (RFC 7946)
