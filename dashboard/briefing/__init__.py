@@ -12,18 +12,29 @@ No Streamlit here: the page (``dashboard/views/briefing.py``), the command line
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from dashboard.briefing.content import Document, build_document
 from dashboard.briefing.data import BriefingData, EmptyPeriodError, gather
 from dashboard.briefing.maps import render_maps
 from dashboard.briefing.render import to_docx, to_pdf
+from store.access import User, audit
 from store.vocab import Lang
+from store.watermark import Watermark
 
-__all__ = ["Briefing", "BriefingData", "EmptyPeriodError", "build", "gather"]
+__all__ = [
+    "Briefing",
+    "BriefingData",
+    "EmptyPeriodError",
+    "audit_briefing",
+    "build",
+    "build_audited",
+    "gather",
+]
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,13 @@ def build(
     street: str | None,
     start: dt.date,
     end: dt.date,
+    watermark: Watermark,
     lang: Lang = "zh",
     pdf: bool = True,
     docx: bool = True,
 ) -> Briefing:
-    """The briefing of ``street`` (None: the whole district) for ``[start, end)``.
+    """The briefing of ``street`` (None: the whole district) for ``[start, end)``, made for
+    ``watermark``'s user: the files carry it on every page (:mod:`store.watermark`).
 
     Raises
     ------
@@ -63,11 +76,80 @@ def build(
     maps = render_maps(data, lang)
     t2 = time.perf_counter()
     doc = build_document(data, maps, lang)
-    pdf_bytes = to_pdf(doc) if pdf else None
+    pdf_bytes = to_pdf(doc, watermark) if pdf else None
     t3 = time.perf_counter()
-    docx_bytes = to_docx(doc) if docx else None
+    docx_bytes = to_docx(doc, watermark) if docx else None
     t4 = time.perf_counter()
     seconds.update(
         {"gather": t1 - t0, "maps": t2 - t1, "pdf": t3 - t2, "docx": t4 - t3, "total": t4 - t0}
     )
     return Briefing(data, doc, pdf_bytes, docx_bytes, seconds)
+
+
+def audit_briefing(
+    conn: Connection,
+    made: Briefing,
+    watermark: Watermark,
+    *,
+    via: str,
+    user: User | None = None,
+    out: str | None = None,
+) -> None:
+    """Record a made briefing in ``audit_log`` (action ``briefing``): who (``user``, else
+    the watermark's login), through what (``via``: ``cli`` or ``dashboard``), the
+    jurisdiction, period and language, the incidents it covers, each file's size and
+    SHA-256 (to match a copy found later), the watermark and ``out``, the path written.
+    Commit it before the files are handed over."""
+    d = made.data
+    files = {
+        kind: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for kind, body in (("pdf", made.pdf), ("docx", made.docx))
+        if body is not None
+    }
+    detail = {
+        "via": via,
+        "scope": d.scope,
+        "code": d.code,
+        "name": d.name,
+        "from": d.start.isoformat(),
+        "to": d.last_day.isoformat(),
+        "lang": made.document.lang,
+        "incidents": d.report.figures.reported,
+        "files": files,
+        "out": out,
+        "watermark": watermark.as_dict(),
+    }
+    audit(conn, "briefing", user=user, login=watermark.login, detail=detail)
+
+
+def build_audited(
+    engine: Engine,
+    *,
+    street: str | None,
+    start: dt.date,
+    end: dt.date,
+    watermark: Watermark,
+    via: str,
+    lang: Lang = "zh",
+    pdf: bool = True,
+    docx: bool = True,
+    user: User | None = None,
+    out: str | None = None,
+) -> Briefing:
+    """:func:`build`, then :func:`audit_briefing` committed: what the page and the command
+    line call, so no briefing leaves without its audit row (a failed audit raises and the
+    files are not returned)."""
+    with engine.connect() as conn:
+        made = build(
+            conn,
+            street=street,
+            start=start,
+            end=end,
+            watermark=watermark,
+            lang=lang,
+            pdf=pdf,
+            docx=docx,
+        )
+    with engine.begin() as conn:
+        audit_briefing(conn, made, watermark, via=via, user=user, out=out)
+    return made
