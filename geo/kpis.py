@@ -62,7 +62,9 @@ seconds, not the 1 s aimed at — the log-derived and spatial figures dominate; 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -474,6 +476,21 @@ def _params(
     }
 
 
+_SUMMARY_OFF: ContextVar[bool] = ContextVar("kpi_summary_off", default=False)
+
+
+@contextmanager
+def from_incidents() -> Iterator[None]:
+    """Inside this block, compute every figure from the incidents and their log
+    (``KPI_FIGURES``), never from the per street and day sums: the reference the sums are
+    checked against (tests, ``benchmarks/kpis.py``)."""
+    token = _SUMMARY_OFF.set(True)
+    try:
+        yield
+    finally:
+        _SUMMARY_OFF.reset(token)
+
+
 def _is_midnight(ts: dt.datetime, tz: str) -> bool:
     return ts.astimezone(ZoneInfo(tz)).time() == dt.time()
 
@@ -489,7 +506,7 @@ def _summary_params(
     district or whole-store query, periods whose start, end (upto) and as-of instant are
     local midnights of the sums' time zone, the sums made with these settings and in step
     with the incidents."""
-    if params["level"] not in ("street", "district", "all"):
+    if _SUMMARY_OFF.get() or params["level"] not in ("street", "district", "all"):
         return None
     if params.get("community") is not None or params.get("grid") is not None:
         return None
@@ -524,6 +541,43 @@ def _summary_params(
     }
 
 
+def _percentile_cont_median(values: np.ndarray) -> float | None:
+    """The median exactly as PostgreSQL's ``percentile_cont(0.5)`` computes it: the middle
+    value, or ``lo + (hi - lo) * 0.5`` of the two middle ones (not ``(lo + hi) / 2``,
+    which can differ in the last bit)."""
+    n = len(values)
+    if n == 0:
+        return None
+    k = (n - 1) // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k, k + 1))
+    lo, hi = float(part[k]), float(part[k + 1])
+    return lo + (hi - lo) * 0.5
+
+
+def _with_medians(conn: Connection, frame: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+    """Fill the median hours of KPI_SUMMARY_FIGURES's unit rows from the packed hours of
+    the days (KPI_SUMMARY_HOURS) and those of the incidents put back (``fix_hours``)."""
+    parts: dict[tuple[int, str], list[np.ndarray]] = {}
+    for period, unit, packed in conn.execute(kpi_sql.KPI_SUMMARY_HOURS, dict(params)):
+        parts.setdefault((int(period), unit), []).append(np.frombuffer(bytes(packed), dtype=">f8"))
+    totals = frame["category_code"].isna()
+    medians = []
+    for period, unit, fix in frame.loc[totals, ["period", "unit", "fix_hours"]].itertuples(
+        index=False
+    ):
+        chunks = list(parts.get((int(period), unit), []))
+        if isinstance(fix, list) and fix:
+            chunks.append(np.asarray(fix, dtype=float))
+        values = np.concatenate(chunks) if chunks else np.empty(0)
+        medians.append(_percentile_cont_median(values))
+    out = frame.drop(columns=["stored_closed", "fix_hours"])
+    out["median_hours"] = out["median_hours"].astype(object)
+    out.loc[totals, "median_hours"] = medians
+    return out
+
+
 def _figures_frame(
     conn: Connection,
     params: Mapping[str, Any],
@@ -549,10 +603,8 @@ def _figures_frame(
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             # a stored closure in the period of an incident taken out would be missing
             # from the median: never seen (its last step is at or after T), but checked
-            if (frame["stored_closed"] > 0).any():
-                frame = None
-            else:
-                frame = frame.drop(columns="stored_closed")
+            stale_closure = bool((frame["stored_closed"] > 0).any())
+            frame = None if stale_closure else _with_medians(conn, frame, fast)
         if frame is None:
             result = conn.execute(kpi_sql.KPI_FIGURES, dict(params))
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))

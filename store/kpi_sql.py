@@ -572,26 +572,9 @@ KPI_SUMMARY_FIGURES = text(
                    AS closed_department,
                COALESCE(sum(f.a_seconds) FILTER (WHERE f.a_closed), 0)
                  - COALESCE(sum(f.c_seconds) FILTER (WHERE f.c_closed), 0) AS closed_seconds,
-               count(*) FILTER (WHERE f.c_closed) AS stored_closed
+               count(*) FILTER (WHERE f.c_closed) AS stored_closed,
+               array_agg(f.a_hours) FILTER (WHERE f.a_closed) AS fix_hours
           FROM f
-         GROUP BY 1, 2
-    ), hours AS (
-        -- the closures of the period as of T: the stored ones of the days (an incident
-        -- taken out above has none in the period: its last step is at or after T) and
-        -- those of the incidents put back
-        SELECT p.period, {_SUMMARY_UNIT.format(s="s.street_code")} AS unit, h.v
-          FROM p
-          JOIN kpi_street_day s ON s.day >= p.d0 AND s.day < p.d1
-          CROSS JOIN LATERAL unnest(s.closed_hours) AS h (v)
-         WHERE (CAST(:street AS text) IS NULL OR s.street_code = :street)
-           AND (CAST(:district AS text) IS NULL
-                OR left(s.street_code, 6) = left(CAST(:district AS text), 6))
-        UNION ALL
-        SELECT f.period, f.unit, f.a_hours FROM f WHERE f.a_closed
-    ), med AS (
-        SELECT hours.period, hours.unit,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY hours.v) AS median_hours
-          FROM hours
          GROUP BY 1, 2
     ), tot AS (
         SELECT COALESCE(s.period, x.period) AS period, COALESCE(s.unit, x.unit) AS unit,
@@ -617,7 +600,8 @@ KPI_SUMMARY_FIGURES = text(
                COALESCE(s.major, 0) AS major,
                COALESCE(s.major_in_time, 0) AS major_in_time,
                COALESCE(s.repeats, 0) AS repeats,
-               COALESCE(x.stored_closed, 0) AS stored_closed
+               COALESCE(x.stored_closed, 0) AS stored_closed,
+               x.fix_hours
           FROM sums s
           FULL JOIN fix x ON x.period = s.period AND x.unit = s.unit
     )
@@ -627,20 +611,60 @@ KPI_SUMMARY_FIGURES = text(
            CASE WHEN tot.closed > 0
                 THEN CAST(tot.closed_seconds AS double precision) / tot.closed / 3600.0
            END AS mean_hours,
-           med.median_hours,
+           CAST(NULL AS double precision) AS median_hours,
            tot.closed_grid, tot.closed_community, tot.closed_street, tot.closed_department,
            tot.reworked, tot.extended, tot.returned, tot.major, tot.major_in_time,
-           tot.repeats, tot.stored_closed
+           tot.repeats, tot.stored_closed, tot.fix_hours
       FROM tot
-      LEFT JOIN med ON med.period = tot.period AND med.unit = tot.unit
     UNION ALL
-    SELECT p.period, {_SUMMARY_UNIT.format(s="c.street_code")}, c.category_code COLLATE "C",
-           sum(c.reported), 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-      FROM p
-      JOIN kpi_street_day_category c ON c.day >= p.d0 AND c.day < p.d1
+    SELECT c.period, {_SUMMARY_UNIT.format(s="c.street_code")}, c.category_code COLLATE "C",
+           sum(c.reported), 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+           NULL
+      FROM (
+            -- whole months from the month rows, the days before and after from day rows
+            SELECT p.period, m.street_code, m.category_code, m.reported
+              FROM p
+              JOIN kpi_street_month_category m
+                ON m.month >= p.d0 AND CAST(m.month + interval '1 month' AS date) <= p.d1
+            UNION ALL
+            SELECT e.period, d.street_code, d.category_code, d.reported
+              FROM (SELECT p.period, p.d0 AS lo, LEAST(p.d1, pm.first_month) AS hi
+                      FROM p, LATERAL (SELECT CAST(date_trunc('month', p.d0 - 1)
+                                                   + interval '1 month' AS date)
+                                           AS first_month) pm
+                    UNION ALL
+                    SELECT p.period,
+                           GREATEST(pm.first_month, CAST(date_trunc('month', p.d1) AS date)),
+                           p.d1
+                      FROM p, LATERAL (SELECT CAST(date_trunc('month', p.d0 - 1)
+                                                   + interval '1 month' AS date)
+                                           AS first_month) pm
+                   ) e
+              JOIN kpi_street_day_category d ON d.day >= e.lo AND d.day < e.hi
+           ) c
      WHERE (CAST(:street AS text) IS NULL OR c.street_code = :street)
        AND (CAST(:district AS text) IS NULL
             OR left(c.street_code, 6) = left(CAST(:district AS text), 6))
      GROUP BY 1, 2, 3
-    """
+    """  # noqa: S608
+)
+
+# The packed hours of the closures stored for each day of both periods (big-endian float8,
+# see migration 0006), per period and unit: the median is taken from them in geo.kpis.
+KPI_SUMMARY_HOURS = text(
+    f"""
+    WITH p AS (
+        SELECT v.period, v.d0, v.d1
+          FROM (VALUES (0, CAST(:d0 AS date), CAST(:d1 AS date)),
+                       (1, CAST(:prev_d0 AS date), CAST(:prev_d1 AS date))) AS v (period, d0, d1)
+         WHERE v.period = 0 OR CAST(:with_previous AS boolean)
+    )
+    SELECT p.period, {_SUMMARY_UNIT.format(s="s.street_code")} AS unit, s.closed_hours
+      FROM p
+      JOIN kpi_street_day s ON s.day >= p.d0 AND s.day < p.d1
+     WHERE s.closed > 0
+       AND (CAST(:street AS text) IS NULL OR s.street_code = :street)
+       AND (CAST(:district AS text) IS NULL
+            OR left(s.street_code, 6) = left(CAST(:district AS text), 6))
+    """  # noqa: S608
 )

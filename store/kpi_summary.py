@@ -42,6 +42,16 @@ _GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid (EPSG:4490 in spatial_ref_sy
 _A = 6378137.0
 _F = 1 / 298.257222101
 _E2 = _F * (2 - _F)
+#: The rules the sums are made with (a new store's ``kpi_summary_state``): they equal
+#: ``geo.settings.default_settings()`` (tests/test_kpi_summary.py checks); ``geo.kpis``
+#: reads the sums only with the same rules.
+DEFAULT_RULE = {
+    "tz": SUMMARY_TZ,
+    "major_severity": 3,
+    "max_delay_s": 4 * 3600.0,
+    "repeat_m": 30.0,
+    "repeat_days": 90,
+}
 #: Pairs whose geodesic length lies this close to the radius are decided by PostGIS.
 _BAND_M = 1e-3
 
@@ -108,7 +118,7 @@ _MARK_DAYS = text(
     SELECT DISTINCT i.street_code, {_day("i.reported_at")}
       FROM incident i WHERE i.id = ANY(CAST(:ids AS bigint[]))
     ON CONFLICT DO NOTHING
-    """
+    """  # noqa: S608
 )
 
 _KEYS = (
@@ -170,9 +180,10 @@ _SUMS = text(
                count(*) FILTER (WHERE i.tier = 'street') AS closed_street,
                count(*) FILTER (WHERE i.tier = 'department') AS closed_department,
                sum(EXTRACT(EPOCH FROM i.closed_at - i.reported_at)) AS closed_seconds,
-               array_agg(CAST(EXTRACT(EPOCH FROM i.closed_at - i.reported_at)
-                              AS double precision) / 3600.0
-                         ORDER BY i.closed_at - i.reported_at) AS closed_hours
+               string_agg(float8send(CAST(EXTRACT(EPOCH FROM i.closed_at - i.reported_at)
+                                          AS double precision) / 3600.0),
+                          CAST('' AS bytea) ORDER BY i.closed_at - i.reported_at)
+                   AS closed_hours
           FROM kk
           JOIN incident i ON i.street_code = kk.street_code
                          AND {_day("i.closed_at")} = kk.day
@@ -187,13 +198,13 @@ _SUMS = text(
            COALESCE(d.due, 0), COALESCE(d.due_on_time, 0), COALESCE(d.due_open, 0),
            COALESCE(c.closed, 0), COALESCE(c.closed_grid, 0), COALESCE(c.closed_community, 0),
            COALESCE(c.closed_street, 0), COALESCE(c.closed_department, 0),
-           COALESCE(c.closed_seconds, 0), COALESCE(c.closed_hours, '{{}}')
+           COALESCE(c.closed_seconds, 0), COALESCE(c.closed_hours, '')
       FROM kk
       LEFT JOIN r ON r.street_code = kk.street_code AND r.day = kk.day
       LEFT JOIN d ON d.street_code = kk.street_code AND d.day = kk.day
       LEFT JOIN c ON c.street_code = kk.street_code AND c.day = kk.day
      WHERE r.day IS NOT NULL OR d.day IS NOT NULL OR c.day IS NOT NULL
-    """
+    """  # noqa: S608
 )
 
 _CATEGORY_SUMS = text(
@@ -204,12 +215,31 @@ _CATEGORY_SUMS = text(
       JOIN incident i ON i.street_code = k.street_code
                      AND {_day("i.reported_at")} = k.day
      GROUP BY k.street_code, k.day, i.category_code
+    """  # noqa: S608
+)
+
+_MONTH_SUMS = (
     """
+    DELETE FROM kpi_street_month_category m
+     USING (SELECT DISTINCT street_code, CAST(date_trunc('month', day) AS date) AS month
+              FROM kpi_keys) k
+     WHERE m.street_code = k.street_code AND m.month = k.month
+    """,
+    """
+    INSERT INTO kpi_street_month_category (street_code, month, category_code, reported)
+    SELECT c.street_code, k.month, c.category_code, sum(c.reported)
+      FROM (SELECT DISTINCT street_code, CAST(date_trunc('month', day) AS date) AS month
+              FROM kpi_keys) k
+      JOIN kpi_street_day_category c
+        ON c.street_code = k.street_code
+       AND c.day >= k.month AND c.day < CAST(k.month + interval '1 month' AS date)
+     GROUP BY c.street_code, k.month, c.category_code
+    """,
 )
 
 _CLEAR = (
-    "TRUNCATE kpi_street_day, kpi_street_day_category, incident_repeat, kpi_dirty_day, "
-    "kpi_dirty_region",
+    "TRUNCATE kpi_street_day, kpi_street_day_category, kpi_street_month_category, "
+    "incident_repeat, kpi_dirty_day, kpi_dirty_region",
 )
 _MARK_ALL = (
     f"""
@@ -218,7 +248,7 @@ _MARK_ALL = (
     UNION SELECT i.street_code, {_day("COALESCE(i.extended_due_at, i.due_at)")} FROM incident i
     UNION SELECT i.street_code, {_day("i.closed_at")} FROM incident i
      WHERE i.closed_at IS NOT NULL
-    """,
+    """,  # noqa: S608
     """
     INSERT INTO kpi_dirty_region (t_lo, t_hi, lon_lo, lat_lo, lon_hi, lat_hi)
     SELECT min(i.reported_at), max(i.reported_at), min(ST_X(i.geom)), min(ST_Y(i.geom)),
@@ -227,6 +257,12 @@ _MARK_ALL = (
     """,
 )
 _BUILT = text("UPDATE kpi_summary_state SET built = true WHERE id = 1")
+_ENSURE_STATE = text(
+    "INSERT INTO kpi_summary_state "
+    "(id, tz, major_severity, max_delay_s, repeat_m, repeat_days, built) "
+    "VALUES (1, :tz, :major_severity, :max_delay_s, :repeat_m, :repeat_days, false) "
+    "ON CONFLICT (id) DO NOTHING"
+)
 
 
 def has_summary(conn: Connection) -> bool:
@@ -245,7 +281,9 @@ def usable(conn: Connection, rule: dict[str, Any]) -> bool:
 
 
 def rebuild(conn: Connection) -> None:
-    """Recompute every sum and repeat flag from the incidents (migration, demo writer)."""
+    """Recompute every sum and repeat flag from the incidents (migration, demo writer,
+    after a TRUNCATE, which no trigger sees)."""
+    conn.execute(_ENSURE_STATE, DEFAULT_RULE)
     for sql in _CLEAR + _MARK_ALL:
         conn.execute(text(sql))
     refresh(conn)
@@ -265,6 +303,8 @@ def refresh(conn: Connection) -> dict[str, int]:
     if days:
         conn.execute(_SUMS)
         conn.execute(_CATEGORY_SUMS)
+        for sql in _MONTH_SUMS:
+            conn.execute(text(sql))
     conn.execute(text("DROP TABLE kpi_keys"))
     return {"repeat_changes": changed, "days": days}
 

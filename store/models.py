@@ -47,7 +47,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store import vocab
@@ -773,7 +773,7 @@ class KpiStreetDay(Base):
     closed_street: Mapped[int] = mapped_column(Integer)
     closed_department: Mapped[int] = mapped_column(Integer)
     closed_seconds: Mapped[float] = mapped_column(Numeric)
-    closed_hours: Mapped[list[float]] = mapped_column(ARRAY(Float(53)))
+    closed_hours: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class KpiStreetDayCategory(Base):
@@ -782,6 +782,18 @@ class KpiStreetDayCategory(Base):
     __tablename__ = "kpi_street_day_category"
     street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    category_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    reported: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_kpi_street_day_category_day", "day"),)
+
+
+class KpiStreetMonthCategory(Base):
+    """Incidents reported per street, month (its first day) and subcategory: the sums of
+    ``kpi_street_day_category`` over whole months, so that a year is a few rows."""
+
+    __tablename__ = "kpi_street_month_category"
+    street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     category_code: Mapped[str] = mapped_column(Text, primary_key=True)
     reported: Mapped[int] = mapped_column(Integer)
 

@@ -13,8 +13,9 @@ state from the log; ``store.kpi_summary`` says why the sums equal the definition
   repeats; and, for regular incidents, their current state: closed, awaiting review,
   extended, reworked, returned), of those whose deadline in force *falls* that day (due,
   on time, still open) and of those *closed* that day (by tier, the exact seconds and the
-  sorted hours for the median).
-* ``kpi_street_day_category`` — incidents reported per street, day and subcategory.
+  hours, sorted and packed as big-endian float8 in a bytea, for the median).
+* ``kpi_street_day_category`` / ``kpi_street_month_category`` — incidents reported per
+  street, day (month) and subcategory.
 * ``incident_repeat`` — ids of the incidents that are repeats (an earlier incident of the
   same subcategory within 30 m in the 90 days before), kept by ``store.kpi_summary``.
 * ``kpi_dirty_day`` / ``kpi_dirty_region`` — what changed since the last refresh: statement
@@ -45,7 +46,12 @@ depends_on = None
 READER = "gridone_reader"
 #: The local day of the sums (a period in another zone is computed from the incidents).
 SUMMARY_TZ = "Asia/Shanghai"
-SCOPED = ("kpi_street_day", "kpi_street_day_category", "kpi_dirty_day")
+SCOPED = (
+    "kpi_street_day",
+    "kpi_street_day_category",
+    "kpi_street_month_category",
+    "kpi_dirty_day",
+)
 
 TABLES_SQL = """
 CREATE TABLE kpi_street_day (
@@ -69,7 +75,7 @@ CREATE TABLE kpi_street_day (
     closed_street integer NOT NULL,
     closed_department integer NOT NULL,
     closed_seconds numeric NOT NULL,
-    closed_hours double precision[] NOT NULL,
+    closed_hours bytea NOT NULL,
     CONSTRAINT pk_kpi_street_day PRIMARY KEY (street_code, day)
 );
 CREATE TABLE kpi_street_day_category (
@@ -78,6 +84,14 @@ CREATE TABLE kpi_street_day_category (
     category_code text NOT NULL,
     reported integer NOT NULL,
     CONSTRAINT pk_kpi_street_day_category PRIMARY KEY (street_code, day, category_code)
+);
+CREATE INDEX ix_kpi_street_day_category_day ON kpi_street_day_category (day);
+CREATE TABLE kpi_street_month_category (
+    street_code varchar(12) NOT NULL,
+    month date NOT NULL,
+    category_code text NOT NULL,
+    reported integer NOT NULL,
+    CONSTRAINT pk_kpi_street_month_category PRIMARY KEY (street_code, month, category_code)
 );
 CREATE TABLE incident_repeat (
     incident_id bigint NOT NULL,
@@ -111,7 +125,6 @@ CREATE TABLE kpi_summary_state (
     CONSTRAINT pk_kpi_summary_state PRIMARY KEY (id),
     CONSTRAINT ck_kpi_summary_state_one_row CHECK (id = 1)
 );
-INSERT INTO kpi_summary_state VALUES (1, '{tz}', 3, 14400, 30, 90, false);
 
 CREATE INDEX ix_incident_state_span ON incident
     USING gist (tstzrange(reported_at, greatest(status_at, reported_at), '(]'));
@@ -119,7 +132,7 @@ CREATE INDEX ix_incident_irregular ON incident (id)
     WHERE status_at IS NULL OR status_at < reported_at OR due_at < reported_at
        OR extended_due_at < reported_at OR closed_at < reported_at
        OR closed_at <> status_at;
-""".format(tz=SUMMARY_TZ)
+"""
 
 
 def _day(col: str) -> str:
@@ -128,7 +141,7 @@ def _day(col: str) -> str:
 
 def _keys(rows: str) -> str:
     return (
-        f"SELECT r.street_code, {_day('r.reported_at')} FROM {rows} r UNION "
+        f"SELECT r.street_code, {_day('r.reported_at')} FROM {rows} r UNION "  # noqa: S608
         f"SELECT r.street_code, {_day('COALESCE(r.extended_due_at, r.due_at)')} FROM {rows} r "
         f"UNION SELECT r.street_code, {_day('r.closed_at')} FROM {rows} r "
         "WHERE r.closed_at IS NOT NULL"
@@ -137,7 +150,7 @@ def _keys(rows: str) -> str:
 
 def _region(rows: str) -> str:
     return (
-        "INSERT INTO kpi_dirty_region (t_lo, t_hi, lon_lo, lat_lo, lon_hi, lat_hi) "
+        "INSERT INTO kpi_dirty_region (t_lo, t_hi, lon_lo, lat_lo, lon_hi, lat_hi) "  # noqa: S608
         "SELECT min(r.reported_at), max(r.reported_at), min(ST_X(r.geom)), min(ST_Y(r.geom)), "
         f"max(ST_X(r.geom)), max(ST_Y(r.geom)) FROM {rows} r HAVING count(*) > 0;"
     )
@@ -180,7 +193,7 @@ CREATE TRIGGER kpi_dirty_delete AFTER DELETE ON incident
 CREATE TRIGGER kpi_dirty_update AFTER UPDATE ON incident
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION kpi_dirty_update();
-"""
+"""  # noqa: S608
 
 
 def _in_scope(street: str) -> str:
@@ -214,7 +227,7 @@ def upgrade() -> None:
     op.execute(TABLES_SQL)
     op.execute(TRIGGERS_SQL)
     op.execute(_rls_sql())
-    # build the sums of what is already stored (nothing on an empty store)
+    # the rule row, then the sums of what is already stored (nothing on an empty store)
     from store import kpi_summary
 
     kpi_summary.rebuild(op.get_bind())
@@ -227,6 +240,7 @@ def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_incident_state_span")
     op.execute("DROP INDEX IF EXISTS ix_incident_irregular")
     op.execute(
-        "DROP TABLE IF EXISTS kpi_street_day, kpi_street_day_category, incident_repeat, "
+        "DROP TABLE IF EXISTS kpi_street_day, kpi_street_day_category, kpi_street_month_category, "
+        "incident_repeat, "
         "kpi_dirty_day, kpi_dirty_region, kpi_summary_state"
     )
