@@ -498,7 +498,12 @@ class Incident(Base):
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
         # migration 0006 (store.kpi_summary): incidents whose state as of T is not their
-        # stored one; the span index is an expression index, outside the models
+        # stored one — open across T (reported_at < T <= status_at), or irregular
+        Index(
+            "ix_incident_state_span",
+            text("tstzrange(reported_at, GREATEST(status_at, reported_at), '(]')"),
+            postgresql_using="gist",
+        ),
         Index(
             "ix_incident_irregular",
             "id",
