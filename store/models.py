@@ -752,6 +752,17 @@ class AuditLog(Base):
 
 # --- KPI sums per street and day (migration 0006, store.kpi_summary) ------------------------
 
+#: Tables computed from the incidents by store.kpi_summary, never loaded from files.
+KPI_SUMMARY_TABLES = (
+    "kpi_street_day",
+    "kpi_street_day_category",
+    "kpi_street_month_category",
+    "incident_repeat",
+    "kpi_dirty_day",
+    "kpi_dirty_region",
+    "kpi_summary_state",
+)
+
 
 class KpiStreetDay(Base):
     """Incident KPI sums of one street and local day (``store.kpi_summary``): derived from
