@@ -50,13 +50,21 @@ Definitions (exact; "T" is the as-of instant, by default the end of the period):
 
 Rates are ``None`` (NaN in frames) when their denominator is 0, never 0.
 
-How, and how fast: the incident row's derived columns give the state as of T for every
-incident that has not moved since; the log is read only for the others and for the
-rework/return steps (an index probe per incident, or one scan of the log when the query
-covers a whole district); repeats are found once for both periods by clustering the
-window's incidents per subcategory (``ST_ClusterDBSCAN``) and measuring pairs inside
-clusters. ``benchmarks/kpis.py`` times it on the district demo (1,000,000 incidents):
-seconds, not the 1 s aimed at — the log-derived and spatial figures dominate; see there.
+How, and how fast. From the sums per street and local day (``store.kpi_summary``,
+migration 0006), when they serve the query exactly: a street, a district or the whole
+store (not a community or grid), periods and as-of instant on Beijing midnights, the
+default 4-hour and repeat rules, and the sums in step with the incidents (the loaders
+refresh them; any write not yet refreshed, or a community/grid access scope, sends the
+query to the incidents). The incidents open across T and the irregular ones are taken
+out of the sums and put back with their state as of T; the median comes from the packed
+hours of the days. Every street's KPIs for a district year and the year before: ~0.5 s
+(``benchmarks/kpis.py``). Otherwise one statement over the incidents
+(``store.kpi_sql.KPI_FIGURES``, also inside :func:`from_incidents`): the incident row's
+derived columns give the state as of T for every incident that has not moved since; the
+log is read only for the others and for the rework/return steps (an index probe per
+incident, or one scan of the log when the query covers a whole district); repeats are
+found once for both periods by clustering the window's incidents per subcategory
+(``ST_ClusterDBSCAN``) and measuring pairs inside clusters — seconds at district scale.
 """
 
 from __future__ import annotations
