@@ -447,6 +447,12 @@ KPI_SUMMARY_FIGURES = text(
            AND (CAST(:district AS text) IS NULL
                 OR left(s.street_code, 6) = left(CAST(:district AS text), 6))
          GROUP BY 1, 2
+    ), irregular AS MATERIALIZED (
+        -- from the partial index alone (the planner would otherwise scan by reported_at)
+        SELECT i.id FROM incident i
+         WHERE i.status_at IS NULL OR i.status_at < i.reported_at OR i.due_at < i.reported_at
+            OR i.extended_due_at < i.reported_at OR i.closed_at < i.reported_at
+            OR i.closed_at <> i.status_at
     ), x AS (
         -- the incidents whose state as of T may differ from their stored one
         SELECT p.period, p.t0, p.t1, p.as_of, i.*, {REGULAR_I} AS regular,
@@ -460,11 +466,8 @@ KPI_SUMMARY_FIGURES = text(
         UNION ALL
         SELECT p.period, p.t0, p.t1, p.as_of, i.*, false, {_SUMMARY_UNIT.format(s="i.street_code")}
           FROM p
-          JOIN incident i
-            ON (i.status_at IS NULL OR i.status_at < i.reported_at OR i.due_at < i.reported_at
-                OR i.extended_due_at < i.reported_at OR i.closed_at < i.reported_at
-                OR i.closed_at <> i.status_at)
-           AND i.reported_at < p.as_of
+          JOIN irregular ir ON true
+          JOIN incident i ON i.id = ir.id AND i.reported_at < p.as_of
            AND NOT tstzrange(i.reported_at, greatest(i.status_at, i.reported_at), '(]')
                    @> p.as_of
          WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)

@@ -253,7 +253,15 @@ def test_beijing_midnight_edges(server, template_db, spy: _Spy) -> None:
             early = _incident(conn, "N2", "2026-05-02 00:00", due="2026-05-04 00:00")
             f.step(conn, early, "reported", "2026-05-02 00:00+08")
             f.step(conn, early, "handling", "2026-05-02 08:00+08")
+            # irregular: no step logged at all (status_at NULL), so its stored state
+            # cannot stand for any T; the schema refuses the other kinds (an extension
+            # into the past, a step before the report), but the sums do not rely on that
+            _incident(conn, "N3", "2026-05-02 10:00", due="2026-05-03 10:00")
             kpi_summary.refresh(conn)
+            irregular = conn.execute(
+                text("SELECT count(*) FROM incident WHERE status_at IS NULL")
+            ).scalar_one()
+            assert irregular == 1
         cases = [
             ("2026-05-01", "2026-05-02", None),
             ("2026-05-02", "2026-05-03", None),
@@ -269,11 +277,12 @@ def test_beijing_midnight_edges(server, template_db, spy: _Spy) -> None:
             day2 = kp.kpis(conn, unit=f.STREET, start="2026-05-02", end="2026-05-03")
             day3 = kp.kpis(conn, unit=f.STREET, start="2026-05-03", end="2026-05-04")
             overdue = kp.kpis(conn, unit=f.STREET, start="2026-05-01", end="2026-05-05")
-        assert (day1.figures.reported, day2.figures.reported) == (1, 1)
+        assert (day1.figures.reported, day2.figures.reported) == (1, 2)
         assert day1.figures.reported_closed == 0  # closed after that period's T
         assert (day2.figures.closed, day3.figures.closed) == (0, 1)
-        assert (day3.figures.due, day3.figures.due_on_time) == (1, 1)
-        assert overdue.figures.open_overdue == 1  # N2, due at the 05-04 midnight
+        assert (day3.figures.due, day3.figures.due_on_time) == (2, 1)  # N1 on time, N3 not
+        # N2 (due at the 05-04 midnight) and N3 (never moved, due 05-03 10:00)
+        assert overdue.figures.open_overdue == 2
     finally:
         eng.dispose()
         server.drop(name)
