@@ -40,6 +40,7 @@ from loaders.parse import _Problems, parse_fields
 from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import InputError, Sniffed, sniff_format
+from store import kpi_summary
 from store.crs import STORAGE_EPSG
 from store.errors import explain
 from store.workcal import CalendarNotCoveredError, due_at
@@ -598,6 +599,10 @@ def _load(
             revived = _revive_superseded(conn, kind, sql, report, lines)
         for statement in kind.after:
             conn.execute(text(statement))
+        if kind.table in KPI_SUMMARY_TABLES and not options.dry_run:
+            # the KPI sums of the (street, day) keys and repeat regions this load touched
+            # (a dry run is rolled back anyway)
+            kpi_summary.refresh(conn)
         report.inserted = inserted + sum(revived)
         report.updated = updated + len(revived) - sum(revived)
         report.rejected = sorted([*early, *refused, *report.rejected], key=lambda p: p.line)
@@ -614,6 +619,10 @@ def _load(
         if options.dry_run:
             conn.rollback()
 
+
+#: Tables whose writes make the KPI sums stale (``store.kpi_summary``): the incident, and
+#: the log whose steps its trigger applies to it.
+KPI_SUMMARY_TABLES = ("incident", "incident_transition")
 
 #: A batch at least this large, and at least :data:`BIG_BATCH_SHARE` of the table, is written
 #: with the table's secondary indexes dropped and rebuilt once (measured on incidents: the
