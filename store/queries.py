@@ -4,6 +4,12 @@ Spatial reads return GeoDataFrames in EPSG:4326 (web output): geometries leave t
 as WKB in the CRS asked for, and :func:`read_gdf` fails loudly when a query has no geometry.
 Filters are optional parameters; ``None`` means "no filter" (``:p IS NULL OR col = :p``), so
 no SQL is ever built from user input.
+
+Spatial predicates on a table with row-level security carry an explicit ``&&`` beside them
+(``g.geom && x AND ST_Intersects(g.geom, x)``, ``x`` holding no column of ``g``): as
+``gridone_app`` only ``&&`` is LEAKPROOF (migration 0005), so only it may run in the GiST
+index below the policy; the exact predicate then runs on rows the policy passed. See
+docs/access-control.md, "Spatial queries and the cost of the policies".
 """
 
 from __future__ import annotations
