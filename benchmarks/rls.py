@@ -1,17 +1,28 @@
-"""Benchmark: what row-level security costs the KPI queries.
+"""Benchmark: what row-level security costs the dashboard's queries (issue 7, 0003 and 0005).
 
-The same queries run as the owner (a superuser: RLS bypassed, the baseline) and as
-``gridone_app`` with the scope set by :func:`store.access.scoped` (``SET LOCAL ROLE
-gridone_app`` first, which gives exactly that role's privileges): every KPI of every street
-for a year (``geo.kpis.kpis_by_unit``, district scope), one street's KPIs
-(``geo.kpis.kpis``, street scope against the owner filtering on the street) and plain
-counts. The figures must be equal; the script says so, prints both times and the ratio,
-and shows the plan of a street-scoped count (the policy should be an index condition).
+Every query of the dashboard and the briefing that has a spatial predicate on a table with
+a policy, or that reads many rows under one, runs three ways, each in its own transaction
+(rolled back):
 
-    .venv/bin/python benchmarks/rls.py [--scale district|street] [--runs N] [--drop]
+* ``owner``: as the tables' owner (a superuser, RLS bypassed), filtering on the street by
+  hand where the application relies on its scope: the baseline;
+* ``before``: as ``gridone_app`` (``SET LOCAL ROLE``, scope by :func:`store.access.scoped`)
+  with the state before migration 0005 restored inside the transaction: 0003's policies
+  and ``gridone_set_scope``, ``&&`` not LEAKPROOF (the self-join in its naive form);
+* ``app``: as ``gridone_app`` now.
 
-The demo is generated into the scratch database ``gridone_bench_access_<scale>`` on the
-configured server (kept for the next run unless ``--drop``).
+JIT is off on every side (``scoped`` turns it off for the application; the owner's
+statements would otherwise pay up to seconds of compilation, which is not what RLS costs).
+``ratio`` is app / owner; ``same`` says whether app and owner returned the same figures.
+``>limit``: cancelled at ``--timeout`` seconds. The machine is shared: take the best of
+``--runs``, and compare columns of one run rather than runs.
+
+    .venv/bin/python benchmarks/rls.py [--database NAME | --scale district|street]
+        [--runs N] [--timeout S] [--no-before] [--only TEXT] [--drop]
+
+Without ``--database`` the demo is generated into the scratch database
+``gridone_bench_access_<scale>`` on the configured server (kept unless ``--drop``); with
+it, an existing copy of the demo is used (it is migrated to head first).
 """
 
 from __future__ import annotations
