@@ -48,8 +48,10 @@ from sqlalchemy.exc import DBAPIError
 
 from benchmarks.bench_db import drop_database, open_database
 from geo import kpis as kp
+from geo.overview import grid_kpis
 from geo.period import as_instant
 from store import coverage_sql as csql
+from store import overview_sql as osql
 from store import queries
 from store.access import User, scoped
 from store.crs import metric_epsg_for_bounds
@@ -389,6 +391,25 @@ def _cases(engine: Engine) -> list[tuple[str, User, Any, Any, Any]]:
             "coverage fixes, one day, street",
             s_user,
             *((lambda c: len(csql.fixes(c, t0, t1, street=street)),) * 3),
+        ),
+        (
+            "overview incident_counts per grid (91 d), district",
+            d_user,
+            *(
+                (
+                    lambda c: osql.incident_counts(c, since=as_instant(q_start), until=until).drop(
+                        columns="geometry"
+                    ),
+                )
+                * 3
+            ),
+        ),
+        (
+            "overview grid_kpis (kpis_by_unit grid, 91 d), street",
+            s_user,
+            lambda c: grid_kpis(c, q_start, end).current,
+            lambda c: grid_kpis(c, q_start, end, street=street).current,
+            lambda c: grid_kpis(c, q_start, end).current,
         ),
         (
             "grids with building counts (store.queries.grids), district",
