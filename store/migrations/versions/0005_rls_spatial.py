@@ -1,4 +1,5 @@
-"""row-level security without losing the GiST indexes: ``&&`` marked LEAKPROOF
+"""row-level security without losing the GiST indexes or the estimates: ``&&`` marked
+LEAKPROOF, policies on one grid-code range
 
 Revision ID: 0005
 Revises: 0003
@@ -18,8 +19,8 @@ geometry)``, the function of the bounding-box operator ``&&``, reviewed as follo
 
 * it reads the two bounding boxes (from the serialized header, or computed for a point)
   and compares their coordinates as floats; the answer is its only output;
-* it raises no error and no message for any well-formed value: empty geometries and NaN
-  coordinates give false; it does not compare SRIDs (mixed SRIDs compare boxes, no error,
+* it raises no error and no message for any well-formed value: empty geometries give
+  false, a NaN box overlaps every box whatever the row; it does not compare SRIDs (mixed SRIDs compare boxes, no error,
   unlike ``ST_DWithin`` / ``ST_Intersects``, which raise "mixed SRID" errors);
 * the values it meets under the policy are the stored ones, which the tables' CHECKs keep
   valid and non-empty, typmod-constrained to one geometry type and SRID 4490.
@@ -40,6 +41,17 @@ application, slowly. A superuser can then run :data:`MARK_SQL` by hand (or
 database's ``pg_proc``: ``ALTER EXTENSION postgis UPDATE`` and a dump/restore of the
 database recreate the function without it, so both must be followed by :data:`MARK_SQL`
 (``store.access.spatial_index_usable`` tells whether it is in force).
+
+The policies of 0003 were also estimated wrong: ``current_setting('gridone.grid_lo') = ''
+OR …`` has no column, so the planner took the default 0.5 % selectivity and planned every
+scope as 1/200 of its size (a street leader's KPIs with repeats paired every incident of
+the window with every other one: more than 90 s instead of 5). The tables whose CHECK ties
+the grid code to the street now filter on one grid-code range (:func:`grid_keyed_policy`),
+``patrol_fix`` on its street and a grid range that is "any" in district and street scopes
+(:func:`street_and_grid_policy`); the rows selected are 0003's for every scope
+(tests/test_access_rls_spatial.py checks it), the estimates come from the columns'
+statistics and a row costs fewer setting look-ups. ``gridone_set_scope`` sets the new
+bounds (``gcode_lo/hi``, ``fixgrid_lo/hi``; empty ranges when the scope does not fit).
 """
 
 from __future__ import annotations
