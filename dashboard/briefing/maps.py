@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # no display: before pyplot is imported
 import mapclassify
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib import font_manager
 from matplotlib.patches import Patch
 
@@ -191,19 +192,38 @@ def coverage_map(
     return _png(fig)
 
 
+def coverage_shares(grid_coverage: pd.DataFrame | None) -> dict[str, float] | None:
+    """Grid code → share of buildings passed, from the briefing's ``grid_coverage``."""
+    if grid_coverage is None:
+        return None
+    return dict(zip(grid_coverage["unit"], grid_coverage["coverage"].astype(float), strict=True))
+
+
+def spatial_maps(
+    hot_units: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    grid_coverage: pd.DataFrame | None,
+    outlines: gpd.GeoDataFrame,
+    lang: Lang = "zh",
+) -> tuple[bytes, bytes]:
+    """The hot-spot and coverage maps, which need no key figure: the briefing draws them
+    while the key figures are still being computed (see :func:`dashboard.briefing.build`)."""
+    return (
+        hotspot_map(hot_units, outlines, lang),
+        coverage_map(grids, coverage_shares(grid_coverage), lang, outlines=outlines),
+    )
+
+
 def render_maps(data: BriefingData, lang: Lang = "zh") -> MapImages:
-    """The briefing's three maps."""
-    cov = None
-    if data.grid_coverage is not None:
-        cov = dict(
-            zip(
-                data.grid_coverage["unit"],
-                data.grid_coverage["coverage"].astype(float),
-                strict=True,
-            )
+    """The briefing's three maps (the two of :func:`spatial_maps` taken from
+    ``data.early_maps`` when the data step drew them already)."""
+    early = data.early_maps
+    if early is None:
+        early = spatial_maps(
+            data.hot.units, data.grid_rates, data.grid_coverage, data.outlines, lang
         )
     return MapImages(
         indicator=indicator_map(data.grid_rates, lang, outlines=data.outlines),
-        hotspots=hotspot_map(data.hot.units, data.outlines, lang),
-        coverage=coverage_map(data.grid_rates, cov, lang, outlines=data.outlines),
+        hotspots=early[0],
+        coverage=early[1],
     )
