@@ -256,3 +256,28 @@ def unvisited_buildings(
         raise ValueError("days must be positive numbers of days, e.g. (7, 14, 30)")
     lp, from_store = last_passed_or_live(conn, as_of, windows[-1], street=street)
     return _unvisited_frame(lp, windows), from_store
+
+
+def stored_days(conn: Connection) -> set[dt.date]:
+    """The days stored (whatever their thresholds)."""
+    return store_sql.all_days(conn)
+
+
+def refresh_after_load(
+    conn: Connection, before: set[dt.date], *, max_days: int = 30
+) -> list[dt.date]:
+    """The post-load step of a patrol load: store again the days that were stored before
+    the load (``before``, from :func:`stored_days`) and that its fixes dropped, and the
+    days after the last stored one up to the latest fix (at most ``max_days`` back), so
+    that a daily load keeps the store complete. Nothing when nothing was ever stored (the
+    first fill is ``python -m geo coverage-store``). Returns the days computed."""
+    if not before:
+        return []
+    tz = ZoneInfo(get_settings().timezone)
+    latest = store_sql.latest_fix(conn)
+    days = set(before) - stored_days(conn)
+    if latest is not None:
+        last = latest.astimezone(tz).date()
+        first = max(max(before) + dt.timedelta(days=1), last - dt.timedelta(days=max_days - 1))
+        days |= {first + dt.timedelta(days=k) for k in range((last - first).days + 1)}
+    return fill(conn, sorted(days))

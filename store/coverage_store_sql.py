@@ -186,3 +186,17 @@ def last_per_building(
             conn, _LAST_STREET, {"since": since, "until": until, "street": street}, 2
         )
     return pd.Series(cols[:, 1], index=cols[:, 0].astype(np.int64))
+
+
+_ALL_DAYS = text("SELECT day FROM coverage_day")
+_LATEST_FIX = text("SELECT max(fixed_at) FROM patrol_fix")
+
+
+def all_days(conn: Connection) -> set[dt.date]:
+    """Every day stored in ``coverage_day``."""
+    return set(conn.execute(_ALL_DAYS).scalars())
+
+
+def latest_fix(conn: Connection) -> dt.datetime | None:
+    """The latest ``patrol_fix.fixed_at`` of the store (None: no fix)."""
+    return conn.execute(_LATEST_FIX).scalar_one()

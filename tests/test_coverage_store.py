@@ -7,6 +7,9 @@ the store."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import geopandas as gpd
@@ -18,6 +21,7 @@ from sqlalchemy import Engine, text
 from geo import coverage_store
 from geo.coverage import last_passed, unvisited_buildings
 from geo.settings import CoverageParams
+from store.settings import PROJECT_ROOT
 from tests import conftest
 
 TZ = "Asia/Shanghai"
@@ -158,3 +162,125 @@ def test_fill_and_read_on_an_empty_store(engine: Engine) -> None:
     """No grids: the live call refuses (no metric CRS), and so does the store."""
     with engine.connect() as c, pytest.raises(ValueError, match="没有网格"):
         coverage_store.last_passed(c, dt.date(2026, 11, 20), DAYS, timezone=TZ)
+
+
+def test_briefing_side_by_side_from_the_store_equals_one_after_the_other_live(
+    demo_rw: Engine, demo
+) -> None:
+    """The briefing built the new way (sections on their own connections, coverage from
+    the stored days, two maps drawn early) holds the same figures and maps as the old way
+    (one connection, one section after the other, coverage live from the fixes)."""
+    from dashboard.briefing import build
+
+    as_of = _last_day(demo)
+    start, end = as_of.replace(day=1), as_of + dt.timedelta(days=1)
+    with demo_rw.connect() as c:
+        coverage_store.fill(c, _window(as_of), timezone=TZ)
+        assert coverage_store.last_passed(c, as_of, DAYS, timezone=TZ) is not None
+    for street in (None, _street(demo_rw)):
+        made = {}
+        for new in (True, False):
+            with demo_rw.connect() as c:
+                made[new] = build(
+                    c, street=street, start=start, end=end, parallel=new, stored=new, docx=False
+                )
+        a, b = made[True].data, made[False].data
+        assert a.early_maps is not None and b.early_maps is None
+        for attr in ("unit", "level", "name", "period", "previous_period", "figures", "previous"):
+            assert getattr(a.report, attr) == getattr(b.report, attr), attr
+        for got, want in (
+            (a.report.categories, b.report.categories),
+            (a.report.overdue, b.report.overdue),
+            (a.report.late_majors, b.report.late_majors),
+            (a.by_unit.current, b.by_unit.current),
+            (a.grid_rates, b.grid_rates),
+            (a.outlines, b.outlines),
+            (a.hot.units, b.hot.units),
+            (a.buildings, b.buildings),
+            (a.grid_coverage, b.grid_coverage),
+            (a.under, b.under),
+        ):
+            pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(want), check_exact=True)
+        assert made[True].document.sections == made[False].document.sections
+
+
+def test_helper_connections_read_the_leaders_snapshot_and_scope(demo_rw: Engine) -> None:
+    from store import briefing_sql
+
+    count = text("SELECT count(*) FROM data_source")
+    with demo_rw.connect() as lead:
+        lead.execute(text("SELECT set_config('gridone.staff_code', 'W001', true)"))
+        before = lead.execute(count).scalar_one()
+        view = briefing_sql.share_view(lead)
+        assert view.settings == {"gridone.staff_code": "W001"}
+        with demo_rw.begin() as other:  # committed after the export
+            other.execute(
+                text(
+                    "INSERT INTO data_source (kind, source, loaded_at, rows) "
+                    "VALUES ('patrols', 'x', now(), 1)"
+                )
+            )
+        with demo_rw.connect() as helper:
+            helper = helper.execution_options(isolation_level="REPEATABLE READ")
+            briefing_sql.join_view(helper, view)
+            assert helper.execute(count).scalar_one() == before
+            got = helper.execute(text("SELECT current_setting('gridone.staff_code', true)"))
+            assert got.scalar_one() == "W001"
+            helper.rollback()
+        lead.rollback()
+    with pytest.raises(ValueError, match="snapshot"):
+        briefing_sql.join_view(lead, briefing_sql.SharedView("1'; DROP TABLE x; --", {}))
+
+
+def test_reloading_a_days_tracks_with_the_loader_recomputes_that_day(
+    demo_rw: Engine, demo, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The whole path a street office takes: stored coverage filled by ``python -m geo
+    coverage-store``; one day's tracks exported, corrected (the afternoon's fixes moved)
+    and loaded again with ``python -m loaders load patrols``: the trigger drops that day,
+    the loader's post-load step recomputes it, and the store answers the live figures."""
+    from geo.__main__ import main as geo_cli
+    from loaders.__main__ import main as loaders_cli
+    from store.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", demo_rw.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        as_of = _last_day(demo)
+        day = as_of - dt.timedelta(days=1)
+        start = as_of - dt.timedelta(days=DAYS - 1)
+        out = tmp_path / "filled.csv"
+        args = ["coverage-store", "--from", str(start), "--to", str(as_of + dt.timedelta(1))]
+        assert geo_cli([*args, "--out", str(out)]) == 0
+        assert "已存储覆盖率" in capsys.readouterr().out
+        with demo_rw.connect() as c:
+            assert coverage_store.stored_days(c) >= set(_window(as_of))
+            before = last_passed(c, as_of, DAYS, timezone=TZ)
+
+        csv = tmp_path / "day.csv"
+        where = [f"--where=fixed_at>={day}", f"--where=fixed_at<{as_of}"]
+        assert loaders_cli(["export", "patrols", str(csv), *where]) == 0
+        frame = pd.read_csv(csv, encoding="utf-8-sig")
+        afternoon = pd.to_datetime(frame["fixed_at"]).map(lambda t: t.hour >= 12)
+        assert afternoon.any()
+        frame.loc[afternoon, "lon"] += 0.002  # about 180 m east
+        frame.to_csv(csv, index=False, encoding="utf-8-sig")
+        # as a street office runs it (its own process: the command leaves its engine to the
+        # end of the process)
+        run = subprocess.run(
+            [sys.executable, "-m", "loaders", "load", "patrols", str(csv)],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            cwd=PROJECT_ROOT,
+            timeout=600,
+        )
+        assert run.returncode in (0, 1), run.stderr
+        assert f"stored coverage recomputed for 1 day(s): {day}" in run.stdout
+
+        with demo_rw.connect() as c:
+            live = last_passed(c, as_of, DAYS, timezone=TZ)
+            assert not live["last_passed_at"].equals(before["last_passed_at"])
+            _assert_same(coverage_store.last_passed(c, as_of, DAYS, timezone=TZ), live)
+    finally:
+        get_settings.cache_clear()
