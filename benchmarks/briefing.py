@@ -47,6 +47,7 @@ STEPS = (
     "hotspots",
     "coverage",
     "maps_early",
+    "maps_indicator",
     "freshness",
     "maps",
     "pdf",

@@ -8,7 +8,8 @@ No Streamlit here: the page (``dashboard/views/briefing.py``), the command line
    connections (one snapshot), patrol coverage from the stored days
    (:mod:`geo.coverage_store`) when they are all there;
 2. :func:`dashboard.briefing.maps.render_maps` draws three static maps (matplotlib; the
-   hot-spot and coverage maps already while the key figures are being computed);
+   maps already while the key figures are being computed, on the threads that computed
+   their data);
 3. :func:`dashboard.briefing.content.build_document` formats them into sections;
 4. :mod:`dashboard.briefing.render` writes the PDF (WeasyPrint) and the DOCX (python-docx).
 """
@@ -25,7 +26,7 @@ from sqlalchemy import Connection
 
 from dashboard.briefing.content import Document, build_document
 from dashboard.briefing.data import BriefingData, EmptyPeriodError, gather
-from dashboard.briefing.maps import render_maps, spatial_maps
+from dashboard.briefing.maps import indicator_map, render_maps, spatial_maps
 from dashboard.briefing.render import to_docx, to_pdf
 from geo.hotspots import HotspotResult
 from store.vocab import Lang
@@ -79,6 +80,10 @@ def build(
         # the two maps that need no key figure, drawn while those are still computed
         return spatial_maps(hot.units, grids, grid_coverage, outlines, lang)
 
+    def draw_rates(grid_rates: gpd.GeoDataFrame, outlines: gpd.GeoDataFrame) -> bytes:
+        # the indicator map, drawn on the thread of the per-grid rates
+        return indicator_map(grid_rates, lang, outlines=outlines)
+
     data = gather(
         conn,
         street=street,
@@ -87,6 +92,7 @@ def build(
         parallel=parallel,
         stored=stored,
         draw=draw if parallel else None,
+        draw_rates=draw_rates if parallel else None,
     )
     seconds = dict(data.seconds)
     t1 = time.perf_counter()

@@ -103,8 +103,8 @@ class BriefingData:
     seconds
         Time spent per step, for the benchmark.
     early_maps
-        What ``draw`` of :func:`gather` returned (the maps drawn from the spatial sections
-        while the key figures were computed), or None.
+        What ``draw`` and ``draw_rates`` of :func:`gather` returned (maps drawn while the
+        key figures were computed), by ``"spatial"`` and ``"indicator"``; None without.
     """
 
     scope: Scope
@@ -158,6 +158,7 @@ def gather(
     stored: bool = True,
     draw: Callable[[HotspotResult, gpd.GeoDataFrame, pd.DataFrame | None, gpd.GeoDataFrame], Any]
     | None = None,
+    draw_rates: Callable[[gpd.GeoDataFrame, gpd.GeoDataFrame], Any] | None = None,
 ) -> BriefingData:
     """Every figure of the briefing of ``street`` (None: the whole district) for reports
     in ``[start, end)`` (local dates).
@@ -169,7 +170,9 @@ def gather(
     comparison; the figures are the same). ``draw``, given the hot spots, the grids, their
     coverage and the outlines as soon as the spatial sections are done, runs on the calling
     thread while the key figures may still be computed (the briefing draws two maps
-    there); what it returns is kept in ``early_maps``.
+    there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
+    thread that computed them (the indicator map). What they return is kept in
+    ``early_maps`` (keys ``"spatial"`` and ``"indicator"``).
 
     Raises
     ------
@@ -209,7 +212,7 @@ def gather(
     def per_unit(c: Connection) -> UnitKpis:
         return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
 
-    def rates(c: Connection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    def rates(c: Connection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, Any]:
         grids = queries.grids(c, street_code=street)
         per_grid = kpis_by_unit(
             c, "grid", start, end, within=code, previous=False, repeats=False
@@ -220,7 +223,12 @@ def gather(
             grid_rates["reported"], grid_rates["households"]
         ).to_numpy()
         outlines = grid_rates if scope == "street" else queries.admin_units(c, "street")
-        return grid_rates, outlines
+        if draw_rates is None:
+            return grid_rates, outlines, None
+        t0 = time.perf_counter()
+        picture = draw_rates(grid_rates, outlines[["code", "geometry"]])
+        seconds["maps_indicator"] = time.perf_counter() - t0
+        return grid_rates, outlines, picture
 
     def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
         t0 = time.perf_counter()
@@ -248,8 +256,11 @@ def gather(
     if report.figures.reported == 0:  # before any other section's failure on no data
         raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
     by_unit = _result(done["by_unit"])
-    grid_rates, outlines = _result(done["grid_rates"])
-    hot, (buildings, grid_coverage, under), early = _result(done["spatial"])
+    grid_rates, outlines, indicator = _result(done["grid_rates"])
+    hot, (buildings, grid_coverage, under), spatial_maps = _result(done["spatial"])
+    early = {
+        k: v for k, v in (("spatial", spatial_maps), ("indicator", indicator)) if v is not None
+    }
     as_of = end - dt.timedelta(days=1)
     clock = time.perf_counter()
 
@@ -275,7 +286,7 @@ def gather(
         freshness=fresh,
         sources=sources,
         seconds=seconds,
-        early_maps=early,
+        early_maps=early or None,
     )
 
 
