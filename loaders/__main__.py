@@ -152,6 +152,12 @@ def _load(args: argparse.Namespace) -> int:
         timezone=settings.timezone,
         progress=print_progress,
     )
+    hook = args.kind == "patrols" and not args.dry_run
+    if hook:  # the post-load hook of patrols: what the stored coverage held before
+        from geo import coverage_store
+
+        with engine.connect() as conn:
+            stored = coverage_store.stored_days(conn)
     try:
         try:
             report = load_file(engine, args.kind, args.path, options)
@@ -169,6 +175,14 @@ def _load(args: argparse.Namespace) -> int:
     print(report.summary())
     if args.report:
         report.write(args.report)
+    if hook and (report.inserted or report.updated):
+        with engine.connect() as conn:
+            redone = coverage_store.refresh_after_load(conn, stored)
+        if redone:
+            print(
+                f"已重新计算巡查覆盖 / stored coverage recomputed for {len(redone)} day(s): "
+                + ", ".join(str(d) for d in redone)
+            )
     return 1 if report.rejected else 0
 
 

@@ -858,3 +858,49 @@ class KpiSummaryState(Base):
     repeat_days: Mapped[int] = mapped_column(Integer)
     built: Mapped[bool] = mapped_column(Boolean)
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
+# --- stored patrol coverage (geo.coverage_store) ----------------------------------------------
+
+
+class CoverageDay(Base):
+    """A local day whose building coverage is stored in :class:`CoverageBuildingDay`.
+
+    A row exists only while the stored figures are those :func:`geo.coverage.last_passed`
+    computes from the fixes: triggers (migration 0006) delete the day when a fix of its
+    window ``[starts_at, ends_at)`` is inserted, changed or deleted, and every day when
+    buildings change. ``epsg`` (the metric CRS of the district's grids) and ``params`` (a
+    fingerprint of the coverage thresholds and time zone) are checked by the reader."""
+
+    __tablename__ = "coverage_day"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    epsg: Mapped[int] = mapped_column(Integer)
+    params: Mapped[str] = mapped_column(Text)
+    fixes: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="window"),
+        Index("ix_coverage_day_starts_at_ends_at", "starts_at", "ends_at"),
+    )
+
+
+class CoverageBuildingDay(Base):
+    """When a building was last passed on a stored day (epoch seconds, as computed):
+    ``last_any`` by any worker (the district's figure), ``last_street`` by the workers a
+    street-scoped computation of the building's street reads that day (its own workers and
+    anyone with a fix in one of its grids). Only buildings passed that day have a row."""
+
+    __tablename__ = "coverage_building_day"
+    day: Mapped[dt.date] = mapped_column(
+        ForeignKey("coverage_day.day", ondelete="CASCADE"), primary_key=True
+    )
+    building_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    street_code: Mapped[str] = mapped_column(String(12))
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    last_any: Mapped[float] = mapped_column(Float)
+    last_street: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_coverage_building_day_street_code_day", "street_code", "day"),)

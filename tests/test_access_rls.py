@@ -45,6 +45,7 @@ SCOPED = (
     ("patrol_fix", "street_code", "grid_code"),
     ("patrol", "street_code", "grid_code"),
     ("work_log", "street_code", "grid_code"),
+    ("coverage_building_day", "street_code", "grid_code"),
 )
 #: Everything the application may SELECT that holds data (tables and views).
 #: Tables with a street code only (the KPI sums, migration 0004): readable in a district or
@@ -62,6 +63,7 @@ READABLE = (
     "admin_unit",
     "road",
     "data_source",
+    "coverage_day",
     "special_group_by_grid",
     "staff_phone",
 )
@@ -641,8 +643,8 @@ def test_downgrade_removes_the_policies_and_upgrade_restores_them(
                     "AND relnamespace = 'public'::regnamespace"
                 )
             ).scalar_one()
-        assert tables == len(SCOPED) + len(STREET_ONLY) + 6  # + special counts, staff,
-        # admin_unit, road, data_source, audit_log
+        assert tables == len(SCOPED) + len(STREET_ONLY) + 7  # + special counts, staff,
+        # admin_unit, road, data_source, audit_log, coverage_day
     finally:
         engine.dispose()
         server.drop(name)

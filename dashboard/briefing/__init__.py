@@ -4,7 +4,12 @@ No Streamlit here: the page (``dashboard/views/briefing.py``), the command line
 (``python -m dashboard.briefing``) and the tests call :func:`build`. Steps:
 
 1. :func:`dashboard.briefing.data.gather` reads every figure from :mod:`geo`;
-2. :func:`dashboard.briefing.maps.render_maps` draws three static maps (matplotlib);
+   — the key figures, the per-grid rates and the spatial sections side by side on their own
+   connections (one snapshot), patrol coverage from the stored days
+   (:mod:`geo.coverage_store`) when they are all there;
+2. :func:`dashboard.briefing.maps.render_maps` draws three static maps (matplotlib; the
+   maps already while the key figures are being computed, on the threads that computed
+   their data);
 3. :func:`dashboard.briefing.content.build_document` formats them into sections;
 4. :mod:`dashboard.briefing.render` writes the PDF (WeasyPrint) and the DOCX (python-docx).
 """
@@ -16,12 +21,15 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+import geopandas as gpd
+import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from dashboard.briefing.content import Document, build_document
 from dashboard.briefing.data import BriefingData, EmptyPeriodError, gather
-from dashboard.briefing.maps import render_maps
+from dashboard.briefing.maps import indicator_map, render_maps, spatial_maps
 from dashboard.briefing.render import to_docx, to_pdf
+from geo.hotspots import HotspotResult
 from store.access import User, audit
 from store.vocab import Lang
 from store.watermark import Watermark
@@ -58,6 +66,8 @@ def build(
     lang: Lang = "zh",
     pdf: bool = True,
     docx: bool = True,
+    parallel: bool = True,
+    stored: bool = True,
 ) -> Briefing:
     """The briefing of ``street`` (None: the whole district) for ``[start, end)``, made for
     ``watermark``'s user: the files carry it on every page (:mod:`store.watermark`).
@@ -68,9 +78,35 @@ def build(
         No incident reported in scope in the period.
     ValueError
         Unknown street, or an end not after the start.
+
+    ``parallel`` and ``stored``: see :func:`dashboard.briefing.data.gather` (both on by
+    default; off only to measure what they save).
     """
     t0 = time.perf_counter()
-    data = gather(conn, street=street, start=start, end=end)
+
+    def draw(
+        hot: HotspotResult,
+        grids: gpd.GeoDataFrame,
+        grid_coverage: pd.DataFrame | None,
+        outlines: gpd.GeoDataFrame,
+    ) -> tuple[bytes, bytes]:
+        # the two maps that need no key figure, drawn while those are still computed
+        return spatial_maps(hot.units, grids, grid_coverage, outlines, lang)
+
+    def draw_rates(grid_rates: gpd.GeoDataFrame, outlines: gpd.GeoDataFrame) -> bytes:
+        # the indicator map, drawn on the thread of the per-grid rates
+        return indicator_map(grid_rates, lang, outlines=outlines)
+
+    data = gather(
+        conn,
+        street=street,
+        start=start,
+        end=end,
+        parallel=parallel,
+        stored=stored,
+        draw=draw if parallel else None,
+        draw_rates=draw_rates if parallel else None,
+    )
     seconds = dict(data.seconds)
     t1 = time.perf_counter()
     maps = render_maps(data, lang)

@@ -2,7 +2,7 @@
 LEAKPROOF, policies on one grid-code range
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 22:30:00
 
 Issue 7 follow-up. Under row-level security PostgreSQL evaluates a user's condition below
