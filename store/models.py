@@ -863,6 +863,10 @@ class KpiSummaryState(Base):
 # --- stored patrol coverage (geo.coverage_store) ----------------------------------------------
 
 
+#: Tables computed from the fixes by geo.coverage_store, never loaded from files.
+COVERAGE_STORE_TABLES = ("coverage_day", "coverage_building_day")
+
+
 class CoverageDay(Base):
     """A local day whose building coverage is stored in :class:`CoverageBuildingDay`.
 

@@ -171,6 +171,9 @@ def test_briefing_side_by_side_from_the_store_equals_one_after_the_other_live(
     the stored days, two maps drawn early) holds the same figures and maps as the old way
     (one connection, one section after the other, coverage live from the fixes)."""
     from dashboard.briefing import build
+    from store.watermark import Watermark
+
+    wm = Watermark("测试", "test", dt.datetime(2026, 11, 30, 21, 45, tzinfo=dt.UTC))
 
     as_of = _last_day(demo)
     start, end = as_of.replace(day=1), as_of + dt.timedelta(days=1)
@@ -182,7 +185,14 @@ def test_briefing_side_by_side_from_the_store_equals_one_after_the_other_live(
         for new in (True, False):
             with demo_rw.connect() as c:
                 made[new] = build(
-                    c, street=street, start=start, end=end, parallel=new, stored=new, docx=False
+                    c,
+                    street=street,
+                    start=start,
+                    end=end,
+                    watermark=wm,
+                    parallel=new,
+                    stored=new,
+                    docx=False,
                 )
         a, b = made[True].data, made[False].data
         assert a.early_maps is not None and b.early_maps is None
@@ -201,7 +211,8 @@ def test_briefing_side_by_side_from_the_store_equals_one_after_the_other_live(
             (a.under, b.under),
         ):
             pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(want), check_exact=True)
-        assert made[True].document.sections == made[False].document.sections
+        for sa, sb in zip(made[True].document.sections, made[False].document.sections, strict=True):
+            assert sa == sb, (sa, sb)
 
 
 def test_helper_connections_read_the_leaders_snapshot_and_scope(demo_rw: Engine) -> None:

@@ -9,6 +9,7 @@ hotspots page's colours, and the share of each grid's buildings passed by patrol
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -54,6 +55,24 @@ class MapImages:
     indicator: bytes
     hotspots: bytes
     coverage: bytes
+
+
+#: NaturalBreaks' k-means draws its starts from numpy's global generator (mapclassify
+#: 2.10 has no seed argument): the same data must give the same classes in every briefing.
+_BREAKS_SEED = 20261130
+_breaks_lock = threading.Lock()
+
+
+def _natural_breaks(values: np.ndarray, k: int) -> mapclassify.NaturalBreaks:
+    """mapclassify's natural breaks, reproducible: the global generator is seeded for the
+    call and put back after it (under a lock: the briefing draws maps in threads)."""
+    with _breaks_lock:
+        state = np.random.get_state()
+        np.random.seed(_BREAKS_SEED)
+        try:
+            return mapclassify.NaturalBreaks(values, k=k)
+        finally:
+            np.random.set_state(state)
 
 
 def font_available() -> bool:
@@ -123,7 +142,7 @@ def indicator_map(
     if known.any():
         k = int(min(len(RATE_COLORS), len(np.unique(values[known]))))
         if k >= 2:
-            classes = mapclassify.NaturalBreaks(values[known], k=k)
+            classes = _natural_breaks(values[known], k)
             yb, bins = classes.yb, list(classes.bins)
         else:
             yb, bins = np.zeros(int(known.sum()), dtype=int), [float(values[known].max())]
