@@ -2,8 +2,9 @@
 
 Who may read what is enforced by PostgreSQL (migration 0003): the dashboard connects as
 ``gridone_app``, which owns nothing and bypasses nothing, and at the start of every
-transaction calls :func:`scoped`, which sets the user's role and scope for that transaction
-only (``gridone_set_scope``: ``SET LOCAL`` of the role, the scope and its code ranges).
+transaction calls :func:`scoped` with the session token, and the database sets that
+session's user's role and scope for that transaction only (``gridone_scope_session``:
+``SET LOCAL`` of the role, the scope and its code ranges, signed; migration 0004).
 Row-level security then returns only rows
 inside the user's jurisdiction; with no scope set, none.
 
@@ -634,12 +635,23 @@ def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def create_session(conn: Connection, user: User) -> str:
-    """Start a session for ``user``; return its token (only its hash is stored)."""
+def create_session(conn: Connection, user: User, *, settings: AccessSettings | None = None) -> str:
+    """Start a session for ``user``; return its token (only its hash is stored, with the
+    idle and absolute timeouts in force, which the database checks itself when the token
+    sets a transaction's scope)."""
+    settings = settings or get_access_settings()
     token = secrets.token_urlsafe(32)
     conn.execute(
-        text("INSERT INTO app_session (token_hash, user_id) VALUES (:h, :u)"),
-        {"h": _token_hash(token), "u": user.id},
+        text(
+            "INSERT INTO app_session (token_hash, user_id, idle_minutes, max_hours) "
+            "VALUES (:h, :u, :idle, :maxh)"
+        ),
+        {
+            "h": _token_hash(token),
+            "u": user.id,
+            "idle": settings.session_idle_minutes,
+            "maxh": settings.session_max_hours,
+        },
     )
     return token
 
@@ -740,23 +752,28 @@ def _revoke_all(conn: Connection, user_id: int) -> None:
 # --- the scope of a transaction -------------------------------------------------------------
 
 
-def scoped(conn: Connection, user: User) -> None:
-    """Bind the current transaction to ``user``'s role and scope (SET LOCAL): from here to
-    its end, row-level security shows only rows inside the user's jurisdiction (nothing for
-    sysadmin and auditor). Call it first in every transaction of a logged-in request.
+def scoped(conn: Connection, token: str) -> bool:
+    """Bind the current transaction to the role and scope of the user whose live session
+    ``token`` is (SET LOCAL, signed, by the database function ``gridone_scope_session``):
+    from here to its end, row-level security shows only rows inside that user's
+    jurisdiction (nothing for sysadmin and auditor, nothing for a token that is unknown,
+    logged out or expired). Call it first in every transaction of a logged-in request.
+    Returns whether the token was live.
+
+    The scope is looked up by the database from the session, not passed in: SQL injected
+    through the application cannot widen it without a live token of a wider user.
 
     Raises :class:`UnsafeConnectionError` when the connection is one row-level security
     does not bind (superuser, BYPASSRLS, the tables' owner): the dashboard must connect
     as ``gridone_app``."""
     row = conn.execute(
         text(
-            "SELECT gridone_set_scope(:role, :scope), "
-            "set_config('gridone.staff_code', :staff, true), "
+            "SELECT gridone_scope_session(:token) AS live, "
             "row_security_active('incident') AS rls, "
             "pg_has_role(current_user, (SELECT relowner FROM pg_class "
             "WHERE oid = 'incident'::regclass), 'MEMBER') AS owner"
         ),
-        {"role": user.role, "scope": user.scope_prefix or "", "staff": user.staff_code or ""},
+        {"token": token or ""},
     ).one()
     if not row.rls or row.owner:
         raise UnsafeConnectionError(
@@ -764,6 +781,7 @@ def scoped(conn: Connection, user: User) -> None:
             "gridone_app 连接 / this connection is not bound by row-level security "
             "(superuser, BYPASSRLS or the tables' owner): connect the dashboard as gridone_app"
         )
+    return bool(row.live)
 
 
 APP_ROLE = "gridone_app"

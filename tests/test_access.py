@@ -182,7 +182,7 @@ def test_injection_as_login_password_scope_and_search(
         access.create_user(conn, "evil", "x", "street", attack, PASSWORD, actor="t")
     # as search terms on the auditor's page: bound parameters, so they only match themselves
     with app.begin() as conn:
-        access.scoped(conn, access.User(0, "aud", "审计员", "auditor", None))
+        assert access.scoped(conn, access_data.session_token(db[1], "auditor"))
         assert access.search_audit(conn, action=attack) == []
         found = access.search_audit(conn, login=attack)
     assert {r["login"] for r in found} <= {shown} and len(found) >= 2
@@ -374,8 +374,8 @@ def test_auditor_searches_the_log(db, app: Engine) -> None:
     _add(db[1], "leader10")
     with pytest.raises(LoginFailedError):
         access.authenticate(app, "leader10", "Wrong123456", settings=FAST)
-    auditor = access.User(0, "aud", "审计员", "auditor", None)
-    leader = access.User(0, "leader10", "x", "street", STREET_A)
+    auditor = access_data.session_token(db[1], "auditor")
+    leader = access_data.session_token(db[1], "street", STREET_A[:9])
     with app.begin() as conn:
         access.scoped(conn, auditor)
         rows = access.search_audit(conn, login="leader10", action="login_failed")
