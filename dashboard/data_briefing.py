@@ -6,11 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import streamlit as st
-
 from dashboard.briefing import build
 from dashboard.briefing.data import district
-from dashboard.data import CACHE_SECONDS, engine
+from dashboard.data import scoped_cache, scoped_conn
 from store.vocab import Lang
 
 
@@ -24,17 +22,17 @@ class BriefingFiles:
     seconds: float
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def district_name() -> str:
     """The store's district name (the whole-district choice is labelled with it)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return district(conn)[1]
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=16)
+@scoped_cache(max_entries=16)
 def briefing_files(street: str | None, start: dt.date, end: dt.date, lang: Lang) -> BriefingFiles:
     """:func:`dashboard.briefing.build` for ``[start, end)`` (local days), both formats."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         made = build(conn, street=street, start=start, end=end, lang=lang)
     assert made.pdf is not None and made.docx is not None
     return BriefingFiles(made.pdf, made.docx, made.data.name, made.seconds["total"])

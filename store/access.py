@@ -808,3 +808,17 @@ def mask_count(n: int | None, threshold: int = 5) -> str:
     if n is None:
         return ""
     return f"<{threshold}" if n < threshold else str(n)
+
+
+def scope_name(conn: Connection, user: User) -> str | None:
+    """The name of ``user``'s jurisdiction (a grid's or an admin unit's), read inside a
+    transaction scoped for that user; None for sysadmin and auditor."""
+    if not user.scope_code or user.scope_prefix is None:
+        return None
+    return conn.execute(
+        text(
+            "SELECT coalesce((SELECT name FROM grid WHERE code = :c LIMIT 1), "
+            "(SELECT name FROM admin_unit WHERE code = :c))"
+        ),
+        {"c": user.scope_code},
+    ).scalar_one()

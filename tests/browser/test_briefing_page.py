@@ -21,7 +21,7 @@ from dashboard.briefing.data import KEY_FIGURES
 from geo.kpis import FIGURES, kpis
 from store import queries
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, OfflinePage
+from tests.browser.conftest import ARTIFACTS, OfflinePage, goto
 
 VIEWPORT = {"width": 1280, "height": 900}
 SECTIONS = (
@@ -74,7 +74,7 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
         report = kpis(conn, unit=street, start=start, end=end + dt.timedelta(days=1))
     page = offline_page.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{app_url}/briefing")
+    goto(page, f"{app_url}/briefing")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
     page.wait_for_url(f"**from={start.isoformat()}**to={end.isoformat()}**")
     build(page)
@@ -122,7 +122,7 @@ def test_url_reproduces_a_view_and_empty_period_is_explained(
     street, _, _ = default_view
     page = offline_page.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{app_url}/briefing?street={street}&from=2001-01-01&to=2001-01-31")
+    goto(page, f"{app_url}/briefing?street={street}&from=2001-01-01&to=2001-01-31")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
     build_button = page.get_by_role("button", name="生成简报")
     build_button.click()
@@ -130,7 +130,7 @@ def test_url_reproduces_a_view_and_empty_period_is_explained(
     assert page.get_by_text("下载 PDF", exact=False).count() == 0
     no_traceback(page)
 
-    page.goto(f"{app_url}/briefing?street=nonsense&from=2026-13-01")
+    goto(page, f"{app_url}/briefing?street=nonsense&from=2026-13-01")
     page.get_by_text("链接参数 street=nonsense 无效", exact=False).wait_for(timeout=60_000)
     page.get_by_text("链接参数 from=2026-13-01 无效", exact=False).wait_for()
     no_traceback(page)
