@@ -155,6 +155,7 @@ def run() -> None:
     if user is None:
         return  # the login form is drawn; nothing else until a session exists
     auth.sidebar(user, lang)
+    auth.record_page_view(page.url_path or "overview", st.query_params.to_dict())
     try:
         page.run()
     except OperationalError as exc:  # the database went away while the page was running

@@ -133,3 +133,28 @@ def logout(lang: Lang) -> None:
     _forget()
     st.session_state[NOTICE_KEY] = t("au_logged_out", lang)
     st.rerun()
+
+
+def record(action: str, detail: dict[str, object]) -> None:
+    """Append ``action`` by the logged-in user to the audit log (its own transaction; the
+    audit log needs no scope to be written)."""
+    user = current_user()
+    if user is None:
+        return
+    with data.engine().begin() as conn:
+        access.audit(conn, action, user=user, detail=detail, client=_client())
+
+
+#: Session-state key of the last page view written to the audit log.
+_VIEWED_KEY = "_gridone_viewed"
+
+
+def record_page_view(page: str, params: dict[str, str]) -> None:
+    """One ``page_view`` row when the page or its URL parameters (its filters) change; a
+    rerun that changes neither (a click on the map, a widget that is not a filter) adds
+    none."""
+    seen = (page, tuple(sorted(params.items())))
+    if st.session_state.get(_VIEWED_KEY) == seen:
+        return
+    st.session_state[_VIEWED_KEY] = seen
+    record("page_view", {"page": page, "filters": params})

@@ -822,3 +822,28 @@ def scope_name(conn: Connection, user: User) -> str | None:
         ),
         {"c": user.scope_code},
     ).scalar_one()
+
+
+#: The special groups (特殊人群) of ``special_group_by_grid``, in the order shown.
+SPECIAL_GROUPS = (
+    "n_released_prisoners",
+    "n_community_correction",
+    "n_drug_users",
+    "n_severe_mental_illness",
+    "n_key_youth",
+)
+
+
+def special_groups(conn: Connection, grid: str) -> dict[str, int] | None:
+    """The special-group counts of one grid (``special_group_by_grid``: sums per grid, for
+    the district and street roles only), None when the view shows the caller nothing. Show
+    them through :func:`mask_count`, never below grid level."""
+    row = conn.execute(
+        text(
+            "SELECT n_released_prisoners, n_community_correction, n_drug_users, "
+            "n_severe_mental_illness, n_key_youth FROM special_group_by_grid "
+            "WHERE grid_code = :g"
+        ),
+        {"g": grid},
+    ).first()
+    return None if row is None else {k: int(v or 0) for k, v in row._mapping.items()}

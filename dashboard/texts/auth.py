@@ -64,4 +64,14 @@ TEXT: dict[str, tuple[str, str]] = {
         "特殊人群（按网格汇总，少于5显示<5）",
         "Special groups (per grid, <5 when few)",
     ),
+    "au_sg_n_released_prisoners": ("刑满释放人员", "Released prisoners"),
+    "au_sg_n_community_correction": ("社区矫正对象", "Under community correction"),
+    "au_sg_n_drug_users": ("吸毒人员", "Drug users"),
+    "au_sg_n_severe_mental_illness": ("严重精神障碍患者", "Severe mental illness"),
+    "au_sg_n_key_youth": ("重点青少年", "Key youth"),
+    "au_sg_note": (
+        "敏感信息：仅区级和街道领导可见；少于5人显示为“<5”；不按房屋或个人显示。",
+        "Sensitive: district and street leaders only; fewer than 5 shown as “<5”; never per "
+        "dwelling or person.",
+    ),
 }

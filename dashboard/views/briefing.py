@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import auth, data, data_briefing
 from dashboard import briefing_view as bv
-from dashboard import data, data_briefing
 from dashboard.briefing import EmptyPeriodError
 from dashboard.i18n import t
 
@@ -69,12 +69,19 @@ except ValueError as exc:
 st.success(t("br_ready", lang, seconds=files.seconds, name=files.name, period=label))
 stem = f"briefing_{q.street or 'district'}_{q.start}_{q.end}"
 a, b = st.columns(2)
+
+
+def _audit_download(kind: str) -> None:
+    auth.record("briefing", {"page": "briefing", "format": kind, "filters": bv.to_params(q)})
+
+
 a.download_button(
     t("br_download_pdf", lang),
     files.pdf,
     file_name=f"{stem}.pdf",
     mime="application/pdf",
-    on_click="ignore",
+    on_click=_audit_download,
+    args=("pdf",),
     icon=":material/picture_as_pdf:",
 )
 b.download_button(
@@ -82,6 +89,7 @@ b.download_button(
     files.docx,
     file_name=f"{stem}.docx",
     mime="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    on_click="ignore",
+    on_click=_audit_download,
+    args=("docx",),
     icon=":material/description:",
 )

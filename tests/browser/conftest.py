@@ -345,18 +345,26 @@ DEMO_USERS: dict[str, DemoUser] = {}
 
 @pytest.fixture(scope="session")
 def demo_users(demo_engine: Engine) -> dict[str, DemoUser]:
-    """A district user, the demo street's leader and an auditor, with generated passwords
-    (made once per session in the demo database)."""
+    """A district user, the demo street's leader, its first community's user, an auditor
+    and a system administrator, with generated passwords (made once per session in the
+    demo database)."""
     from store import access
 
     with demo_engine.begin() as conn:
-        district, street = conn.execute(
+        district, street, community = conn.execute(
             text(
                 "SELECT (SELECT min(code) FROM admin_unit WHERE level = 'district'), "
-                "(SELECT min(code) FROM admin_unit WHERE level = 'street')"
+                "(SELECT min(code) FROM admin_unit WHERE level = 'street'), "
+                "(SELECT min(code) FROM admin_unit WHERE level = 'community')"
             )
         ).one()
-        for role, scope in (("district", district), ("street", street), ("auditor", None)):
+        for role, scope in (
+            ("district", district),
+            ("street", street),
+            ("community", community),
+            ("auditor", None),
+            ("sysadmin", None),
+        ):
             login = f"test-{role}"
             password = "Pw" + secrets.token_urlsafe(12) + "7"
             if access.get_user(conn, login) is None:
