@@ -89,7 +89,8 @@ def _views(gated: bool) -> str:
 
 
 FUNCTIONS_SQL = r"""
-CREATE TABLE gridone_secret (k bytea NOT NULL CHECK (octet_length(k) >= 16));
+CREATE TABLE gridone_secret (
+  k bytea NOT NULL CONSTRAINT ck_gridone_secret_key_length CHECK (octet_length(k) >= 16));
 REVOKE ALL ON gridone_secret FROM PUBLIC;
 INSERT INTO gridone_secret (k) VALUES (decode(
   replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', ''),
