@@ -153,6 +153,7 @@ def test_auditor_sees_the_audit_log_only(
     app_url: str, offline_page: OfflinePage, demo_engine: Engine
 ) -> None:
     page = _page(offline_page)
+    goto(page, f"{app_url}/briefing", role="street")  # a login of the street leader to find
     goto(page, f"{app_url}/?street=x", role="auditor")  # the default page: the audit log
     page.get_by_role("heading", name="审计日志查询", exact=True).wait_for(timeout=60_000)
     nav = page.locator('[data-testid="stSidebarNav"]')
@@ -290,3 +291,20 @@ def test_sql_injection_in_every_url_parameter(
         _no_traceback(page)
         assert page.locator(ALERT).filter(has_text="无效").count() >= 1, (path, i)
     offline_page.page.goto("about:blank")
+
+
+def test_sql_injection_in_the_audit_search(
+    app_url: str, offline_page: OfflinePage, demo_engine: Engine
+) -> None:
+    """The auditor's free-text fields are bound parameters: an injection string finds the
+    rows that contain it, nothing more; malformed dates and actions get the warning."""
+    attack = INJECTIONS[0]
+    query = urllib.parse.urlencode(
+        {"from": attack, "to": attack, "login": attack, "action": attack, "q": attack}
+    )
+    page = _page(offline_page)
+    goto(page, f"{app_url}/audit?{query}", role="auditor")
+    page.locator(ALERT).filter(has_text="无效").first.wait_for(timeout=60_000)
+    page.get_by_text("没有审计记录", exact=False).wait_for(timeout=60_000)
+    _settled(page)
+    _no_traceback(page)

@@ -191,7 +191,8 @@ def test_grid_link_opens_its_panel_with_geo_kpis(
             conn, unit=view["street"], start=view["start"], end=end_x, repeats=False
         ).figures
     grid_row = view["kpis"].current.loc[code]
-    table = page.locator('[data-testid="stTable"]').nth(2)
+    # the KPI table (the special-group counts come before it for a street leader)
+    table = page.locator('[data-testid="stTable"]').filter(has_text="办结率")
     rows = {
         r[0]: r[1:]
         for r in (
