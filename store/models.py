@@ -642,7 +642,7 @@ class DataSource(Base):
 # --- access control (migration 0003) ----------------------------------------------------
 
 #: Tables of logins, sessions and the audit trail: not data, never emptied by a data reload.
-ACCESS_TABLES = ("app_user", "app_session", "audit_log")
+ACCESS_TABLES = ("app_user", "app_session", "audit_log", "gridone_secret")
 
 USER_SCOPE_CK = (
     r"(role = 'district' AND scope_code ~ '^\d{6}000000$') OR "

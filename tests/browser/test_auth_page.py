@@ -11,6 +11,7 @@ the other unit's figures and no traceback. Expected figures are read by the owne
 from __future__ import annotations
 
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -86,6 +87,19 @@ def units(demo_engine: Engine, demo_users) -> dict[str, str]:
             text("SELECT min(code) FROM grid WHERE community_code = :c"), {"c": own}
         ).scalar_one()
     return {"own": own, "own_grid": own_grid, "other": other, "grid": grid, "incident": incident}
+
+
+def _wait_for_row(engine: Engine, query: str, params: dict, timeout_s: float = 30) -> object:
+    """The first column of the first row of ``query`` once there is one (the download's
+    callback runs in the rerun the click starts, after the file has been fetched)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with engine.connect() as conn:
+            value = conn.execute(text(query), params).scalar()
+        if value is not None or time.monotonic() > deadline:
+            assert value is not None, query
+            return value
+        time.sleep(0.2)
 
 
 # --- logging in and out -----------------------------------------------------------------------
@@ -177,19 +191,18 @@ def test_auditor_sees_the_audit_log_only(
     _settled(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "auth_audit.png"), full_page=True)
+    with demo_engine.connect() as conn:
+        before = conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar_one()
     with page.expect_download() as dl:
         page.get_by_role("button", name="下载 CSV", exact=False).click()
     body = dl.value.path().read_bytes().decode("utf-8-sig")
     assert body.splitlines()[0].startswith("时间,登录名") and len(body.splitlines()) == want + 1
-    _settled(page)
-    with demo_engine.connect() as conn:
-        exported = conn.execute(
-            text(
-                "SELECT detail FROM audit_log WHERE action = 'export' AND login = :l "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            {"l": DEMO_USERS["auditor"].login},
-        ).scalar_one()
+    exported = _wait_for_row(
+        demo_engine,
+        "SELECT detail FROM audit_log WHERE action = 'export' AND login = :l "
+        "AND id > :before ORDER BY id DESC LIMIT 1",
+        {"l": DEMO_USERS["auditor"].login, "before": before},
+    )
     assert exported["what"] == "audit_csv" and exported["filters"]["login"] == leader
     _no_traceback(page)
 
