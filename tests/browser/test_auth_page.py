@@ -278,8 +278,11 @@ def test_crafted_link_to_another_unit_is_refused(
     assert page.get_by_role("heading", name=units["incident"]).count() == 0
     if param == "grid":
         ARTIFACTS.mkdir(exist_ok=True)
+        box = page.locator(MAP_IFRAME).bounding_box()
+        assert box is not None and box["height"] > 400, box  # the own unit's map is drawn
         page.screenshot(path=str(ARTIFACTS / "auth_refused_url.png"))
     _no_traceback(page)
+    offline_page.assert_clean()
 
 
 def test_crafted_street_link_is_refused(app_url: str, offline_page: OfflinePage) -> None:
