@@ -1,17 +1,21 @@
 """Benchmark: every incident KPI of every street for a year (and the year before, for the
-change) by ``geo.kpis.kpis_by_unit`` — one grouped SQL statement — against the
-straightforward pandas way a GIS analyst would write (read every incident and every
-transition into DataFrames, rebuild the state as of the end, find repeats with a geopandas
-buffer-and-sjoin, loop over the streets), on the same data in the same run. Both must give
-the same counts; the script says so, then prints both times and the ratio.
+change) by ``geo.kpis.kpis_by_unit`` — from the sums per street and day when the store has
+them (migration 0004), and in the same run from the incidents (``geo.kpis.from_incidents``:
+one grouped SQL statement), checked equal — against the straightforward pandas way a GIS
+analyst would write (read every incident and every transition into DataFrames, rebuild
+the state as of the end, find repeats with a geopandas buffer-and-sjoin, loop over the
+streets), on the same data in the same run. Both must give the same counts; the script
+says so, then prints the times and the ratios.
 
     .venv/bin/python benchmarks/kpis.py [--scale district|street] [--runs N]
                                         [--regenerate] [--drop] [--skip-baseline]
+                                        [--database NAME]
 
-The demo is generated into a scratch database ``gridone_bench_kpis_<scale>`` on the
-configured server and kept for the next run (the district takes minutes to generate and
-write); ``--regenerate`` rebuilds it, ``--drop`` removes it at the end. The year is the
-demo's last full year: [period_end − 365 days + 1, period_end + 1).
+The demo is generated into a scratch database ``gridone_bench_kpis_<scale>`` (or
+``--database NAME``, migrated first) on the configured server and kept for the next run
+(the district takes minutes to generate and write); ``--regenerate`` rebuilds it,
+``--drop`` removes it at the end. The year is the demo's last full year:
+[period_end − 365 days + 1, period_end + 1).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,13 +40,15 @@ from geo.settings import default_settings
 from store.settings import get_settings
 
 
-def prepare(scale: str, seed: int, *, regenerate: bool) -> tuple[Engine, str]:
-    """An engine on the benchmark database holding the demo at ``scale``, and the
-    database name."""
+def prepare(
+    scale: str, seed: int, *, regenerate: bool, database: str | None = None
+) -> tuple[Engine, str]:
+    """An engine on the benchmark database (``database``, default
+    ``gridone_bench_kpis_<scale>``) holding the demo at ``scale``, and the database name."""
     from loaders.demo import generate
     from loaders.demo.load import write_demo
 
-    name = f"gridone_bench_kpis_{scale}"
+    name = database or f"gridone_bench_kpis_{scale}"
     engine = open_database(name, regenerate=regenerate)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
@@ -155,6 +162,30 @@ def pandas_kpis(engine: Engine, period: kp.Period) -> dict[int, pd.DataFrame]:
     return out
 
 
+def summary_ready(conn: Any) -> bool:
+    """Whether geo.kpis will read the sums (migration 0004, built, nothing pending)."""
+    from store import kpi_summary
+
+    return kpi_summary.usable(conn, dict(kpi_summary.DEFAULT_RULE))
+
+
+def same_kpis(a: kp.UnitKpis, b: kp.UnitKpis) -> bool:
+    """Every figure equal (the mean to 1e-9 h: sums of seconds against an average of
+    hours), and the category counts."""
+    for x, y in ((a.current, b.current), (a.previous, b.previous)):
+        assert x is not None and y is not None
+        for col in kp.FIGURES:
+            u, v = x[col].astype(float).to_numpy(), y[col].astype(float).to_numpy()
+            tol = 1e-9 if col in ("mean_hours",) or col.endswith(("_rate", "_share")) else 0
+            if not np.allclose(u, v, rtol=0, atol=tol, equal_nan=True):
+                print(f"  MISMATCH {col}: {u[:4]} vs {v[:4]}")
+                return False
+    key = ["unit", "category_code"]
+    ca = a.categories.sort_values(key).reset_index(drop=True)
+    cb = b.categories.sort_values(key).reset_index(drop=True)
+    return ca.equals(cb)
+
+
 # --- running --------------------------------------------------------------------------------
 
 
@@ -175,8 +206,13 @@ def main() -> None:
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--drop", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--database", help="scratch database to use (default gridone_bench_kpis_<scale>)"
+    )
     args = ap.parse_args()
-    engine, name = prepare(args.scale, args.seed, regenerate=args.regenerate)
+    engine, name = prepare(
+        args.scale, args.seed, regenerate=args.regenerate, database=args.database
+    )
     try:
         start, end = _year(engine)
         with engine.connect() as conn:
@@ -185,25 +221,37 @@ def main() -> None:
         print(f"scale {args.scale}: {n_inc:,} incidents, {n_tr:,} transitions")
         print(f"period [{start}, {end}) and the year before, as of the end; level street")
 
-        def timed(**kw: bool) -> tuple[float, kp.UnitKpis]:
+        def timed(slow: bool = False, **kw: bool) -> tuple[float, kp.UnitKpis]:
             best, res = float("inf"), None
             for _ in range(args.runs):
                 with engine.connect() as conn:
                     t0 = time.perf_counter()
-                    res = kp.kpis_by_unit(conn, "street", start, end, **kw)
+                    if slow:
+                        with kp.from_incidents():
+                            res = kp.kpis_by_unit(conn, "street", start, end, **kw)
+                    else:
+                        res = kp.kpis_by_unit(conn, "street", start, end, **kw)
                     best = min(best, time.perf_counter() - t0)
             assert res is not None
             return best, res
 
+        with engine.connect() as conn:
+            summed = summary_ready(conn)
         t_all, res = timed()
         t_cur, _ = timed(previous=False)
         t_norep, _ = timed(repeats=False)
         t_cur_norep, _ = timed(previous=False, repeats=False)
-        print(f"kpis_by_unit, one grouped SQL statement (best of {args.runs}):")
+        way = "sums per street and day" if summed else "one grouped SQL statement"
+        print(f"kpis_by_unit, {way} (best of {args.runs}):")
         print(f"  all KPIs, both years                  {t_all:7.2f} s")
         print(f"  all KPIs, this year only              {t_cur:7.2f} s")
         print(f"  without repeats, both years           {t_norep:7.2f} s")
         print(f"  without repeats, this year only       {t_cur_norep:7.2f} s")
+        if summed:
+            t_slow, slow = timed(slow=True)
+            print(f"  from the incidents (KPI_FIGURES), all KPIs, both years {t_slow:7.2f} s")
+            print(f"  ratio incidents / sums: {t_slow / t_all:.1f}x")
+            print(f"  every figure the same both ways: {'yes' if same_kpis(res, slow) else 'NO'}")
         if args.skip_baseline:
             return
         t0 = time.perf_counter()
@@ -232,7 +280,7 @@ def main() -> None:
             "millimetre of 30 m, measured in the Gauss-Krüger plane (scale > 1 off the "
             "central meridian) by pandas and on the ellipsoid by the SQL"
         )
-        print(f"  ratio pandas / SQL (all KPIs, both years): {t_base / t_all:.1f}x")
+        print(f"  ratio pandas / geo.kpis (all KPIs, both years): {t_base / t_all:.1f}x")
     finally:
         engine.dispose()
         if args.drop:

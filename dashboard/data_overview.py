@@ -11,8 +11,8 @@ import pandas as pd
 
 from dashboard import map_render
 from dashboard.data import scoped_cache, scoped_conn
-from dashboard.maps import OneMapLayers, onemap
-from dashboard.overview_view import OverviewQuery
+from dashboard.maps import OneMapLayers, onemap_base, onemap_layers
+from dashboard.overview_view import MapBase, OverviewQuery
 from geo import coverage as geo_coverage
 from geo import hotspots as geo_hotspots
 from geo import kde as geo_kde
@@ -229,10 +229,12 @@ def grid_details(grid: str) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame,
         )
 
 
-@scoped_cache(max_entries=64)
-def rendered_map(
-    view_of: OverviewQuery,
-    _layers: OneMapLayers,
+@scoped_cache(max_entries=16)
+def rendered_base(
+    base_of: MapBase,
+    _grids: gpd.GeoDataFrame,
+    _streets: gpd.GeoDataFrame | None,
+    _communities: gpd.GeoDataFrame | None,
     *,
     lang: str,
     view: tuple[float, float, float] | None,
@@ -240,18 +242,34 @@ def rendered_map(
     attribution: str,
     max_zoom: int,
 ) -> map_render.RenderedMap:
-    """The 一张图 map of ``_layers`` rendered once (:func:`dashboard.maps.onemap`,
-    :func:`dashboard.map_render.render`), cached by ``view_of``: the page's query without
-    what only moves the map (centre, zoom) or opens a panel (grid), from which ``_layers``
-    was built. A rerun that changes no filter (a click, the map reporting its centre) then
-    costs nothing here."""
-    m = onemap(
-        _layers,
+    """The part of the 一张图 map no filter changes (:func:`dashboard.maps.onemap_base`:
+    basemap, grid, community and street outlines) rendered once
+    (:func:`dashboard.map_render.render`), cached by ``base_of``, from which the frames were
+    read, and the view it opens at, per scope (:func:`dashboard.data.scoped_cache`: the
+    grids of one jurisdiction are never served to another). While it stays the same, the
+    browser keeps the map and a filter change only swaps the layers
+    (:func:`rendered_layers`)."""
+    m = onemap_base(
+        _grids,
+        streets=_streets,
+        communities=_communities,
         lang=lang,  # type: ignore[arg-type]
         view=view,
         tile_url=tile_url,
         attribution=attribution,
         max_zoom=max_zoom,
-        view_in_url=not view_of.gcj02,
+        view_in_url=not base_of.gcj02,
     )
     return map_render.render(m)
+
+
+@scoped_cache(max_entries=64)
+def rendered_layers(view_of: OverviewQuery, _layers: OneMapLayers, *, lang: str) -> str:
+    """The 一张图 map's filter-dependent layers of ``_layers``
+    (:func:`dashboard.maps.onemap_layers`) rendered once into the script that swaps them
+    into the map (:func:`dashboard.map_render.render_layers`), cached by ``view_of``: the
+    page's query without what only moves the map (centre, zoom) or opens a panel (grid),
+    from which ``_layers`` was built, and by scope (:func:`dashboard.data.scoped_cache`).
+    A rerun that changes no filter (a click, the map reporting its centre) then costs
+    nothing here."""
+    return map_render.render_layers(onemap_layers(_layers, lang=lang))  # type: ignore[arg-type]

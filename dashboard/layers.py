@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import MacroElement
+from folium.elements import JSCSSMixin
 from folium.template import Template
 from folium.utilities import JsCode
 
@@ -44,8 +45,13 @@ __all__ = [
     "building_layer",
     "class_layer",
     "count_layer",
+    "fill_update",
+    "fillable_layer",
     "heat_layer",
     "legend",
+    "legend_layer",
+    "legend_styles",
+    "plugin_assets",
     "point_layer",
 ]
 
@@ -179,9 +185,32 @@ def _feature_collection(gdf: gpd.GeoDataFrame, columns: Sequence[str]) -> dict[s
     Timestamps and other non-JSON values become strings; missing values become ``null``.
     """
     geometry = shapely.transform(gdf.geometry.array, lambda xy: np.round(xy, 6))
+    # one C call writes every geometry and one parse reads them back: ~10x faster than
+    # GeoDataFrame.to_json, which builds each feature in Python (a tenth of a second per
+    # thousand features, paid again at each filter change)
+    shapes = json.loads("[" + ",".join(shapely.to_geojson(geometry).tolist()) + "]")
     cols = list(dict.fromkeys(columns))
-    frame = gpd.GeoDataFrame(gdf[cols].copy(), geometry=geometry, crs=gdf.crs)
-    return json.loads(frame.to_json(drop_id=True, default=str))
+    values = [[_json_value(v) for v in gdf[c].astype(object).tolist()] for c in cols]
+    rows = zip(*values, strict=True) if cols else ((),) * len(shapes)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": dict(zip(cols, row, strict=True)), "geometry": g}
+            for row, g in zip(rows, shapes, strict=True)
+        ],
+    }
+
+
+def _json_value(value: object) -> object:
+    """A property value as ``GeoDataFrame.to_json(default=str)`` writes it: missing values
+    ``None``, numbers and text as they are, anything else (timestamps, dates) as text."""
+    if value is None or _isna(value):
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 class _CanvasRenderer(MacroElement):
@@ -192,6 +221,10 @@ class _CanvasRenderer(MacroElement):
     points get their own renderer instead. ``pane``: the Leaflet pane it draws in (None: the
     overlay pane, where SVG polygons drawn later may cover it; ``"markerPane"`` keeps it on
     top of every polygon).
+
+    The renderer is a layer of the group holding it (every builder here puts it in one): a
+    group removed from the map takes its canvas with it, instead of leaving an empty
+    map-sized canvas behind each time the group is replaced.
     """
 
     _template = Template(
@@ -199,6 +232,7 @@ class _CanvasRenderer(MacroElement):
         {% macro script(this, kwargs) %}
             var {{ this.get_name() }} = L.canvas({padding: 0.5
                 {%- if this.pane %}, pane: {{ this.pane|tojson }}{% endif %}});
+            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
         {% endmacro %}
         """
     )
@@ -745,6 +779,7 @@ def class_layer(
     tooltip_fields: Sequence[str] | None = None,
     tooltip_aliases: Sequence[str] | None = None,
     show: bool = True,
+    pane: str | None = None,
 ) -> folium.GeoJson:
     """Polygons (grids, hexagons) filled by the class in ``column``: hot-spot bins, emerging
     patterns, density classes.
@@ -772,6 +807,9 @@ def class_layer(
         Columns shown on hover and their labels (e.g. name, count, class label).
     show
         Whether the layer is on when the map opens.
+    pane
+        Leaflet pane to draw in (e.g. one made with ``folium.map.CustomPane`` below the
+        overlay pane); None: the overlay pane.
 
     Returns
     -------
@@ -800,6 +838,9 @@ def class_layer(
     fields = _check_fields(gdf, tooltip_fields, what=f"{what} tooltip_fields")
     aliases = _check_aliases(tooltip_aliases, fields, what=f"{what} tooltip_aliases")
 
+    if pane is not None:
+        _check_name(pane)
+
     fills = [other_color if _isna(v) else colors.get(v, other_color) for v in gdf[column].tolist()]
     data = gdf.assign(__color=fills)
     style = {"color": line_color, "weight": weight, "fillOpacity": fill_opacity}
@@ -815,32 +856,262 @@ def class_layer(
         tooltip=tooltip,
         zoom_on_click=False,
         show=show,
+        **({} if pane is None else {"pane": pane}),
     )
 
 
-class Legend(MacroElement):
-    """A Leaflet control listing colour swatches and their labels.
+class PluginAssets(JSCSSMixin, MacroElement):
+    """Links the JavaScript and CSS of plugin classes into the map (nothing drawn): for
+    layers of those plugins sent after the map is drawn (streamlit-folium loads a map's files
+    only when it first draws it). The links are the classes' as they are when it is made,
+    i.e. local after :func:`dashboard.offline.use_local_assets`."""
 
-    Built with DOM calls from JSON data: titles and labels are shown as text, never parsed as
-    HTML. Add it to the map itself (``legend.add_to(m)``), not to a feature group.
-    """
+    _template = Template("")
+
+    def __init__(self, *classes: type[JSCSSMixin]) -> None:
+        super().__init__()
+        self._name = "PluginAssets"
+        # instance attributes: the class declares none, so offline.use_local_assets (which
+        # rewrites class attributes) leaves it alone and the links are read from ``classes``
+        self.default_js = [link for cls in classes for link in cls.default_js]
+        self.default_css = [link for cls in classes for link in cls.default_css]
+
+
+def plugin_assets(*classes: type[JSCSSMixin]) -> PluginAssets:
+    """:class:`PluginAssets` of ``classes`` (e.g. ``folium.plugins.MarkerCluster``): add
+    it to the map."""
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, JSCSSMixin)):
+            raise ValueError(f"plugin_assets takes folium plugin classes, got {cls!r}")
+    return PluginAssets(*classes)
+
+
+class _Fillable(MacroElement):
+    """Makes its parent ``GeoJson`` fillable later (:class:`FillUpdate`): styles, hover
+    highlight and a text-only tooltip that read the current fill, and the function that sets
+    it, registered as ``window.gridoneFill[target]``."""
 
     _template = Template(
         """
-        {% macro header(this, kwargs) %}
-            <style>
-            .gridone-legend { background: rgba(255, 255, 255, 0.92); padding: 6px 8px;
-                border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.3);
-                font: 12px/1.45 sans-serif; color: #222; max-height: 60vh; overflow-y: auto; }
-            .gridone-legend-title { font-weight: 600; margin-bottom: 3px; }
-            .gridone-legend-row { display: flex; align-items: center; white-space: nowrap; }
-            .gridone-legend-swatch { display: inline-block; width: 14px; height: 14px;
-                margin-right: 6px; border: 1px solid rgba(0, 0, 0, 0.25); flex: none; }
-            </style>
-        {% endmacro %}
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
-            {{ this.get_name() }}.onAdd = function () {
+        (function (layer) {
+            var base = {{ this.base|tojson }};
+            var key = {{ this.key|tojson }};
+            var fields = {{ this.fields|tojson }}, aliases = {{ this.aliases|tojson }};
+            var fill = null;
+            function style(feature) {
+                if (!fill) return base;
+                var hit = fill.by[feature.properties[key]];
+                return {color: base.color, weight: base.weight, fill: true,
+                    fillColor: (hit && fill.colors[hit[0]]) || fill.other,
+                    fillOpacity: fill.opacity};
+            }
+            layer.options.style = style;
+            layer.eachLayer(function (part) {
+                part.on("mouseover", function () {
+                    var s = style(part.feature);
+                    part.setStyle({weight: s.weight + 2,
+                        fillOpacity: Math.min(1, s.fillOpacity + 0.25)});
+                });
+                part.on("mouseout", function () { layer.resetStyle(part); });
+            });
+            function row(table, name, value) {
+                var tr = table.insertRow();
+                var th = document.createElement("th");
+                th.textContent = name;
+                tr.appendChild(th);
+                tr.insertCell().textContent = value === null || value === undefined
+                    ? "" : String(value);
+            }
+            if (fields.length) {
+                layer.bindTooltip(function (part) {
+                    var table = document.createElement("table");
+                    var props = part.feature.properties;
+                    fields.forEach(function (f, i) { row(table, aliases[i], props[f]); });
+                    if (fill && fill.alias) {
+                        var hit = fill.by[props[key]];
+                        row(table, fill.alias, hit ? hit[1] : "");
+                    }
+                    return table;
+                }, {sticky: true, className: "foliumtooltip"});
+            }
+            window.gridoneFill = window.gridoneFill || {};
+            window.gridoneFill[{{ this.target|tojson }}] = function (next) {
+                fill = next;
+                layer.setStyle(style);
+            };
+            layer.setStyle(style);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        target: str,
+        key: str,
+        base: dict[str, Any],
+        fields: list[str],
+        aliases: list[str],
+    ) -> None:
+        super().__init__()
+        self._name = "Fillable"
+        self.target = target
+        self.key = key
+        self.base = base
+        self.fields = fields
+        self.aliases = aliases
+
+
+def fillable_layer(
+    gdf: gpd.GeoDataFrame,
+    *,
+    name: str,
+    target: str,
+    key_column: str,
+    color: str,
+    weight: float = 1,
+    fill_opacity: float = 0.02,
+    tooltip_fields: Sequence[str] | None = None,
+    tooltip_aliases: Sequence[str] | None = None,
+) -> folium.GeoJson:
+    """Outlines (grids) whose fill a later script sets without sending the polygons again:
+    :func:`fill_update` with the same ``target`` colours each polygon by its
+    ``key_column`` value, and adds a line with the value to its tooltip. Until then (and
+    after ``fill_update(target, None)``) they are drawn like :func:`boundary_layer`'s.
+
+    What a map showing the same outlines under changing colours needs: the outlines are
+    sent once (megabytes at district scale), each colouring as a small key → class table.
+
+    Parameters
+    ----------
+    target
+        Name the fill is set by (one per map).
+    key_column
+        Column identifying each polygon (e.g. the grid code); written into the page.
+    color, weight, fill_opacity
+        Outline colour and width; the unfilled polygons' fill is ``color`` at
+        ``fill_opacity`` (above 0, so that they catch clicks and hovers).
+    tooltip_fields, tooltip_aliases
+        Columns shown on hover and their labels (as text, never parsed as HTML).
+
+    Raises
+    ------
+    ValueError
+        As :func:`boundary_layer`, and when ``key_column`` is missing or not unique.
+    """
+    what = f"fillable_layer({name!r})"
+    name = _check_name(name)
+    target = _check_name(target)
+    gdf = _check_frame(gdf, what=what, geom_types=_POLYGONAL)
+    (key_column,) = _check_fields(gdf, [key_column], what=f"{what} key_column")
+    if gdf[key_column].isna().any() or gdf[key_column].duplicated().any():
+        raise ValueError(f"{what}: key_column {key_column!r} must hold unique, non-missing values")
+    color = _check_color(color)
+    weight = _check_positive(weight, "weight")
+    if not 0 < fill_opacity <= 1:
+        raise ValueError(f"fill_opacity must be above 0 and at most 1, got {fill_opacity!r}")
+    fields = _check_fields(gdf, tooltip_fields, what=f"{what} tooltip_fields")
+    aliases = _check_aliases(tooltip_aliases, fields, what=f"{what} tooltip_aliases")
+    base = {
+        "color": color,
+        "weight": weight,
+        "fill": True,
+        "fillColor": color,
+        "fillOpacity": fill_opacity,
+    }
+    layer = folium.GeoJson(
+        _feature_collection(
+            gdf.assign(**{key_column: gdf[key_column].astype(str)}), [key_column, *fields]
+        ),
+        name=name,
+        zoom_on_click=False,
+    )
+    _Fillable(target, key_column, base, fields, aliases).add_to(layer)
+    return layer
+
+
+class FillUpdate(MacroElement):
+    """Sets the fill of a :func:`fillable_layer` when its script runs (see
+    :func:`fill_update`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            (window.gridoneFill && window.gridoneFill[{{ this.target|tojson }}]
+                || function () {})({{ this.fill|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, target: str, fill: dict[str, Any] | None) -> None:
+        super().__init__()
+        self._name = "FillUpdate"
+        self.target = target
+        self.fill = fill
+
+
+def fill_update(
+    target: str,
+    fills: Mapping[Any, str] | None,
+    *,
+    values: Mapping[Any, str] | None = None,
+    value_alias: str = "",
+    other_color: str = OTHER_COLOR,
+    fill_opacity: float = 0.7,
+) -> FillUpdate:
+    """The fill of the :func:`fillable_layer` named ``target``: each polygon's colour by
+    its key (``fills``; keys not in it ``other_color``), and the value its tooltip shows
+    under ``value_alias`` (``values``). ``fills=None``: back to the unfilled outlines.
+
+    Add it to the map, or to a feature group sent after the map (its script runs where it
+    is added); a map without that layer ignores it.
+    """
+    target = _check_name(target)
+    if fills is None:
+        return FillUpdate(target, None)
+    if not isinstance(fills, Mapping):
+        raise ValueError("fills must be a mapping {key: colour}")
+    other_color = _check_color(other_color, "other_color")
+    if not 0 <= fill_opacity <= 1:
+        raise ValueError(f"fill_opacity must be between 0 and 1, got {fill_opacity!r}")
+    table: list[str] = []
+    index: dict[str, int] = {}
+    by: dict[str, list[Any]] = {}
+    for key, colour in fills.items():
+        if _isna(colour):
+            continue
+        colour = _check_color(colour, f"colour of {key!r}")
+        if colour not in index:
+            index[colour] = len(table)
+            table.append(colour)
+        by[str(key)] = [index[colour], None]
+    for key, value in (values or {}).items():
+        by.setdefault(str(key), [-1, None])[1] = None if _isna(value) else str(value)
+    return FillUpdate(
+        target,
+        {
+            "colors": table,
+            "other": other_color,
+            "opacity": fill_opacity,
+            "alias": str(value_alias),
+            "by": by,
+        },
+    )
+
+
+#: Style of :class:`Legend` and :class:`LegendLayer` boxes (the page header's, once per map).
+_LEGEND_CSS = """
+    .gridone-legend { background: rgba(255, 255, 255, 0.92); padding: 6px 8px;
+        border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.3);
+        font: 12px/1.45 sans-serif; color: #222; max-height: 60vh; overflow-y: auto; }
+    .gridone-legend-title { font-weight: 600; margin-bottom: 3px; }
+    .gridone-legend-row { display: flex; align-items: center; white-space: nowrap; }
+    .gridone-legend-swatch { display: inline-block; width: 14px; height: 14px;
+        margin-right: 6px; border: 1px solid rgba(0, 0, 0, 0.25); flex: none; }
+"""
+#: ``onAdd`` of a legend control: the box built with DOM calls from ``this.data`` (JSON).
+_LEGEND_ON_ADD = """function () {
                 var data = {{ this.data|tojson }};
                 var div = L.DomUtil.create("div", "gridone-legend");
                 if (data.title) {
@@ -856,7 +1127,28 @@ class Legend(MacroElement):
                 L.DomEvent.disableClickPropagation(div);
                 L.DomEvent.disableScrollPropagation(div);
                 return div;
-            };
+            }"""
+
+
+class Legend(MacroElement):
+    """A Leaflet control listing colour swatches and their labels.
+
+    Built with DOM calls from JSON data: titles and labels are shown as text, never parsed as
+    HTML. Add it to the map itself (``legend.add_to(m)``), not to a feature group.
+    """
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}
+            <style>"""
+        + _LEGEND_CSS
+        + """</style>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
+            {{ this.get_name() }}.onAdd = """
+        + _LEGEND_ON_ADD
+        + """;
             {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
         {% endmacro %}
         """
@@ -873,6 +1165,25 @@ class Legend(MacroElement):
         if not isinstance(self._parent, folium.Map):
             raise ValueError("add the legend to the folium.Map itself, not to a layer or group")
         return super().render(**kwargs)
+
+
+def _check_legend(
+    title: object, entries: object, position: object
+) -> tuple[str, list[tuple[str, str]], str]:
+    """The checked arguments of :func:`legend` and :func:`legend_layer`."""
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a string, got {title!r}")
+    if position not in _LEGEND_POSITIONS:
+        raise ValueError(f"position must be one of {_LEGEND_POSITIONS}, got {position!r}")
+    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence) or not entries:
+        raise ValueError("entries must be a non-empty list of (colour, label) pairs")
+    checked = []
+    for entry in entries:
+        if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+            raise ValueError(f"each legend entry must be a (colour, label) pair, got {entry!r}")
+        colour, label = entry
+        checked.append((_check_color(colour, "legend colour"), str(label)))
+    return title, checked, str(position)
 
 
 def legend(
@@ -898,19 +1209,71 @@ def legend(
     Legend
         Add it to the map with ``legend(...).add_to(m)``.
     """
-    if not isinstance(title, str):
-        raise ValueError(f"title must be a string, got {title!r}")
-    if position not in _LEGEND_POSITIONS:
-        raise ValueError(f"position must be one of {_LEGEND_POSITIONS}, got {position!r}")
-    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence) or not entries:
-        raise ValueError("entries must be a non-empty list of (colour, label) pairs")
-    checked = []
-    for entry in entries:
-        if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
-            raise ValueError(f"each legend entry must be a (colour, label) pair, got {entry!r}")
-        colour, label = entry
-        checked.append((_check_color(colour, "legend colour"), str(label)))
-    return Legend(title, checked, position)
+    return Legend(*_check_legend(title, entries, position))
+
+
+class LegendStyles(MacroElement):
+    """The legend boxes' CSS in the page header, for maps whose legends come later as
+    :class:`LegendLayer` (a layer's script carries no header)."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}
+            <style>"""
+        + _LEGEND_CSS
+        + """</style>
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "LegendStyles"
+
+
+def legend_styles() -> LegendStyles:
+    """The CSS of :func:`legend_layer` boxes: add it to the map that will show them."""
+    return LegendStyles()
+
+
+class LegendLayer(MacroElement):
+    """A legend that is a layer: shown while it (or the group holding it) is on the map,
+    gone when it is removed, so that a group of layers replaced as a whole (streamlit-folium's
+    ``feature_group``) takes its legends with it. Text only, as :class:`Legend`; the map
+    needs :func:`legend_styles`."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }}_control = L.control({position: {{ this.position|tojson }}});
+            {{ this.get_name() }}_control.onAdd = """
+        + _LEGEND_ON_ADD
+        + """;
+            var {{ this.get_name() }} = new (L.Layer.extend({
+                onAdd: function (map) { {{ this.get_name() }}_control.addTo(map); },
+                onRemove: function () { {{ this.get_name() }}_control.remove(); }
+            }))();
+            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, title: str, entries: list[tuple[str, str]], position: str) -> None:
+        super().__init__()
+        self._name = "LegendLayer"
+        self.data = {"title": title, "entries": [list(e) for e in entries]}
+        self.position = position
+
+
+def legend_layer(
+    title: str,
+    entries: Sequence[tuple[str, str]],
+    *,
+    position: str = "bottomright",
+) -> LegendLayer:
+    """:func:`legend` as a layer (:class:`LegendLayer`): add it to a feature group, and
+    :func:`legend_styles` to the map."""
+    return LegendLayer(*_check_legend(title, entries, position))
 
 
 def count_layer(

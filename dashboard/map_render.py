@@ -6,13 +6,21 @@ map changed: at district scale that is seconds of every rerun (a click, a pan re
 :func:`render` does the same work once and returns a plain, picklable value that
 ``st.cache_data`` keeps; :func:`show` hands it to the same streamlit-folium component.
 
+A map in two parts: the part a filter does not change (:func:`render`: basemap, outlines)
+and a feature group of the layers that it does (:func:`render_layers`). While the first
+stays the same, the component keeps its map and, when the layers change, swaps only them
+(streamlit-folium's ``feature_group_to_add``): no new iframe, no Leaflet loaded and no
+outlines parsed and drawn again.
+
 It uses streamlit-folium's module-level helpers (``_get_html``, ``_get_header``,
-``_get_map_string``, ``generate_js_hash``, ``_component_func``), pinned in requirements.txt;
-``tests/test_map_render.py`` checks that the strings equal what ``st_folium`` sends.
+``_get_map_string``, ``_get_feature_group_string``, ``generate_js_hash``,
+``_component_func``), pinned in requirements.txt; ``tests/test_map_render.py`` checks that
+the strings equal what ``st_folium`` sends.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +41,9 @@ class RenderedMap:
     css_links: tuple[str, ...]
     js_links: tuple[str, ...]
     zoom: Any
+    #: :func:`streamlit_folium.generate_js_hash` of ``script`` (the component's identity),
+    #: computed once: over megabytes of script it costs a tenth of a second per run
+    digest: str = ""
 
     @property
     def size(self) -> int:
@@ -65,20 +76,44 @@ def render(m: folium.Map) -> RenderedMap:
     header = sf._get_header(m)
     script = sf._get_map_string(m)
     css, js = _assets(m)
-    return RenderedMap(script, header, html, sf.get_full_id(m), css, js, m.options.get("zoom"))
+    return RenderedMap(
+        script,
+        header,
+        html,
+        sf.get_full_id(m),
+        css,
+        js,
+        m.options.get("zoom"),
+        sf.generate_js_hash(script),
+    )
+
+
+def render_layers(group: folium.FeatureGroup) -> str:
+    """The script that adds ``group`` to a map drawn by :func:`show` (as ``st_folium``'s
+    ``feature_group_to_add`` does): pass it to :func:`show` as ``layers``. ``group`` is
+    consumed. Its plugins' files must already be in the map's (see
+    :func:`dashboard.layers.plugin_assets`): a map loads them only when first drawn."""
+    host = folium.Map(tiles=None)  # the script names the map ``map_div`` whatever it is
+    return sf._get_feature_group_string(group, map=host, idx=0)
 
 
 def show(
     rendered: RenderedMap,
     *,
+    layers: str | None = None,
     key: str,
     height: int = 640,
     returned_objects: Sequence[str] = ("last_clicked",),
     defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Draw ``rendered`` with the streamlit-folium component (full container width) and
-    return what the map reports (``returned_objects``; ``defaults`` until it reports)."""
-    hash_key = sf.generate_js_hash(rendered.script, key, False)
+    """Draw ``rendered`` with the streamlit-folium component (full container width), with
+    ``layers`` (:func:`render_layers`) on it, and return what the map reports
+    (``returned_objects``; ``defaults`` until it reports).
+
+    The component is the same (the map in the browser kept) as long as ``rendered`` is:
+    new ``layers`` then replace the previous ones in place."""
+    digest = rendered.digest or sf.generate_js_hash(rendered.script)
+    hash_key = hashlib.sha256(f"{digest}|{key}|{sorted(returned_objects)}".encode()).hexdigest()
     base = {"last_clicked": None, "zoom": rendered.zoom, "center": None}
     default = {k: (defaults or {}).get(k, base.get(k)) for k in returned_objects}
     return sf._component_func(
@@ -93,7 +128,7 @@ def show(
         default=default,
         zoom=None,
         center=None,
-        feature_group=None,
+        feature_group=layers,
         return_on_hover=False,
         layer_control=None,
         pixelated=False,

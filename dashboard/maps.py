@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import folium
+import folium.plugins
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -273,23 +274,76 @@ class ViewInUrl(MacroElement):
     and zoom as the user pans, in the browser (``history.replaceState`` of the page holding
     the map's iframe): a link reproduces the view without the page running again on every
     pan. Other parameters are left as they are; nothing happens when the map is not in a
-    same-origin frame."""
+    same-origin frame.
+
+    The page still writes its URL after each run, from the parameters it last received:
+    Streamlit's frontend sends those it last set itself, not the ones written here, so a
+    filter change applied to the map in place (its view kept) would lose them. The URL is
+    therefore checked a few times a second and the view put back when it is missing or
+    stale (only while the page holding the map is the one shown)."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         (function (map) {
+            var path = null;
             function keep() {
                 try {
                     var w = window.parent, c = map.getCenter();
+                    if (path === null) { path = w.location.pathname; }
+                    if (w.location.pathname !== path) { return; }
                     var q = new URLSearchParams(w.location.search);
-                    q.set("lat", c.lat.toFixed(6));
-                    q.set("lng", c.lng.toFixed(6));
-                    q.set("zoom", String(map.getZoom()));
+                    var lat = c.lat.toFixed(6), lng = c.lng.toFixed(6);
+                    var zoom = String(map.getZoom());
+                    if (q.get("lat") === lat && q.get("lng") === lng && q.get("zoom") === zoom) {
+                        return;
+                    }
+                    q.set("lat", lat);
+                    q.set("lng", lng);
+                    q.set("zoom", zoom);
                     w.history.replaceState(w.history.state, "", w.location.pathname + "?" + q);
                 } catch (e) { /* not same-origin: nothing to keep */ }
             }
             map.on("moveend", keep);
+            setInterval(keep, {{ this.every_ms }});
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    #: How often the URL is checked, in milliseconds.
+    every_ms = 250
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "ViewInUrl"
+
+
+#: Leaflet pane of the filled layers drawn under the grid outlines (indicator when covered,
+#: density, hot spots): below the overlay pane (400), where the outlines are.
+UNDER_PANE = "gridoneUnder"
+#: Name the grid layer's fill is set by (:func:`dashboard.layers.fill_update`).
+GRID_FILL = "grids"
+
+
+def _grid_tip(lang: Lang) -> tuple[list[str], list[str]]:
+    return (
+        ["name", "community_name", "worker_name"],
+        [t(k, lang) for k in ("grid_name", "community", "worker")],
+    )
+
+
+class OpenPopupOnAdd(MacroElement):
+    """Opens its parent marker's popup once the marker is on the map (folium's
+    ``Popup(show=True)`` opens it when the script runs, which does nothing for a marker in
+    a group not yet added to the map)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function (marker) {
+            if (marker._map) { marker.openPopup(); }
+            else { marker.once("add", function () { marker.openPopup(); }); }
         })({{ this._parent.get_name() }});
         {% endmacro %}
         """
@@ -297,12 +351,14 @@ class ViewInUrl(MacroElement):
 
     def __init__(self) -> None:
         super().__init__()
-        self._name = "ViewInUrl"
+        self._name = "OpenPopupOnAdd"
 
 
-def onemap(
-    data: OneMapLayers,
+def onemap_base(
+    grids: gpd.GeoDataFrame,
     *,
+    streets: gpd.GeoDataFrame | None = None,
+    communities: gpd.GeoDataFrame | None = None,
     lang: Lang = "zh",
     view: tuple[float, float, float] | None = None,
     tile_url: str | None = None,
@@ -310,11 +366,18 @@ def onemap(
     max_zoom: int = 18,
     view_in_url: bool = False,
 ) -> folium.Map:
-    """The 一张图 map: the layers of ``data`` that are not None, in drawing order, with the
-    legends of the indicator and the incidents.
+    """The part of the 一张图 map that a filter does not change: the basemap, the grid
+    outlines (filled later by :func:`onemap_layers`' :func:`~dashboard.layers.fill_update`),
+    the community and street outlines, the pane under the outlines, and the files of the
+    plugins the layers may use. The layers come after it (:func:`onemap_layers`), so that a
+    filter change sends and draws only them, not the megabytes of outlines again.
 
     Parameters
     ----------
+    grids
+        Current grids (``code``, ``name``, ``community_name``, ``worker_name``).
+    streets, communities
+        Outlines drawn over the grids; None for none.
     view
         ``(lat, lng, zoom)`` to open at; None fits the grids.
     tile_url
@@ -328,10 +391,10 @@ def onemap(
     ValueError
         When there are no grids (the caller says so instead).
     """
-    if data.grids.empty:
+    if grids.empty:
         raise ValueError("no grids to draw")
     m = layers.base_map(
-        data.grids.total_bounds,
+        grids.total_bounds,
         tile_url=tile_url,
         attribution=attribution,
         max_zoom=max_zoom,
@@ -339,43 +402,90 @@ def onemap(
         view=view,
     )
     localize_map(m, max_zoom=max_zoom)
-    grid_tip = (
-        ["name", "community_name", "worker_name"],
-        [t(k, lang) for k in ("grid_name", "community", "worker")],
-    )
-    # With nothing filled drawn over it, the indicator layer is also the grid layer (outlines
-    # in the grid colour, the grid's tooltip, the clicks): each grid's outline is sent once,
-    # not twice (at district scale, over a megabyte).
+    folium.map.CustomPane(UNDER_PANE, z_index=350, pointer_events=True).add_to(m)
+    layers.plugin_assets(folium.plugins.MarkerCluster).add_to(m)
+    layers.legend_styles().add_to(m)
+    fields, aliases = _grid_tip(lang)
+    # grids first: the street and community outlines stay visible over their fill
+    layers.fillable_layer(
+        grids,
+        name=t("layer_grids", lang),
+        target=GRID_FILL,
+        key_column="code",
+        color=GRID_COLOR,
+        weight=1,
+        fill_opacity=0.02,  # a faint fill catches clicks (grid panel) and hovers
+        tooltip_fields=fields,
+        tooltip_aliases=aliases,
+    ).add_to(m)
+    if communities is not None and not communities.empty:
+        layers.boundary_layer(
+            communities,
+            name=t("layer_communities", lang),
+            color=COMMUNITY_COLOR,
+            weight=2,
+            fill_opacity=0.0,
+        ).add_to(m)
+    if streets is not None and not streets.empty:
+        layers.boundary_layer(
+            streets,
+            name=t("layer_streets", lang),
+            color=STREET_COLOR,
+            weight=3,
+            fill_opacity=0.0,
+        ).add_to(m)
+    if view_in_url:
+        ViewInUrl().add_to(m)
+    return m
+
+
+def onemap_layers(data: OneMapLayers, *, lang: Lang = "zh") -> folium.FeatureGroup:
+    """The layers of the 一张图 map that depend on the filters, as one feature group to add
+    over :func:`onemap_base` (or to send to a map already drawn): the indicator (as the
+    grids' fill when nothing filled covers it, else as polygons under the outlines), density,
+    hot spots, tracks, buildings, places, cameras, incidents, the linked incident and the
+    legends. ``data.grids``, ``streets`` and ``communities`` belong to the base map."""
+    group = folium.FeatureGroup(name="一张图 layers", control=False)
     covered = any(x is not None and not x.empty for x in (data.heat, data.hotspots))
-    merged = data.indicator is not None and data.indicator_colors is not None and not covered
-    if data.indicator is not None and data.indicator_colors is not None:
-        fields = ["name", "__value"]
-        if merged:
-            fields = [*grid_tip[0], "__value"]
+    has_indicator = data.indicator is not None and data.indicator_colors is not None
+    if has_indicator and not covered:
+        ind, colors = data.indicator, data.indicator_colors
+        codes = ind["code"].astype(str).tolist()
+        layers.fill_update(
+            GRID_FILL,
+            dict(
+                zip(codes, [colors.get(c, layers.OTHER_COLOR) for c in ind["__class"]], strict=True)
+            ),
+            values=dict(zip(codes, ind["__value"], strict=True)),
+            value_alias=t("ov_value", lang),
+            fill_opacity=0.7,
+        ).add_to(group)
+    else:
+        layers.fill_update(GRID_FILL, None).add_to(group)
+    if has_indicator and covered:
         layers.class_layer(
             data.indicator,
             name=t("ov_layer_indicator", lang),
             column="__class",
             colors=data.indicator_colors,
             fill_opacity=0.7,
-            line_color=GRID_COLOR if merged else "#ffffff",
-            weight=1 if merged else 0.5,
-            tooltip_fields=fields,
-            tooltip_aliases=[
-                *(grid_tip[1] if merged else [t("grid_name", lang)]),
-                t("ov_value", lang),
-            ],
-        ).add_to(m)
+            line_color="#ffffff",
+            weight=0.5,
+            tooltip_fields=["name", "__value"],
+            tooltip_aliases=[t("grid_name", lang), t("ov_value", lang)],
+            pane=UNDER_PANE,
+        ).add_to(group)
     if data.heat is not None and not data.heat.empty:
-        codes, _uppers = density_classes(data.heat["density_km2"])
+        codes_, _uppers = density_classes(data.heat["density_km2"])
         layers.class_layer(
-            data.heat.assign(__class=codes),
+            data.heat.assign(__class=codes_),
             name=t("ov_layer_heat", lang),
             column="__class",
             colors=dict(enumerate(DENSITY_COLORS)),
             fill_opacity=0.6,
             weight=0.1,
-        ).add_to(m)
+            pane=UNDER_PANE,
+        ).add_to(group)
     if data.hotspots is not None and not data.hotspots.empty:
         hot = data.hotspots.assign(
             __label=data.hotspots["label_zh" if lang == "zh" else "label_en"]
@@ -388,33 +498,8 @@ def onemap(
             fill_opacity=0.6,
             tooltip_fields=["name", "__label"],
             tooltip_aliases=[t("grid_name", lang), t("col_class", lang)],
-        ).add_to(m)
-    if data.communities is not None and not data.communities.empty:
-        layers.boundary_layer(
-            data.communities,
-            name=t("layer_communities", lang),
-            color=COMMUNITY_COLOR,
-            weight=2,
-            fill_opacity=0.0,
-        ).add_to(m)
-    if data.streets is not None and not data.streets.empty:
-        layers.boundary_layer(
-            data.streets,
-            name=t("layer_streets", lang),
-            color=STREET_COLOR,
-            weight=3,
-            fill_opacity=0.0,
-        ).add_to(m)
-    if not merged:  # grids last of the polygons: a faint fill catches clicks (grid panel)
-        layers.boundary_layer(
-            data.grids,
-            name=t("layer_grids", lang),
-            color=GRID_COLOR,
-            weight=1,
-            fill_opacity=0.02,
-            tooltip_fields=grid_tip[0],
-            tooltip_aliases=grid_tip[1],
-        ).add_to(m)
+            pane=UNDER_PANE,
+        ).add_to(group)
     if data.tracks is not None and not data.tracks.empty:
         tracks = data.tracks.assign(
             __time=data.tracks["started_at"].astype(str).str[11:16]
@@ -429,7 +514,7 @@ def onemap(
             fill_opacity=0.0,
             tooltip_fields=["worker_name", "__time", "length_m"],
             tooltip_aliases=[t("worker", lang), t("ov_time", lang), t("ov_length_m", lang)],
-        ).add_to(m)
+        ).add_to(group)
     if data.unvisited is not None and not data.unvisited.empty:
         layers.point_layer(
             data.unvisited,
@@ -437,7 +522,7 @@ def onemap(
             radius=4,
             popup_fields=["address", "__label"],
             popup_aliases=[t("address", lang), t("ov_last_passed", lang)],
-        ).add_to(m)
+        ).add_to(group)
     if data.places is not None and not data.places.empty:
         layers.point_layer(
             data.places,
@@ -447,7 +532,7 @@ def onemap(
             radius=6,
             popup_fields=["name", "__kind", "address"],
             popup_aliases=[t("ov_place", lang), t("ov_kind", lang), t("address", lang)],
-        ).add_to(m)
+        ).add_to(group)
     if data.cameras is not None and not data.cameras.empty:
         layers.point_layer(
             data.cameras,
@@ -457,7 +542,7 @@ def onemap(
             radius=3,
             popup_fields=["code", "__kind"],
             popup_aliases=[t("ov_camera", lang), t("ov_kind", lang)],
-        ).add_to(m)
+        ).add_to(group)
     if data.incidents is not None and not data.incidents.empty:
         layers.point_layer(
             data.incidents,
@@ -474,7 +559,7 @@ def onemap(
                 t("status", lang),
                 t("ov_code", lang),
             ],
-        ).add_to(m)
+        ).add_to(group)
     if data.incident_counts is not None and not data.incident_counts.empty:
         layers.count_layer(
             data.incident_counts,
@@ -485,25 +570,51 @@ def onemap(
             max_radius=7,  # a grid is ~20 px across on the district's opening view
             tooltip_fields=["name", "count", "__top"],
             tooltip_aliases=[t("grid_name", lang), t("ov_count", lang), t("ov_top", lang)],
-        ).add_to(m)
+        ).add_to(group)
     if data.linked is not None and not data.linked.empty:
         row = data.linked.iloc[0]
-        folium.Marker(
+        marker = folium.Marker(
             [row.geometry.y, row.geometry.x],
             popup=folium.Popup(
                 "<br>".join(
                     html.escape(str(v))
                     for v in (row["title"], row["category"], row["status"], row["code"])
                 ),
-                show=True,
                 max_width=260,
             ),
             tooltip=str(row["code"]),
-        ).add_to(m)
-    if view_in_url:
-        ViewInUrl().add_to(m)
+        )
+        OpenPopupOnAdd().add_to(marker)
+        marker.add_to(group)
     if data.indicator_legend is not None:
-        layers.legend(*data.indicator_legend, position="bottomright").add_to(m)
+        layers.legend_layer(*data.indicator_legend, position="bottomright").add_to(group)
     if data.incident_legend is not None:
-        layers.legend(*data.incident_legend, position="bottomleft").add_to(m)
+        layers.legend_layer(*data.incident_legend, position="bottomleft").add_to(group)
+    return group
+
+
+def onemap(
+    data: OneMapLayers,
+    *,
+    lang: Lang = "zh",
+    view: tuple[float, float, float] | None = None,
+    tile_url: str | None = None,
+    attribution: str = "",
+    max_zoom: int = 18,
+    view_in_url: bool = False,
+) -> folium.Map:
+    """The whole 一张图 map in one: :func:`onemap_base` with :func:`onemap_layers` on it
+    (a saved page, a test). Parameters as :func:`onemap_base`'s."""
+    m = onemap_base(
+        data.grids,
+        streets=data.streets,
+        communities=data.communities,
+        lang=lang,
+        view=view,
+        tile_url=tile_url,
+        attribution=attribution,
+        max_zoom=max_zoom,
+        view_in_url=view_in_url,
+    )
+    onemap_layers(data, lang=lang).add_to(m)
     return m

@@ -253,6 +253,32 @@ def opening_view(
     return None
 
 
+@dataclass(frozen=True)
+class MapBase:
+    """What the part of the map no filter changes depends on (outlines, basemap, the view
+    it opens at): while it stays the same, a filter change swaps the layers in the map the
+    user has in front of them, where they have moved it."""
+
+    street: str | None
+    community: str | None
+    gcj02: bool
+    boundaries: bool
+    basemap: bool
+    incident: str | None
+
+
+def map_base(q: OverviewQuery) -> MapBase:
+    """The :class:`MapBase` of a view."""
+    return MapBase(
+        q.street,
+        q.community,
+        q.gcj02,
+        "boundaries" in q.layers,
+        "basemap" in q.layers,
+        q.incident,
+    )
+
+
 # --- indicator classes ---------------------------------------------------------------------
 
 

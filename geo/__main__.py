@@ -274,12 +274,49 @@ def _assess(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, l
     return frame, lines
 
 
+def _coverage_store(conn: Connection, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    """Compute and store the building coverage of each day of the period that is not
+    stored yet (geo.coverage_store), for the briefing and the 30-day lists."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    from geo import coverage_store
+    from store.briefing_sql import freshness
+
+    if args.street:
+        raise ValueError(
+            "覆盖率按全区存储，请去掉 --street / coverage is stored for the whole "
+            "district: leave out --street"
+        )
+    last = freshness(conn).last_patrol_fix
+    if last is None and (args.start is None or args.end is None):
+        raise ValueError("没有巡查定位点；请先载入轨迹 / no patrol fixes: load tracks first")
+    tz = ZoneInfo(get_settings().timezone)
+    end = args.end or (last.astimezone(tz).date() + dt.timedelta(days=1))  # type: ignore[union-attr]
+    start = args.start or end - dt.timedelta(days=30)
+    if end <= start:
+        raise ValueError(f"结束日期须晚于起始日期 / the end ({end}) must come after the start")
+    rows = []
+    for k in range((end - start).days):
+        day = start + dt.timedelta(days=k)
+        t0 = time.perf_counter()
+        written = bool(coverage_store.fill(conn, [day]))
+        rows.append({"day": day, "computed": written, "seconds": time.perf_counter() - t0})
+    frame = pd.DataFrame(rows)
+    return frame, [
+        f"已存储覆盖率 stored coverage {start} … {end - dt.timedelta(days=1)}: "
+        f"{int(frame['computed'].sum())} 天新算 days computed, "
+        f"{int((~frame['computed']).sum())} 天已有 days already stored"
+    ]
+
+
 COMMANDS: dict[str, Command] = {
     "hotspots": _hotspots,
     "density": _density,
     "emerging": _emerging,
     "repeats": _repeats,
     "coverage": _coverage,
+    "coverage-store": _coverage_store,
     "kpis": _kpis,
     "assess": _assess,
 }
@@ -396,6 +433,17 @@ def _parser() -> argparse.ArgumentParser:
         default="grid",
         help="按网格、网格员，或未巡楼栋 / per grid, per worker, or unvisited buildings",
     )
+
+    p = sub.add_parser(
+        "coverage-store",
+        help="预先计算并存储楼栋巡查覆盖 / compute and store building coverage per day",
+        description="逐日计算全区楼栋巡查覆盖并存入数据库（已存且未变的日期跳过），简报与"
+        "30天未巡楼栋直接读取；轨迹改动时该日自动作废 / compute each day's building coverage "
+        "of the whole district and store it (days stored and unchanged are skipped); the "
+        "briefing and the 30-day lists read it. A day is dropped by itself when its tracks "
+        "change. Default period: the 30 days up to the latest fix.",
+    )
+    _common(p)
 
     p = sub.add_parser(
         "kpis",

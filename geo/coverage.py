@@ -937,6 +937,15 @@ def last_passed(
             continue
         index = track_index_near(tracks.pieces, tracks.piece_t, xy[todo], p.building_radius_m)
         last[todo] = index.last_time(xy[todo], p.building_radius_m)
+    return _last_passed_frame(bld, last, as_of, tz)
+
+
+def _last_passed_frame(
+    bld: pd.DataFrame, last: NDArray[np.float64], as_of: dt.date, tz: ZoneInfo
+) -> gpd.GeoDataFrame:
+    """The frame :func:`last_passed` returns, from the buildings (storage ``lon``/``lat``
+    and metric ``x``/``y``) and the epoch second each was last passed (NaN: not passed);
+    shared with :mod:`geo.coverage_store`, so stored and live answers are built alike."""
     at = _local_times(last, tz)
     passed = at.notna().to_numpy()
     # NaT is a datetime (and so a date) to isinstance: keep None for "not passed"
@@ -1025,6 +1034,12 @@ def unvisited_buildings(
     if not windows or windows[0] < 1:
         raise ValueError("days must be positive numbers of days, e.g. (7, 14, 30)")
     lp = last_passed(conn, as_of, windows[-1], street=street, params=params, timezone=timezone)
+    return _unvisited_frame(lp, windows)
+
+
+def _unvisited_frame(lp: gpd.GeoDataFrame, windows: list[int]) -> gpd.GeoDataFrame:
+    """:func:`unvisited_buildings` from a :func:`last_passed` frame covering the longest
+    of ``windows`` (sorted); shared with :mod:`geo.coverage_store`."""
     since = lp["days_since"]
     flags = {d: (since.isna() | (since >= d)).to_numpy(dtype=bool) for d in windows}
     worst = np.zeros(len(lp), dtype=np.int64)

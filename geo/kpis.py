@@ -50,19 +50,29 @@ Definitions (exact; "T" is the as-of instant, by default the end of the period):
 
 Rates are ``None`` (NaN in frames) when their denominator is 0, never 0.
 
-How, and how fast: the incident row's derived columns give the state as of T for every
-incident that has not moved since; the log is read only for the others and for the
-rework/return steps (an index probe per incident, or one scan of the log when the query
-covers a whole district); repeats are found once for both periods by clustering the
-window's incidents per subcategory (``ST_ClusterDBSCAN``) and measuring pairs inside
-clusters. ``benchmarks/kpis.py`` times it on the district demo (1,000,000 incidents):
-seconds, not the 1 s aimed at — the log-derived and spatial figures dominate; see there.
+How, and how fast. From the sums per street and local day (``store.kpi_summary``,
+migration 0004), when they serve the query exactly: a street, a district or the whole
+store (not a community or grid), periods and as-of instant on Beijing midnights, the
+default 4-hour and repeat rules, and the sums in step with the incidents (the loaders
+refresh them; any write not yet refreshed, or a community/grid access scope, sends the
+query to the incidents). The incidents open across T and the irregular ones are taken
+out of the sums and put back with their state as of T; the median comes from the packed
+hours of the days. Every street's KPIs for a district year and the year before: ~0.5 s
+(``benchmarks/kpis.py``). Otherwise one statement over the incidents
+(``store.kpi_sql.KPI_FIGURES``, also inside :func:`from_incidents`): the incident row's
+derived columns give the state as of T for every incident that has not moved since; the
+log is read only for the others and for the rework/return steps (an index probe per
+incident, or one scan of the log when the query covers a whole district); repeats are
+found once for both periods by clustering the window's incidents per subcategory
+(``ST_ClusterDBSCAN``) and measuring pairs inside clusters — seconds at district scale.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -72,7 +82,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from geo.settings import AnalyticsSettings, default_settings
-from store import kpi_sql
+from store import kpi_sql, kpi_summary
 from store.settings import get_settings
 from store.vocab import TIERS
 
@@ -474,16 +484,138 @@ def _params(
     }
 
 
+_SUMMARY_OFF: ContextVar[bool] = ContextVar("kpi_summary_off", default=False)
+
+
+@contextmanager
+def from_incidents() -> Iterator[None]:
+    """Inside this block, compute every figure from the incidents and their log
+    (``KPI_FIGURES``), never from the per street and day sums: the reference the sums are
+    checked against (tests, ``benchmarks/kpis.py``)."""
+    token = _SUMMARY_OFF.set(True)
+    try:
+        yield
+    finally:
+        _SUMMARY_OFF.reset(token)
+
+
+def _is_midnight(ts: dt.datetime, tz: str) -> bool:
+    return ts.astimezone(ZoneInfo(tz)).time() == dt.time()
+
+
+def _summary_params(
+    conn: Connection,
+    period: Period,
+    params: Mapping[str, Any],
+    s: AnalyticsSettings,
+) -> dict[str, Any] | None:
+    """Parameters of KPI_SUMMARY_FIGURES when the per street and day sums
+    (``store.kpi_summary``) give this query's figures exactly, else None: a street,
+    district or whole-store query, periods whose start, end (upto) and as-of instant are
+    local midnights of the sums' time zone, the sums made with these settings and in step
+    with the incidents."""
+    if _SUMMARY_OFF.get() or params["level"] not in ("street", "district", "all"):
+        return None
+    if params.get("community") is not None or params.get("grid") is not None:
+        return None
+    if period.tz != kpi_summary.SUMMARY_TZ:
+        return None
+    prev = period.previous()
+    stamps = (period.start_ts, period.upto, period.as_of, prev.start_ts, prev.upto, prev.as_of)
+    if not all(_is_midnight(t, period.tz) for t in stamps):
+        return None
+    rule = {
+        "tz": period.tz,
+        "major_severity": s.reporting.major_severity,
+        "max_delay_s": s.reporting.max_delay_h * 3600.0,
+        "repeat_m": s.repeat.radius_m,
+        "repeat_days": s.repeat.window_days,
+    }
+    if not kpi_summary.usable(conn, rule):
+        return None
+    zone = ZoneInfo(period.tz)
+
+    def day(t: dt.datetime) -> dt.date:
+        return t.astimezone(zone).date()
+
+    return {
+        **params,
+        "d0": period.start,
+        "d1": day(period.upto),
+        "t_day": day(period.as_of),
+        "prev_d0": prev.start,
+        "prev_d1": day(prev.upto),
+        "prev_t_day": day(prev.as_of),
+    }
+
+
+def _percentile_cont_median(values: np.ndarray) -> float | None:
+    """The median exactly as PostgreSQL's ``percentile_cont(0.5)`` computes it: the middle
+    value, or ``lo + (hi - lo) * 0.5`` of the two middle ones (not ``(lo + hi) / 2``,
+    which can differ in the last bit)."""
+    n = len(values)
+    if n == 0:
+        return None
+    k = (n - 1) // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k, k + 1))
+    lo, hi = float(part[k]), float(part[k + 1])
+    return lo + (hi - lo) * 0.5
+
+
+def _with_medians(conn: Connection, frame: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+    """Fill the median hours of KPI_SUMMARY_FIGURES's unit rows from the packed hours of
+    the days (KPI_SUMMARY_HOURS) and those of the incidents put back (``fix_hours``)."""
+    parts: dict[tuple[int, str], list[np.ndarray]] = {}
+    for period, unit, packed in conn.execute(kpi_sql.KPI_SUMMARY_HOURS, dict(params)):
+        parts.setdefault((int(period), unit), []).append(np.frombuffer(bytes(packed), dtype=">f8"))
+    totals = frame["category_code"].isna()
+    medians = []
+    for period, unit, fix in frame.loc[totals, ["period", "unit", "fix_hours"]].itertuples(
+        index=False
+    ):
+        chunks = list(parts.get((int(period), unit), []))
+        if isinstance(fix, list) and fix:
+            chunks.append(np.asarray(fix, dtype=float))
+        values = np.concatenate(chunks) if chunks else np.empty(0)
+        medians.append(_percentile_cont_median(values))
+    out = frame.drop(columns=["stored_closed", "fix_hours"])
+    out["median_hours"] = out["median_hours"].astype(object)
+    out.loc[totals, "median_hours"] = medians
+    return out
+
+
 def _figures_frame(
-    conn: Connection, params: Mapping[str, Any], *, repeats: bool = True
+    conn: Connection,
+    params: Mapping[str, Any],
+    *,
+    repeats: bool = True,
+    period: Period | None = None,
+    settings: AnalyticsSettings | None = None,
 ) -> pd.DataFrame:
-    """Run KPI_FIGURES (JIT off for it) and type its columns; without repeats their
-    counts are NaN."""
+    """Run KPI_SUMMARY_FIGURES when the sums serve the query (``period`` and ``settings``
+    given, see :func:`_summary_params`), else KPI_FIGURES (JIT off for both), and type the
+    columns; without repeats their counts are NaN."""
+    fast = (
+        _summary_params(conn, period, params, settings)
+        if period is not None and settings is not None
+        else None
+    )
     jit = conn.execute(kpi_sql.JIT_GET).scalar_one()
     conn.execute(kpi_sql.JIT_SET, {"value": "off"})
     try:
-        result = conn.execute(kpi_sql.KPI_FIGURES, dict(params))
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame = None
+        if fast is not None:
+            result = conn.execute(kpi_sql.KPI_SUMMARY_FIGURES, fast)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            # a stored closure in the period of an incident taken out would be missing
+            # from the median: never seen (its last step is at or after T), but checked
+            stale_closure = bool((frame["stored_closed"] > 0).any())
+            frame = None if stale_closure else _with_medians(conn, frame, fast)
+        if frame is None:
+            result = conn.execute(kpi_sql.KPI_FIGURES, dict(params))
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     finally:
         conn.execute(kpi_sql.JIT_SET, {"value": jit})
     for c in _COUNTS:
@@ -562,7 +694,7 @@ def kpis(
     level = unit_level(unit)
     filters = _filters(unit)
     params = _params(period, filters, level, s, repeats=repeats)
-    frame = _figures_frame(conn, params, repeats=repeats)
+    frame = _figures_frame(conn, params, repeats=repeats, period=period, settings=s)
     totals = frame[frame["category_code"].isna()]
 
     def row(p: int) -> dict[str, Any] | None:
@@ -696,7 +828,7 @@ def kpis_by_unit(
     period = make_period(start, end, as_of, tz=tz)
     filters = _filters(within)
     params = _params(period, filters, level, s, previous=previous, repeats=repeats)
-    frame = _figures_frame(conn, params, repeats=repeats)
+    frame = _figures_frame(conn, params, repeats=repeats, period=period, settings=s)
     units = _read(
         conn,
         kpi_sql.KPI_UNITS,

@@ -152,6 +152,12 @@ def _load(args: argparse.Namespace) -> int:
         timezone=settings.timezone,
         progress=print_progress,
     )
+    hook = args.kind == "patrols" and not args.dry_run
+    if hook:  # the post-load hook of patrols: what the stored coverage held before
+        from geo import coverage_store
+
+        with engine.connect() as conn:
+            stored = coverage_store.stored_days(conn)
     try:
         try:
             report = load_file(engine, args.kind, args.path, options)
@@ -169,11 +175,20 @@ def _load(args: argparse.Namespace) -> int:
     print(report.summary())
     if args.report:
         report.write(args.report)
+    if hook and (report.inserted or report.updated):
+        with engine.connect() as conn:
+            redone = coverage_store.refresh_after_load(conn, stored)
+        if redone:
+            print(
+                f"已重新计算巡查覆盖 / stored coverage recomputed for {len(redone)} day(s): "
+                + ", ".join(str(d) for d in redone)
+            )
     return 1 if report.rejected else 0
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     from loaders.export import FORMATS, filters_help
+    from store.watermark import os_user
 
     export = sub.add_parser(
         "export",
@@ -185,7 +200,13 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
             "Export one kind under the loader's canonical field names, so the file loads back "
             "unchanged. GeoJSON in EPSG:4326; GeoPackage in EPSG:4490; CSV (UTF-8 with BOM) "
             "and XLSX with lon/lat columns (WKT for polygons); Open311 GeoReport v2 for "
-            "incidents only. Times are written in local time with their offset."
+            "incidents only. Times are written in local time with their offset. "
+            "特殊人群数据不导出（仅按网格汇总显示）。"
+            "每次导出都带水印（用户、时间）并记入审计日志。 "
+            "Special-group figures are never exported (they are shown per grid only). Every "
+            "export carries a watermark (user, time) where the format has a place for it "
+            "(GeoJSON, GeoPackage, XLSX; not CSV or Open311) and is recorded in the audit log "
+            "with the file's SHA-256."
         ),
         epilog=filters_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -211,16 +232,24 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
         "(=, !=, >=, <=, >, <), e.g. --where street_code=370214001000 "
         "--where reported_at>=2026-03-01",
     )
+    export.add_argument(
+        "--user",
+        help="水印和审计日志中的用户（默认为运行本命令的系统用户）/ the user named in the "
+        f"watermark and the audit log (default: the OS user running this, now {os_user()!r})",
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
     from loaders.export import export_kind
+    from store.watermark import for_command
 
     settings = get_settings()
     engine = make_engine(resolve_url(settings))
     check_connection(engine)
     upgrade(engine)
     try:
+        with engine.connect() as conn:
+            watermark = for_command(conn, args.user)
         done = export_kind(
             engine,
             args.kind,
@@ -229,6 +258,8 @@ def _export(args: argparse.Namespace) -> int:
             crs=args.crs,
             where=args.where,
             tz=settings.timezone,
+            watermark=watermark,
+            via="cli",
         )
     except InputError as exc:
         print(f"错误 / error: {exc}\n未写出文件 / nothing was written", file=sys.stderr)

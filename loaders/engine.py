@@ -33,12 +33,14 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from loaders import coords
+from loaders.assign import GridIndex
 from loaders.columns import MissingColumnError, load_mapping, resolve_columns
 from loaders.kinds import KINDS, SQL_TYPES, Kind
 from loaders.parse import _Problems, parse_fields
 from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import InputError, Sniffed, sniff_format
+from store import kpi_summary
 from store.crs import STORAGE_EPSG
 from store.errors import explain
 from store.workcal import CalendarNotCoveredError, due_at
@@ -85,6 +87,14 @@ def _to_storage(geoms: np.ndarray, spec: coords.CrsSpec) -> np.ndarray:
         return np.column_stack([lon, lat])
 
     return shapely.transform(geoms, move)
+
+
+def _centres(geoms: np.ndarray) -> np.ndarray:
+    """A point on each geometry (on its surface for outlines). Points are their own: a file
+    of points skips the GEOS call per point that ``point_on_surface`` makes."""
+    if len(geoms) and (shapely.get_type_id(geoms) == 0).all():
+        return geoms
+    return shapely.point_on_surface(geoms)
 
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
@@ -148,11 +158,12 @@ def build_geometry(
     _guard_swapped(geoms, present, spec, raw.source)
     geoms = geoms.copy()
     # heights (GPS altitude, 3D survey exports) are not stored: the columns are 2D
-    geoms[present] = shapely.force_2d(geoms[present])
+    if shapely.has_z(geoms[present]).any():
+        geoms[present] = shapely.force_2d(geoms[present])
     geoms[present] = _to_storage(geoms[present], spec)
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
-    centres = shapely.point_on_surface(geoms[present])
+    centres = _centres(geoms[present])
     lon[present], lat[present] = shapely.get_x(centres), shapely.get_y(centres)
     outside = present & ~(
         (lon >= CHINA_BOUNDS[0])
@@ -234,7 +245,7 @@ def _guard_swapped(
     """A whole file with latitude and longitude exchanged is refused, naming the fix."""
     if spec.kind != "epsg" or spec.epsg not in (4326, 4490) or not present.any():
         return
-    pts = shapely.point_on_surface(geoms[present])
+    pts = _centres(geoms[present])
     check = coords.detect_swapped(shapely.get_x(pts), shapely.get_y(pts), CHINA_BOUNDS)
     if check.swapped and check.share_inside_swapped > 0.9:
         raise InputError(f"{source}: {check.message}")
@@ -278,13 +289,70 @@ def _create_stage(conn: Connection, kind: Kind) -> None:
     conn.execute(text(f"CREATE TEMP TABLE stage_load ({', '.join(cols)}) ON COMMIT DROP"))
 
 
+class _StageLines:
+    """The file line of a staged row, looked up when a refused row is reported (rarely)
+    instead of reading every staged row's line into a dict up front (a million of them
+    on a big file: time, and memory that grows with the file)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.indexed = False
+
+    def index(self) -> None:
+        """Index the staged rows by ``_row`` (once): when the database refuses rows, the
+        bisection reads ranges of them and each refused row's line is looked up."""
+        if not self.indexed:
+            self.conn.execute(text("CREATE INDEX ON stage_load (_row)"))
+            self.indexed = True
+
+    def get(self, row: int, default: int) -> int:
+        self.index()
+        line = self.conn.execute(
+            text("SELECT _line FROM stage_load WHERE _row = :row"), {"row": row}
+        ).scalar()
+        return default if line is None else int(line)
+
+
+def _write(
+    conn: Connection,
+    kind: Kind,
+    present: set[str],
+    sql: str,
+    rows: int,
+    report: LoadReport,
+    lines: _StageLines,
+    strict: bool,
+) -> tuple[int, int]:
+    """Write staged rows ``1..rows``; the numbers inserted and updated.
+
+    Rows whose key is stored go through the upsert; the others (all of them on a first
+    load) through one plain ``INSERT`` (:meth:`Kind.new_rows_sql`). Should that refuse
+    anything, it is undone (savepoint) and the upsert writes those rows instead, finding
+    the refused ones by bisection, as it always did."""
+    plain = kind.new_rows_sql()
+    if plain is None or rows == 0:
+        flags = _upsert(conn, sql, 1, rows, report, lines, strict)
+        return sum(flags), len(flags) - sum(flags)
+    stored = kind.insert_sql(present, stored_only=True)
+    flags = _upsert(conn, stored, 1, rows, report, lines, strict)
+    sp = conn.begin_nested()
+    try:
+        inserted = conn.execute(text(plain), {"lo": 1, "hi": rows}).rowcount
+        sp.commit()
+    except DBAPIError:
+        sp.rollback()
+        flags += _upsert(conn, sql, 1, rows, report, lines, strict)
+        inserted = 0
+    return inserted + sum(flags), len(flags) - sum(flags)
+
+
 def _upsert(
     conn: Connection,
     sql: str,
     lo: int,
     hi: int,
     report: LoadReport,
-    lines: dict[int, int],
+    lines: _StageLines,
     strict: bool,
 ) -> list[bool]:
     """Insert rows ``lo..hi``; when the database refuses, bisect to the refused rows."""
@@ -295,6 +363,8 @@ def _upsert(
         return flags
     except DBAPIError as exc:
         sp.rollback()
+        if not strict:
+            lines.index()
         if strict or lo == hi:
             reason = str(explain(exc))
             if strict:
@@ -377,6 +447,30 @@ def _staged(
     return staged
 
 
+def _assign_grids(staged: pd.DataFrame, grids: GridIndex, kind: Kind) -> None:
+    """Grid (and, where the kind says so, street from the grid) of the staged points that
+    have none and lie clearly inside one grid, in Python (:mod:`loaders.assign`): the
+    SQL rule's answer without a subquery and an update per row. The SQL still runs and
+    completes the rest (points near an edge, outside every grid, outlines)."""
+    n = len(staged)
+    if not n or "geom" not in staged:
+        return
+    given = staged["grid_code"] if "grid_code" in staged else pd.Series(None, index=staged.index)
+    found = given.to_numpy(dtype=object, na_value=None).copy()
+    todo = pd.isna(found)
+    found[todo] = grids.grid_of(np.asarray(staged["geom"].values, dtype=object)[todo])
+    staged["grid_code"] = found
+    if kind.street_from_grid:
+        street = (
+            staged["street_code"].to_numpy(dtype=object, na_value=None).copy()
+            if "street_code" in staged
+            else np.full(n, None, dtype=object)
+        )
+        fill = pd.isna(street) & pd.notna(found)
+        street[fill] = [g[:9] + "000" for g in found[fill]]
+        staged["street_code"] = street
+
+
 def _refuse(report: LoadReport, problems: list[RowProblem]) -> LoadRejectedError:
     report.rejected = sorted(problems, key=lambda p: p.line)
     first = report.rejected[0]
@@ -429,13 +523,19 @@ def _load(
     present: set[str] = set()
     next_row = 1
     total = _count_lines(sniffed.path) if sniffed.format == "csv" else None
+    grids: GridIndex | None = None
     with engine.begin() as conn:
+        # each statement of a load runs once over many rows: compiling it (JIT, ~0.2 s a
+        # statement) never pays back here
+        conn.execute(text("SET LOCAL jit = off"))
         for number, raw in enumerate(iter_table(sniffed, encoding=options.encoding)):
             report.rows_read += len(raw.frame)
             if number == 0:
                 cols = _columns(raw, kind, mapping)
                 spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
                 _create_stage(conn, kind)
+                if kind.grids_by_point:
+                    grids = GridIndex.from_store(conn)
             frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
             problems = _Problems(raw.source, raw.lines, raw.unit)
             typed = parse_fields(frame, kind, problems, options.timezone)
@@ -461,6 +561,8 @@ def _load(
             ok = ~problems.mask(len(typed))
             staged = _staged(typed, geoms, ok, raw.lines, kind, next_row, anchors)
             next_row += len(staged)
+            if grids is not None:
+                _assign_grids(staged, grids, kind)
             copy_frame(conn, "stage_load", staged)
             early += problems.by_row.values()
             say(_progress_line("已检查 checked", report.rows_read, total))
@@ -481,9 +583,7 @@ def _load(
         ]
         if refused and options.strict:
             raise _refuse(report, refused)
-        lines: dict[int, int] = {
-            int(r): int(ln) for r, ln in conn.execute(text("SELECT _row, _line FROM stage_load"))
-        }
+        lines = _StageLines(conn)
         say(f"写入 writing {next_row - 1:,} rows")
         sql = kind.insert_sql(present)
         with deferred_indexes(
@@ -493,12 +593,18 @@ def _load(
             only_if_empty=False,
             foreign_keys=kind.references_checked,
         ):
-            flags = _upsert(conn, sql, 1, next_row - 1, report, lines, options.strict)
-            flags += _revive_superseded(conn, kind, sql, report, lines)
+            inserted, updated = _write(
+                conn, kind, present, sql, next_row - 1, report, lines, options.strict
+            )
+            revived = _revive_superseded(conn, kind, sql, report, lines)
         for statement in kind.after:
             conn.execute(text(statement))
-        report.inserted = sum(flags)
-        report.updated = len(flags) - report.inserted
+        if kind.table in KPI_SUMMARY_TABLES and not options.dry_run:
+            # the KPI sums of the (street, day) keys and repeat regions this load touched
+            # (a dry run is rolled back anyway)
+            kpi_summary.refresh(conn)
+        report.inserted = inserted + sum(revived)
+        report.updated = updated + len(revived) - sum(revived)
         report.rejected = sorted([*early, *refused, *report.rejected], key=lambda p: p.line)
         report.unchanged = (
             report.rows_read
@@ -513,6 +619,10 @@ def _load(
         if options.dry_run:
             conn.rollback()
 
+
+#: Tables whose writes make the KPI sums stale (``store.kpi_summary``): the incident, and
+#: the log whose steps its trigger applies to it.
+KPI_SUMMARY_TABLES = ("incident", "incident_transition")
 
 #: A batch at least this large, and at least :data:`BIG_BATCH_SHARE` of the table, is written
 #: with the table's secondary indexes dropped and rebuilt once (measured on incidents: the
@@ -540,6 +650,10 @@ def _mark_superseded(conn: Connection, kind: Kind, report: LoadReport) -> int:
     loading them one after another would); the others are left out and counted."""
     if not kind.key:
         return 0
+    # most files repeat no key: a hash aggregate says so without the sort and the join
+    repeats = kind.repeats_sql()
+    if repeats is not None and not conn.execute(text(repeats)).scalar_one():
+        return 0
     n = conn.execute(text(kind.supersede_sql()), {"sup": SUPERSEDED}).rowcount
     if n:
         report.warnings.append(
@@ -550,7 +664,7 @@ def _mark_superseded(conn: Connection, kind: Kind, report: LoadReport) -> int:
 
 
 def _revive_superseded(
-    conn: Connection, kind: Kind, sql: str, report: LoadReport, lines: dict[int, int]
+    conn: Connection, kind: Kind, sql: str, report: LoadReport, lines: _StageLines
 ) -> list[bool]:
     """When the database refused the row that won its key, the latest earlier row with that
     key is written instead (as loading the rows one after another would have left it),
@@ -587,7 +701,10 @@ def _prepare_incidents(
     limits = {c: (v, u) for c, _zh, _en, v, u in cats}
     names = {c: zh for c, zh, *_ in cats}
     raw = typed["category_code"]
-    code = raw.map(lambda v: None if v is None else lookup.get(str(v).casefold()))
+    # looked up once per distinct value (a file holds a few dozen), not once per row
+    which, distinct = pd.factorize(raw.to_numpy(dtype=object))
+    found = np.array([lookup.get(str(v).casefold()) for v in distinct] + [None], dtype=object)
+    code = pd.Series(found[which], index=raw.index, dtype=object)  # -1 (blank): None
     bad = raw.notna() & code.isna()
     if bad.any():
         rows = np.flatnonzero(bad.to_numpy())

@@ -1,9 +1,10 @@
 """Exporting one kind from the store to a file that :mod:`loaders.engine` loads back as it was.
 
-Each kind is written with exactly the fields its loader reads (:data:`loaders.kinds.KINDS`),
-under their canonical names, so the file loads again without a mapping: codes stand in for
-the store's surrogate ids (``worker_code``, ``building_code``, ``incident_code``), and the
-geometry goes the way the format carries it:
+Each kind is written with exactly the fields its loader reads (:data:`loaders.kinds.KINDS`;
+housing less its special-group fields, see below), under their canonical names, so the file
+loads again without a mapping: codes stand in for the store's surrogate ids
+(``worker_code``, ``building_code``, ``incident_code``), and the geometry goes the way the
+format carries it:
 
 ========  ==================================================================================
 geojson   native geometry, EPSG:4326 (RFC 7946)
@@ -25,6 +26,27 @@ microseconds kept), dates ISO text, coordinates and other real numbers the short
 reads back to the same double (in XLSX too: GDAL writes numeric cells with 16 significant
 digits, which would move a point by 1e-14 degrees and make a reload count it as updated).
 
+Special groups (特殊人群) never leave below grid level (issue 7): the per-unit special-group
+counts of ``housing`` and their date are withheld (:data:`WITHHELD`; a reload of the file
+leaves the stored counts as they are), and an export whose rows would carry any
+special-group column is refused (:func:`check_no_special_groups`).
+
+Every export carries a watermark (:mod:`store.watermark`: user and time) where the format
+has a place every reader ignores, and is recorded in ``audit_log`` (action ``export``: kind,
+format, CRS, filters, rows, path, size and SHA-256 of the file, watermark) before the file
+takes its name; a refused export is recorded too (``ok`` false, with the reason):
+
+========  ==================================================================================
+geojson   a foreign member ``gridone_watermark`` of the FeatureCollection (RFC 7946 §6.1)
+gpkg      the layer's description (``gpkg_contents``) and dataset metadata
+          (``gpkg_metadata``: ``GRIDONE_WATERMARK*``)
+xlsx      document properties (author, last modified by, description, created) and the
+          sheet's printed header and footer
+csv       nothing: a comment line or an extra column would change what every reader
+          reads; the audit row's SHA-256 identifies the file
+open311   nothing: GeoReport v2 is a bare JSON array; likewise the SHA-256
+========  ==================================================================================
+
 ``--where`` filters never reach SQL as text: each ``FIELD OP VALUE`` is checked against the
 kind's whitelist of filterable fields (:attr:`ExportSpec.filters`) and a fixed set of
 operators, its value parsed to the field's type, and compiled to a clause with a bound
@@ -33,7 +55,9 @@ parameter on a dialect-quoted column.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -42,21 +66,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from sqlalchemy import Engine, TextClause, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.engine import Dialect
 
 from loaders import coords
 from loaders.kinds import KINDS, Kind
 from loaders.sniff import InputError
+from store.access import User, audit
 from store.crs import STORAGE_EPSG, WEB_EPSG
 from store.models import HousingSpecialCount, HousingUnit
 from store.queries import read_gdf
+from store.watermark import Watermark, os_user
 
 #: Export formats, in the order ``--help`` lists them.
 FORMATS = ("geojson", "gpkg", "csv", "xlsx", "open311")
@@ -95,6 +122,10 @@ class ExportError(InputError):
 
 class WhereError(ExportError):
     """A ``--where`` condition is not ``FIELD OP VALUE`` over an allowed field."""
+
+
+class SpecialGroupError(ExportError):
+    """The export would carry special-group data below grid level; nothing was written."""
 
 
 # --- what each kind exports ---------------------------------------------------------------
@@ -203,15 +234,12 @@ EXPORTS: dict[str, ExportSpec] = {
         order=("reported_at", "code"),
         extra=("status", "tier", "status_at"),
     ),
-    # the special-group counts travel with their unit (0 where the unit has none)
+    # the special-group counts (housing_special_count) stay behind: see WITHHELD
     "housing": ExportSpec(
         sql="SELECT b.code AS building_code, h.unit_no, h.use, h.occupancy, "
         + ", ".join(f"h.{c}" for c in HOUSING_COUNTS)
-        + ", "
-        + ", ".join(f"coalesce(x.{c}, 0) AS {c}" for c in SPECIAL_COUNTS)
-        + ", x.updated_on, h.grid_code, h.street_code, left(h.grid_code, 12) AS community_code "
-        "FROM housing_unit h JOIN building b ON b.id = h.building_id "
-        "LEFT JOIN housing_special_count x ON x.housing_unit_id = h.id",
+        + ", h.grid_code, h.street_code, left(h.grid_code, 12) AS community_code "
+        "FROM housing_unit h JOIN building b ON b.id = h.building_id",
         filters={"building_code": "text", **_AREA_FILTERS, "use": "text", "occupancy": "text"},
         order=("building_code", "unit_no"),
     ),
@@ -259,6 +287,43 @@ EXPORTS: dict[str, ExportSpec] = {
         order=("worker_code", "log_date", "seq"),
     ),
 }
+
+
+#: Loader fields no export writes, by kind: special-group figures below grid level (issue 7:
+#: "never in exports below grid level"). ``updated_on`` of a housing unit is the date of
+#: its special-group counts: a unit that has one has special-group residents.
+WITHHELD: dict[str, tuple[str, ...]] = {"housing": (*SPECIAL_COUNTS, "updated_on")}
+
+#: Output columns that are special-group data whatever the kind (the counts' own names).
+SPECIAL_COLUMNS = frozenset(SPECIAL_COUNTS)
+
+#: The rule quoted when special-group data is withheld or refused.
+SPECIAL_RULE = (
+    "特殊人群数据只能按网格或更大范围汇总（少于5显示为“<5”），不得以更细的粒度导出 / "
+    "special-group figures appear only as counts per grid or larger (under 5 shown as "
+    '"<5") and never in exports below grid level'
+)
+
+
+def check_no_special_groups(kind_name: str, columns: Iterable[str]) -> None:
+    """Refuse (:class:`SpecialGroupError`, naming the rule) rows that carry a special-group
+    column: every export is per record (a unit, a building, a person), below grid level."""
+    found = sorted(SPECIAL_COLUMNS.intersection(columns))
+    if found:
+        raise SpecialGroupError(
+            f"{kind_name} 的导出含特殊人群字段 {', '.join(found)}，已拒绝 / the {kind_name} "
+            f"export would carry special-group columns ({', '.join(found)}): refused. "
+            f"{SPECIAL_RULE}."
+        )
+
+
+def exported_kind(kind: Kind) -> Kind:
+    """``kind`` as exports write it: its loader fields less :data:`WITHHELD`."""
+    withheld = WITHHELD.get(kind.name, ())
+    if not withheld:
+        return kind
+    fields = {k: v for k, v in kind.fields.items() if k not in withheld}
+    return dataclasses.replace(kind, fields=fields)
 
 
 def spec_for(kind_name: str) -> tuple[Kind, ExportSpec]:
@@ -408,6 +473,8 @@ class ExportResult:
         The coordinate system of the file's geometry (None for kinds without one).
     warnings
         What the user should know (bilingual).
+    sha256
+        The file's SHA-256, as the audit log records it.
     """
 
     kind: str
@@ -416,6 +483,7 @@ class ExportResult:
     rows: int
     crs: str | None
     warnings: list[str] = field(default_factory=list)
+    sha256: str | None = None
 
     def summary(self) -> str:
         """A one-screen bilingual summary."""
@@ -426,7 +494,10 @@ class ExportResult:
             )
         else:
             head = f"已导出 {self.rows:,} 行 / exported {self.rows:,} {self.kind} to {where}"
-        return "\n".join([head, *(f"  ! {w}" for w in self.warnings)])
+        lines = [head, *(f"  ! {w}" for w in self.warnings)]
+        if self.sha256:
+            lines.append(f"  已记入审计日志 / recorded in the audit log: sha256 {self.sha256}")
+        return "\n".join(lines)
 
 
 def format_for(path: Path, fmt: str | None, kind_name: str) -> str:
@@ -488,8 +559,12 @@ def export_kind(
     crs: str | None = None,
     where: Iterable[str] = (),
     tz: str = "Asia/Shanghai",
+    watermark: Watermark | None = None,
+    user: User | None = None,
+    via: str = "python",
 ) -> ExportResult:
-    """Export the rows of ``kind_name`` matching ``where`` to ``path``.
+    """Export the rows of ``kind_name`` matching ``where`` to ``path``, watermarked, and
+    record it in ``audit_log``.
 
     Parameters
     ----------
@@ -498,7 +573,7 @@ def export_kind(
     kind_name
         A kind of :data:`loaders.kinds.KINDS` with an entry in :data:`EXPORTS`.
     path
-        The file to write; replaced only once the new one is complete.
+        The file to write; replaced only once the new one is complete and audited.
     fmt
         One of :data:`FORMATS`; default from the extension.
     crs
@@ -508,6 +583,12 @@ def export_kind(
     tz
         Time zone timestamps are written in (with their offset) and ``--where`` timestamps
         without an offset are read in.
+    watermark
+        Who the file is made for, and when (default: the OS user, now).
+    user
+        The dashboard user exporting, if any (the audit row's role and scope).
+    via
+        What made the export, for the audit row (``cli``, ``dashboard``…).
 
     Returns
     -------
@@ -516,12 +597,54 @@ def export_kind(
     Raises
     ------
     ExportError
-        When the kind, format, CRS or a condition is not allowed; nothing is written.
+        When the kind, format, CRS or a condition is not allowed, or the rows would carry
+        special-group data (:class:`SpecialGroupError`); nothing is written. A refusal
+        after the kind is known is recorded in the audit log (``ok`` false).
     """
+    watermark = watermark or Watermark.now(os_user())
+    detail: dict[str, Any] = {
+        "via": via,
+        "kind": kind_name,
+        "format": fmt,
+        "crs": crs,
+        "where": list(where),
+        "out": str(path.resolve()),
+        "watermark": watermark.as_dict(),
+    }
+    try:
+        done = _export(engine, kind_name, path, fmt, crs, tz, watermark, user, detail)
+    except ExportError as exc:
+        with engine.begin() as conn:
+            _audit_export(conn, user, watermark, {**detail, "refused": str(exc)}, ok=False)
+        raise
+    return done
+
+
+def _audit_export(
+    conn: Connection, user: User | None, watermark: Watermark, detail: dict[str, Any], *, ok: bool
+) -> None:
+    audit(conn, "export", user=user, login=watermark.login, ok=ok, detail=detail)
+
+
+def _export(
+    engine: Engine,
+    kind_name: str,
+    path: Path,
+    fmt: str | None,
+    crs: str | None,
+    tz: str,
+    watermark: Watermark,
+    user: User | None,
+    detail: dict[str, Any],
+) -> ExportResult:
+    """:func:`export_kind` once the audit detail is started: checks, reads, writes the
+    file under a temporary name, audits it, gives it its name."""
     kind, spec = spec_for(kind_name)
+    kind = exported_kind(kind)
     fmt = format_for(path, fmt, kind_name)
+    detail["format"] = fmt
     target = target_crs(fmt, crs) if kind.geometry else None
-    conditions = parse_where(where, kind_name, tz=tz)
+    conditions = parse_where(detail["where"], kind_name, tz=tz)
     stmt, params = export_query(spec, conditions, engine.dialect)
     with engine.connect() as conn:
         if kind.geometry:
@@ -529,20 +652,44 @@ def export_kind(
         else:
             result = conn.execute(stmt, params)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    check_no_special_groups(kind_name, frame.columns)
     if kind.footprints:
         frame["footprint"] = shapely.from_wkb(frame["footprint"].to_numpy(dtype=object))
     missing = [f for f in kind.fields if f not in frame.columns]
     if missing:  # the spec drifted from the kind: a bug here, not the user's
         raise RuntimeError(f"EXPORTS[{kind_name!r}] does not select {missing}")
     done = ExportResult(kind_name, path, fmt, len(frame), str(target) if target else None)
+    if WITHHELD.get(kind_name):
+        done.warnings.append(
+            f"未导出特殊人群字段 {', '.join(WITHHELD[kind_name])}；再导入本文件不会改变库中的"
+            f"特殊人群数据 / withheld: {', '.join(WITHHELD[kind_name])} (special groups are "
+            "never exported below grid level); loading this file back leaves the stored "
+            "special-group counts as they are"
+        )
     if len(frame) and kind.geometry and fmt in ("csv", "xlsx") and kind.geometry != "point":
         done.warnings += _long_wkt_warning(frame, fmt)
+    if fmt in ("csv", "open311"):
+        done.warnings.append(
+            f"{fmt} 文件内无处放置水印，已在审计日志中记录其 SHA-256 / a {fmt} file has no "
+            "place for the watermark: the audit log records its SHA-256 instead"
+        )
     writer = WRITERS[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.partial{path.suffix}")
     partial.unlink(missing_ok=True)
     try:
-        writer(frame, kind, target, partial, tz)
+        writer(frame, kind, target, partial, tz, watermark)
+        with partial.open("rb") as f:
+            done.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        detail.update(
+            crs=done.crs,
+            rows=done.rows,
+            bytes=partial.stat().st_size,
+            sha256=done.sha256,
+            withheld=list(WITHHELD.get(kind_name, ())),
+        )
+        with engine.begin() as conn:  # recorded before the file takes its name
+            _audit_export(conn, user, watermark, detail, ok=True)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -675,7 +822,16 @@ def _xy_text(points: np.ndarray, target: coords.CrsSpec, index: pd.Index) -> pd.
 
 # --- writers --------------------------------------------------------------------------------
 
-Writer = Callable[[pd.DataFrame, Kind, "coords.CrsSpec | None", Path, str], None]
+Writer = Callable[[pd.DataFrame, Kind, "coords.CrsSpec | None", Path, str, Watermark], None]
+
+#: Name of the GeoJSON foreign member and prefix of the GeoPackage metadata items.
+WATERMARK_KEY = "gridone_watermark"
+
+
+def watermark_fields(watermark: Watermark) -> dict[str, str]:
+    """What a file's metadata says of its watermark: user, login, time (ISO, +08:00) and
+    the sentence in both languages."""
+    return {**watermark.as_dict(), "text": watermark.bilingual()}
 
 
 def _write_vector(
@@ -687,10 +843,13 @@ def _write_vector(
     *,
     driver: str,
     layer: str | None = None,
+    **options: Any,
 ) -> None:
+    """Write through GDAL; ``options`` go to ``pyogrio.write_dataframe`` (the watermark's
+    layer options and metadata)."""
     attrs = _native(frame, kind, tz)
     if kind.geometry is None or target is None:  # a table without geometry (workers)
-        pyogrio.write_dataframe(attrs, path, driver=driver, layer=layer)
+        pyogrio.write_dataframe(attrs, path, driver=driver, layer=layer, **options)
         return
     geoms = _reprojected(frame, target)
     geometry_type = _GEOMETRY_TYPES[kind.geometry]
@@ -712,6 +871,7 @@ def _write_vector(
         layer=layer,
         geometry_type=geometry_type,
         promote_to_multi=kind.geometry == "polygon",
+        **options,
     )
 
 
@@ -721,9 +881,20 @@ def _write_geojson(
     target: coords.CrsSpec | None,
     path: Path,
     tz: str,
+    watermark: Watermark,
 ) -> None:
-    """GeoJSON (17 significant digits, GDAL's default, so coordinates read back exactly)."""
-    _write_vector(frame, kind, target, path, tz, driver="GeoJSON")
+    """GeoJSON (17 significant digits, GDAL's default, so coordinates read back exactly);
+    the watermark as the collection's foreign member :data:`WATERMARK_KEY`."""
+    member = json.dumps({WATERMARK_KEY: watermark_fields(watermark)}, ensure_ascii=False)
+    _write_vector(
+        frame,
+        kind,
+        target,
+        path,
+        tz,
+        driver="GeoJSON",
+        layer_options={"FOREIGN_MEMBERS_COLLECTION": member},
+    )
 
 
 def _write_gpkg(
@@ -732,9 +903,24 @@ def _write_gpkg(
     target: coords.CrsSpec | None,
     path: Path,
     tz: str,
+    watermark: Watermark,
 ) -> None:
-    """GeoPackage, one layer named after the kind, its CRS recorded."""
-    _write_vector(frame, kind, target, path, tz, driver="GPKG", layer=kind.name)
+    """GeoPackage, one layer named after the kind, its CRS recorded; the watermark as the
+    layer's description and as dataset metadata (``gpkg_metadata``)."""
+    _write_vector(
+        frame,
+        kind,
+        target,
+        path,
+        tz,
+        driver="GPKG",
+        layer=kind.name,
+        layer_options={"DESCRIPTION": watermark.bilingual()},
+        dataset_metadata={
+            f"{WATERMARK_KEY.upper()}_{k.upper()}": v
+            for k, v in watermark_fields(watermark).items()
+        },
+    )
 
 
 def _write_csv(
@@ -743,10 +929,12 @@ def _write_csv(
     target: coords.CrsSpec | None,
     path: Path,
     tz: str,
+    watermark: Watermark,
 ) -> None:
-    """CSV in UTF-8 with BOM: Excel in China reads a BOM-less file as GBK. Text cells that
-    Excel would run as a formula (``=HYPERLINK(…)`` typed into an incident's description)
-    get a leading ``'`` (OWASP's advice on CSV injection); the loader takes it off again."""
+    """CSV in UTF-8 with BOM: Excel in China reads a BOM-less file as GBK. No watermark: see
+    the module's table. Text cells that Excel would run as a formula (``=HYPERLINK(…)``
+    typed into an incident's description) get a leading ``'`` (OWASP's advice on CSV
+    injection); the loader takes it off again."""
     table = _table(frame, kind, target, tz)
     for name in kind.fields:
         if name in table and _field_type(kind, name) == "text":
@@ -771,9 +959,12 @@ def _write_xlsx(
     target: coords.CrsSpec | None,
     path: Path,
     tz: str,
+    watermark: Watermark,
 ) -> None:
     """XLSX through GDAL: whole numbers as number cells, everything else (codes, times,
-    coordinates) as text cells, so nothing is rounded or turned into scientific notation."""
+    coordinates) as text cells, so nothing is rounded or turned into scientific notation.
+    The watermark goes into the document properties and the sheet's printed header and
+    footer (:func:`_finish_xlsx`)."""
     table = _table(frame, kind, target, tz)
     for name in kind.fields:
         if _field_type(kind, name) == "int":
@@ -781,26 +972,53 @@ def _write_xlsx(
                 [None if v is None else int(v) for v in table[name].tolist()], dtype="Int64"
             )
     pyogrio.write_dataframe(table, path, driver="XLSX", layer=kind.name)
-    if table.empty:
-        _add_header_row(path, list(table.columns))
+    _finish_xlsx(path, list(table.columns) if table.empty else None, watermark)
 
 
-def _add_header_row(path: Path, columns: list[str]) -> None:
-    """GDAL writes an empty sheet for an empty table; a user filling in the template (and
-    our reader) needs the header row, so it is put in as inline strings."""
-    from xml.sax.saxutils import escape
+def _header_footer_text(value: str) -> str:
+    """Text for a SpreadsheetML header or footer: ``&`` starts a code there."""
+    return escape(value.replace("&", "&&"))
 
-    cells = "".join(f'<c t="inlineStr"><is><t>{escape(c)}</t></is></c>' for c in columns)
-    sheet = "xl/worksheets/sheet1.xml"
+
+def _finish_xlsx(path: Path, empty_header: list[str] | None, watermark: Watermark) -> None:
+    """What GDAL's XLSX driver cannot write, put into its file.
+
+    * The watermark: author (``dc:creator``), last modified by, description and creation
+      time in ``docProps/core.xml``; the sheet's printed header (Chinese) and footer
+      (English, page numbers), after ``sheetData`` as the schema orders them.
+    * ``empty_header``: GDAL writes an empty sheet for an empty table; a user filling in
+      the template (and our reader) needs the header row, so it is put in as inline
+      strings.
+    """
+    sheet, core = "xl/worksheets/sheet1.xml", "docProps/core.xml"
     with zipfile.ZipFile(path) as zin:
         parts = {n: zin.read(n) for n in zin.namelist()}
     xml = parts[sheet].decode("utf-8")
-    xml = re.sub(
-        r"<sheetData>\s*</sheetData>|<sheetData/>",
-        f'<sheetData><row r="1">{cells}</row></sheetData>',
-        xml,
+    if empty_header is not None:
+        cells = "".join(f'<c t="inlineStr"><is><t>{escape(c)}</t></is></c>' for c in empty_header)
+        xml = re.sub(
+            r"<sheetData>\s*</sheetData>|<sheetData/>",
+            f'<sheetData><row r="1">{cells}</row></sheetData>',
+            xml,
+        )
+    head = _header_footer_text(watermark.line("zh"))
+    foot = _header_footer_text(watermark.line("en"))
+    header_footer = (
+        f"<headerFooter><oddHeader>&amp;C{head}</oddHeader>"
+        f"<oddFooter>&amp;L{foot}&amp;R&amp;P / &amp;N</oddFooter></headerFooter>"
     )
-    parts[sheet] = xml.encode("utf-8")
+    parts[sheet] = xml.replace("</sheetData>", "</sheetData>" + header_footer, 1).encode("utf-8")
+    created = watermark.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    props = (
+        f"<dc:creator>{escape(watermark.who)}</dc:creator>"
+        f"<cp:lastModifiedBy>{escape(watermark.login)}</cp:lastModifiedBy>"
+        f"<dc:description>{escape(watermark.bilingual())}</dc:description>"
+        f'<dcterms:created xsi:type="dcterms:W3CDTF">{created}</dcterms:created>'
+    )
+    core_xml = parts[core].decode("utf-8")
+    parts[core] = core_xml.replace(
+        "</cp:coreProperties>", props + "</cp:coreProperties>", 1
+    ).encode("utf-8")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
         for name, data in parts.items():
             zout.writestr(name, data)
@@ -812,11 +1030,12 @@ def _write_open311(
     target: coords.CrsSpec | None,
     path: Path,
     tz: str,
+    watermark: Watermark,
 ) -> None:
-    """Open311 GeoReport v2 service requests. ``service_name`` is the incident's title (our
-    Open311 reader maps it back to ``title``); ``expected_datetime`` is the deadline,
-    ``updated_datetime`` the time of the last status change, ``agency_responsible`` the
-    tier now handling it."""
+    """Open311 GeoReport v2 service requests (no watermark: see the module's table).
+    ``service_name`` is the incident's title (our Open311 reader maps it back to
+    ``title``); ``expected_datetime`` is the deadline, ``updated_datetime`` the time of the
+    last status change, ``agency_responsible`` the tier now handling it."""
 
     def stamp(v: Any) -> str | None:
         return _text_value(v, "timestamp", tz)

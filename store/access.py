@@ -4,7 +4,7 @@ Who may read what is enforced by PostgreSQL (migration 0003): the dashboard conn
 ``gridone_app``, which owns nothing and bypasses nothing, and at the start of every
 transaction calls :func:`scoped` with the session token, and the database sets that
 session's user's role and scope for that transaction only (``gridone_scope_session``:
-``SET LOCAL`` of the role, the scope and its code ranges, signed; migration 0004).
+``SET LOCAL`` of the role, the scope and its code ranges, signed; migration 0007).
 Row-level security then returns only rows
 inside the user's jurisdiction; with no scope set, none.
 
@@ -763,12 +763,18 @@ def scoped(conn: Connection, token: str) -> bool:
     The scope is looked up by the database from the session, not passed in: SQL injected
     through the application cannot widen it without a live token of a wider user.
 
+    It also turns JIT compilation off for the transaction: with the policies estimated
+    right (migration 0005) many of the dashboard's short reads pass ``jit_above_cost``, and
+    compiling one cost 4.3 s for 0.14 s of execution (hotspot grid counts of a street,
+    district demo; ``geo.kpis`` already turns it off around its KPI statement).
+
     Raises :class:`UnsafeConnectionError` when the connection is one row-level security
     does not bind (superuser, BYPASSRLS, the tables' owner): the dashboard must connect
     as ``gridone_app``."""
     row = conn.execute(
         text(
             "SELECT gridone_scope_session(:token) AS live, "
+            "set_config('jit', 'off', true), "
             "row_security_active('incident') AS rls, "
             "pg_has_role(current_user, (SELECT relowner FROM pg_class "
             "WHERE oid = 'incident'::regclass), 'MEMBER') AS owner"
@@ -782,6 +788,22 @@ def scoped(conn: Connection, token: str) -> bool:
             "(superuser, BYPASSRLS or the tables' owner): connect the dashboard as gridone_app"
         )
     return bool(row.live)
+
+
+_OVERLAPS_LEAKPROOF = text(
+    "SELECT coalesce((SELECT p.proleakproof FROM pg_operator o JOIN pg_proc p "
+    "ON p.oid = o.oprcode WHERE o.oprname = '&&' AND o.oprleft = 'geometry'::regtype "
+    "AND o.oprright = 'geometry'::regtype), false)"
+)
+
+
+def spatial_index_usable(conn: Connection) -> bool:
+    """Whether ``geometry && geometry`` is LEAKPROOF in this database (migration 0005), so
+    that as ``gridone_app`` the GiST indexes serve spatial conditions under row-level
+    security. False when 0005 ran without a superuser, or after ``ALTER EXTENSION postgis
+    UPDATE`` or a dump and restore recreated the function: results stay right, spatial
+    queries get slow (see docs/access-control.md)."""
+    return bool(conn.execute(_OVERLAPS_LEAKPROOF).scalar_one())
 
 
 APP_ROLE = "gridone_app"

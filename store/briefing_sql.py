@@ -8,10 +8,14 @@ Every figure of the briefing itself comes from :mod:`geo`; these two queries onl
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pandas as pd
+from psycopg import sql as psql
 from sqlalchemy import Connection, text
+
+from store.access import scoped
 
 _FRESHNESS = text(
     """
@@ -51,3 +55,51 @@ def data_sources(conn: Connection) -> pd.DataFrame:
     rows``."""
     result = conn.execute(_SOURCES)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+# --- one consistent view across several connections ---------------------------------------
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
+_EXPORT = text("SELECT pg_export_snapshot()")
+_SCOPE_SET = text("SELECT coalesce(current_setting('gridone.sig', true), '') <> ''")
+
+
+@dataclass(frozen=True)
+class SharedView:
+    """What a helper connection needs to see exactly what the leading connection sees:
+    its exported snapshot and the session token its scope was bound with (None: the
+    leading connection has no scope, e.g. the owner's command line).
+
+    The scope itself cannot be copied: its settings are signed over the backend and the
+    transaction (migration 0007), so a helper binds its own transaction to the same live
+    session with :func:`store.access.scoped`."""
+
+    snapshot: str
+    token: str | None = None
+
+
+def scope_set(conn: Connection) -> bool:
+    """Whether ``conn``'s transaction is bound to a scope (signed settings present): a
+    helper connection then needs the session token to read the same rows."""
+    return bool(conn.execute(_SCOPE_SET).scalar_one())
+
+
+def share_view(conn: Connection, token: str | None = None) -> SharedView:
+    """Export the snapshot of ``conn``'s transaction (valid while that transaction lasts),
+    with the session ``token`` its scope was bound with (if any)."""
+    snapshot = str(conn.execute(_EXPORT).scalar_one())
+    return SharedView(snapshot, token)
+
+
+def join_view(conn: Connection, view: SharedView) -> None:
+    """Make ``conn``'s new transaction (REPEATABLE READ, nothing run in it yet) read the
+    snapshot of :func:`share_view`, bound to the same session's scope when it has a token.
+    ``SET TRANSACTION SNAPSHOT`` takes no bound parameter: the id, which the server made,
+    is checked against its format and quoted."""
+    if not _SNAPSHOT_ID.match(view.snapshot):
+        raise ValueError(f"not a snapshot id: {view.snapshot!r}")
+    raw = conn.connection.driver_connection
+    statement = psql.SQL("SET TRANSACTION SNAPSHOT {}").format(psql.Literal(view.snapshot))
+    conn.exec_driver_sql(statement.as_string(raw))  # type: ignore[arg-type]
+    if view.token is not None:
+        scoped(conn, view.token)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from store.kpi_summary import REGULAR as REGULAR_I
+
 # --- KPIs ----------------------------------------------------------------------------------
 #
 # Parameters of KPI_FIGURES
@@ -380,4 +382,292 @@ ASSESS_LOGS = text(
        AND (CAST(:street AS text) IS NULL OR l.street_code = :street)
      GROUP BY l.worker_id, week
     """
+)
+
+# --- KPIs from the per street and day sums (migration 0004, store.kpi_summary) -------------
+#
+# Same output as KPI_FIGURES (period, unit, category_code, counts, mean_hours,
+# median_hours) for a level of street, district or all, when each period's start, its end
+# (upto) and its as-of instant T are local midnights of the sums' day. Parameters as for
+# KPI_FIGURES plus d0, d1, t_day (and prev_d0, prev_d1, prev_t_day): the local dates of
+# start, upto and T. Sums are taken over the days; the incidents "open across T"
+# (reported_at < T <= status_at, by the span index) and the irregular ones (partial index)
+# are taken out with their current state and put back with their state as of T, read from
+# the log exactly as KPI_FIGURES does.
+
+_SUMMARY_UNIT = """CASE CAST(:level AS text)
+                   WHEN 'street' THEN {s}
+                   WHEN 'district' THEN left({s}, 6) || '000000'
+                   ELSE ''
+               END COLLATE "C\""""
+
+KPI_SUMMARY_FIGURES = text(
+    f"""
+    WITH p AS (
+        SELECT v.period, v.t0, v.t1, v.as_of, v.d0, v.d1, v.t_day
+          FROM (VALUES
+                  (0, CAST(:start AS timestamptz), CAST(:upto AS timestamptz),
+                      CAST(:as_of AS timestamptz), CAST(:d0 AS date), CAST(:d1 AS date),
+                      CAST(:t_day AS date)),
+                  (1, CAST(:prev_start AS timestamptz), CAST(:prev_upto AS timestamptz),
+                      CAST(:prev_as_of AS timestamptz), CAST(:prev_d0 AS date),
+                      CAST(:prev_d1 AS date), CAST(:prev_t_day AS date))
+               ) AS v (period, t0, t1, as_of, d0, d1, t_day)
+         WHERE v.period = 0 OR CAST(:with_previous AS boolean)
+    ), sums AS (
+        SELECT p.period, {_SUMMARY_UNIT.format(s="s.street_code")} AS unit,
+               sum(s.reported) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS reported,
+               sum(s.major) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS major,
+               sum(s.major_in_time) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS major_in_time,
+               sum(s.repeats) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS repeats,
+               sum(s.reported_closed) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS reported_closed,
+               sum(s.awaiting_review) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS awaiting_review,
+               sum(s.extended) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS extended,
+               sum(s.reworked) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS reworked,
+               sum(s.returned) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS returned,
+               sum(s.due) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS due,
+               sum(s.due_on_time) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS due_on_time,
+               sum(s.due_open) FILTER (WHERE s.day < p.t_day) AS open_overdue,
+               sum(s.closed) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS closed,
+               sum(s.closed_grid) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1) AS closed_grid,
+               sum(s.closed_community) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS closed_community,
+               sum(s.closed_street) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS closed_street,
+               sum(s.closed_department) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS closed_department,
+               sum(s.closed_seconds) FILTER (WHERE s.day >= p.d0 AND s.day < p.d1)
+                   AS closed_seconds
+          FROM p
+          JOIN kpi_street_day s ON s.day < greatest(p.d1, p.t_day)
+         WHERE (CAST(:street AS text) IS NULL OR s.street_code = :street)
+           AND (CAST(:district AS text) IS NULL
+                OR left(s.street_code, 6) = left(CAST(:district AS text), 6))
+         GROUP BY 1, 2
+    ), irregular AS MATERIALIZED (
+        -- from the partial index alone (the planner would otherwise scan by reported_at)
+        SELECT i.id FROM incident i
+         WHERE i.status_at IS NULL OR i.status_at < i.reported_at OR i.due_at < i.reported_at
+            OR i.extended_due_at < i.reported_at OR i.closed_at < i.reported_at
+            OR i.closed_at <> i.status_at
+    ), x AS (
+        -- the incidents whose state as of T may differ from their stored one
+        SELECT p.period, p.t0, p.t1, p.as_of, i.*, {REGULAR_I} AS regular,
+               {_SUMMARY_UNIT.format(s="i.street_code")} AS unit
+          FROM p
+          JOIN incident i
+            ON tstzrange(i.reported_at, greatest(i.status_at, i.reported_at), '(]') @> p.as_of
+         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND (CAST(:district AS text) IS NULL
+                OR left(i.street_code, 6) = left(CAST(:district AS text), 6))
+        UNION ALL
+        SELECT p.period, p.t0, p.t1, p.as_of, i.*, false, {_SUMMARY_UNIT.format(s="i.street_code")}
+          FROM p
+          JOIN irregular ir ON true
+          JOIN incident i ON i.id = ir.id AND i.reported_at < p.as_of
+           AND NOT tstzrange(i.reported_at, greatest(i.status_at, i.reported_at), '(]')
+                   @> p.as_of
+         WHERE (CAST(:street AS text) IS NULL OR i.street_code = :street)
+           AND (CAST(:district AS text) IS NULL
+                OR left(i.street_code, 6) = left(CAST(:district AS text), 6))
+    ), lg AS (
+        SELECT x.*,
+               (x.status_at IS NULL OR x.status_at >= x.as_of) AS stale,
+               CASE WHEN x.status_at IS NULL OR x.status_at >= x.as_of THEN (
+                   SELECT t FROM incident_transition t
+                    WHERE t.incident_id = x.id AND t.at < x.as_of
+                    ORDER BY t.at DESC, t.id DESC
+                    LIMIT 1) END AS last_step,
+               CASE WHEN x.status_at IS NULL OR x.status_at >= x.as_of THEN (
+                   SELECT t.new_due_at FROM incident_transition t
+                    WHERE t.incident_id = x.id AND t.at < x.as_of
+                      AND t.to_status = 'extended'
+                    ORDER BY t.at DESC, t.id DESC
+                    LIMIT 1) END AS ext_due,
+               (SELECT ARRAY[COALESCE(bool_or(t.to_status = 'reworked'
+                                              AND t.at < x.as_of), false),
+                             COALESCE(bool_or(t.to_status = 'returned'
+                                              AND t.at < x.as_of), false),
+                             COALESCE(bool_or(t.to_status = 'reworked'), false),
+                             COALESCE(bool_or(t.to_status = 'returned'), false)]
+                  FROM incident_transition t
+                 WHERE t.incident_id = x.id) AS steps
+          FROM x
+        OFFSET 0
+    ), st AS (
+        SELECT lg.*,
+               CASE WHEN lg.stale THEN COALESCE((lg.last_step).to_status, 'reported')
+                    ELSE lg.status END AS s_status,
+               CASE WHEN lg.stale THEN COALESCE((lg.last_step).tier, 'grid')
+                    ELSE lg.tier END AS s_tier,
+               CASE WHEN lg.stale
+                    THEN CASE WHEN (lg.last_step).to_status = 'closed'
+                              THEN (lg.last_step).at END
+                    ELSE lg.closed_at END AS s_closed_at,
+               COALESCE(CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END,
+                        lg.due_at) AS deadline,
+               (CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END) IS NOT NULL
+                   AS s_extended,
+               COALESCE(lg.extended_due_at, lg.due_at) AS c_deadline,
+               (lg.reported_at >= lg.t0 AND lg.reported_at < lg.t1) AS in_r
+          FROM lg
+    ), f AS (
+        -- +1 for the state as of T, −1 for the stored state counted in the sums
+        SELECT st.period, st.unit,
+               st.in_r AND st.s_status = 'closed' AS a_reported_closed,
+               st.in_r AND st.s_status = 'feedback' AS a_awaiting_review,
+               st.in_r AND st.s_extended AS a_extended,
+               st.in_r AND st.steps[1] AS a_reworked,
+               st.in_r AND st.steps[2] AS a_returned,
+               (st.deadline >= st.t0 AND st.deadline < st.t1) AS a_due,
+               (st.deadline >= st.t0 AND st.deadline < st.t1
+                AND st.s_closed_at IS NOT NULL AND st.s_closed_at <= st.deadline) AS a_on_time,
+               (st.s_status <> 'closed' AND st.deadline < st.as_of) AS a_overdue,
+               (st.s_closed_at >= st.t0 AND st.s_closed_at < st.t1) AS a_closed,
+               st.s_tier,
+               CAST(EXTRACT(EPOCH FROM st.s_closed_at - st.reported_at) AS double precision)
+                   / 3600.0 AS a_hours,
+               EXTRACT(EPOCH FROM st.s_closed_at - st.reported_at) AS a_seconds,
+               st.regular AND st.in_r AND st.status = 'closed' AS c_reported_closed,
+               st.regular AND st.in_r AND st.status = 'feedback' AS c_awaiting_review,
+               st.regular AND st.in_r AND st.extended_due_at IS NOT NULL AS c_extended,
+               st.regular AND st.in_r AND st.steps[3] AS c_reworked,
+               st.regular AND st.in_r AND st.steps[4] AS c_returned,
+               st.regular AND st.c_deadline >= st.t0 AND st.c_deadline < st.t1 AS c_due,
+               st.regular AND st.c_deadline >= st.t0 AND st.c_deadline < st.t1
+                   AND st.closed_at <= st.c_deadline AS c_on_time,
+               st.regular AND st.status <> 'closed' AND st.c_deadline < st.as_of AS c_overdue,
+               st.regular AND st.closed_at >= st.t0 AND st.closed_at < st.t1 AS c_closed,
+               st.tier AS c_tier,
+               EXTRACT(EPOCH FROM st.closed_at - st.reported_at) AS c_seconds
+          FROM st
+    ), fix AS (
+        SELECT f.period, f.unit,
+               count(*) FILTER (WHERE f.a_reported_closed)
+                 - count(*) FILTER (WHERE f.c_reported_closed) AS reported_closed,
+               count(*) FILTER (WHERE f.a_awaiting_review)
+                 - count(*) FILTER (WHERE f.c_awaiting_review) AS awaiting_review,
+               count(*) FILTER (WHERE f.a_extended)
+                 - count(*) FILTER (WHERE f.c_extended) AS extended,
+               count(*) FILTER (WHERE f.a_reworked)
+                 - count(*) FILTER (WHERE f.c_reworked) AS reworked,
+               count(*) FILTER (WHERE f.a_returned)
+                 - count(*) FILTER (WHERE f.c_returned) AS returned,
+               count(*) FILTER (WHERE f.a_due) - count(*) FILTER (WHERE f.c_due) AS due,
+               count(*) FILTER (WHERE f.a_on_time)
+                 - count(*) FILTER (WHERE f.c_on_time) AS due_on_time,
+               count(*) FILTER (WHERE f.a_overdue)
+                 - count(*) FILTER (WHERE f.c_overdue) AS open_overdue,
+               count(*) FILTER (WHERE f.a_closed)
+                 - count(*) FILTER (WHERE f.c_closed) AS closed,
+               count(*) FILTER (WHERE f.a_closed AND f.s_tier = 'grid')
+                 - count(*) FILTER (WHERE f.c_closed AND f.c_tier = 'grid') AS closed_grid,
+               count(*) FILTER (WHERE f.a_closed AND f.s_tier = 'community')
+                 - count(*) FILTER (WHERE f.c_closed AND f.c_tier = 'community')
+                   AS closed_community,
+               count(*) FILTER (WHERE f.a_closed AND f.s_tier = 'street')
+                 - count(*) FILTER (WHERE f.c_closed AND f.c_tier = 'street') AS closed_street,
+               count(*) FILTER (WHERE f.a_closed AND f.s_tier = 'department')
+                 - count(*) FILTER (WHERE f.c_closed AND f.c_tier = 'department')
+                   AS closed_department,
+               COALESCE(sum(f.a_seconds) FILTER (WHERE f.a_closed), 0)
+                 - COALESCE(sum(f.c_seconds) FILTER (WHERE f.c_closed), 0) AS closed_seconds,
+               count(*) FILTER (WHERE f.c_closed) AS stored_closed,
+               array_agg(f.a_hours) FILTER (WHERE f.a_closed) AS fix_hours
+          FROM f
+         GROUP BY 1, 2
+    ), tot AS (
+        SELECT COALESCE(s.period, x.period) AS period, COALESCE(s.unit, x.unit) AS unit,
+               COALESCE(s.reported, 0) AS reported,
+               COALESCE(s.reported_closed, 0) + COALESCE(x.reported_closed, 0)
+                   AS reported_closed,
+               COALESCE(s.awaiting_review, 0) + COALESCE(x.awaiting_review, 0)
+                   AS awaiting_review,
+               COALESCE(s.due, 0) + COALESCE(x.due, 0) AS due,
+               COALESCE(s.due_on_time, 0) + COALESCE(x.due_on_time, 0) AS due_on_time,
+               COALESCE(s.open_overdue, 0) + COALESCE(x.open_overdue, 0) AS open_overdue,
+               COALESCE(s.closed, 0) + COALESCE(x.closed, 0) AS closed,
+               COALESCE(s.closed_seconds, 0) + COALESCE(x.closed_seconds, 0) AS closed_seconds,
+               COALESCE(s.closed_grid, 0) + COALESCE(x.closed_grid, 0) AS closed_grid,
+               COALESCE(s.closed_community, 0) + COALESCE(x.closed_community, 0)
+                   AS closed_community,
+               COALESCE(s.closed_street, 0) + COALESCE(x.closed_street, 0) AS closed_street,
+               COALESCE(s.closed_department, 0) + COALESCE(x.closed_department, 0)
+                   AS closed_department,
+               COALESCE(s.reworked, 0) + COALESCE(x.reworked, 0) AS reworked,
+               COALESCE(s.extended, 0) + COALESCE(x.extended, 0) AS extended,
+               COALESCE(s.returned, 0) + COALESCE(x.returned, 0) AS returned,
+               COALESCE(s.major, 0) AS major,
+               COALESCE(s.major_in_time, 0) AS major_in_time,
+               COALESCE(s.repeats, 0) AS repeats,
+               COALESCE(x.stored_closed, 0) AS stored_closed,
+               x.fix_hours
+          FROM sums s
+          FULL JOIN fix x ON x.period = s.period AND x.unit = s.unit
+    )
+    SELECT tot.period, tot.unit, CAST(NULL AS text) AS category_code,
+           tot.reported, tot.reported_closed, tot.awaiting_review, tot.due, tot.due_on_time,
+           tot.open_overdue, tot.closed,
+           CASE WHEN tot.closed > 0
+                THEN CAST(tot.closed_seconds AS double precision) / tot.closed / 3600.0
+           END AS mean_hours,
+           CAST(NULL AS double precision) AS median_hours,
+           tot.closed_grid, tot.closed_community, tot.closed_street, tot.closed_department,
+           tot.reworked, tot.extended, tot.returned, tot.major, tot.major_in_time,
+           tot.repeats, tot.stored_closed, tot.fix_hours
+      FROM tot
+    UNION ALL
+    SELECT c.period, {_SUMMARY_UNIT.format(s="c.street_code")}, c.category_code COLLATE "C",
+           sum(c.reported), 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+           NULL
+      FROM (
+            -- whole months from the month rows, the days before and after from day rows
+            SELECT p.period, m.street_code, m.category_code, m.reported
+              FROM p
+              JOIN kpi_street_month_category m
+                ON m.month >= p.d0 AND CAST(m.month + interval '1 month' AS date) <= p.d1
+            UNION ALL
+            SELECT e.period, d.street_code, d.category_code, d.reported
+              FROM (SELECT p.period, p.d0 AS lo, LEAST(p.d1, pm.first_month) AS hi
+                      FROM p, LATERAL (SELECT CAST(date_trunc('month', p.d0 - 1)
+                                                   + interval '1 month' AS date)
+                                           AS first_month) pm
+                    UNION ALL
+                    SELECT p.period,
+                           GREATEST(pm.first_month, CAST(date_trunc('month', p.d1) AS date)),
+                           p.d1
+                      FROM p, LATERAL (SELECT CAST(date_trunc('month', p.d0 - 1)
+                                                   + interval '1 month' AS date)
+                                           AS first_month) pm
+                   ) e
+              JOIN kpi_street_day_category d ON d.day >= e.lo AND d.day < e.hi
+           ) c
+     WHERE (CAST(:street AS text) IS NULL OR c.street_code = :street)
+       AND (CAST(:district AS text) IS NULL
+            OR left(c.street_code, 6) = left(CAST(:district AS text), 6))
+     GROUP BY 1, 2, 3
+    """  # noqa: S608
+)
+
+# The packed hours of the closures stored for each day of both periods (big-endian float8,
+# see migration 0004), per period and unit: the median is taken from them in geo.kpis.
+KPI_SUMMARY_HOURS = text(
+    f"""
+    WITH p AS (
+        SELECT v.period, v.d0, v.d1
+          FROM (VALUES (0, CAST(:d0 AS date), CAST(:d1 AS date)),
+                       (1, CAST(:prev_d0 AS date), CAST(:prev_d1 AS date))) AS v (period, d0, d1)
+         WHERE v.period = 0 OR CAST(:with_previous AS boolean)
+    )
+    SELECT p.period, {_SUMMARY_UNIT.format(s="s.street_code")} AS unit, s.closed_hours
+      FROM p
+      JOIN kpi_street_day s ON s.day >= p.d0 AND s.day < p.d1
+     WHERE s.closed > 0
+       AND (CAST(:street AS text) IS NULL OR s.street_code = :street)
+       AND (CAST(:district AS text) IS NULL
+            OR left(s.street_code, 6) = left(CAST(:district AS text), 6))
+    """  # noqa: S608
 )

@@ -41,6 +41,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -498,6 +499,22 @@ class Incident(Base):
         Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
+        # migration 0004 (store.kpi_summary): incidents whose state as of T is not their
+        # stored one — open across T (reported_at < T <= status_at), or irregular
+        Index(
+            "ix_incident_state_span",
+            text("tstzrange(reported_at, GREATEST(status_at, reported_at), '(]')"),
+            postgresql_using="gist",
+        ),
+        Index(
+            "ix_incident_irregular",
+            "id",
+            postgresql_where=text(
+                "status_at IS NULL OR status_at < reported_at OR due_at < reported_at "
+                "OR extended_due_at < reported_at OR closed_at < reported_at "
+                "OR closed_at <> status_at"
+            ),
+        ),
     )
 
 
@@ -708,7 +725,7 @@ class AppSession(Base):
     )
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     #: The timeouts in force at login (settings), checked by the database itself when the
-    #: token sets a transaction's scope (``gridone_scope_session``, migration 0004).
+    #: token sets a transaction's scope (``gridone_scope_session``, migration 0007).
     idle_minutes: Mapped[int] = mapped_column(Integer, server_default=text("30"))
     max_hours: Mapped[int] = mapped_column(Integer, server_default=text("12"))
     __table_args__ = (
@@ -721,7 +738,7 @@ class AppSession(Base):
     )
 
 
-#: The key of the scope signature (``gridone.sig``, migration 0004): one random row,
+#: The key of the scope signature (``gridone.sig``, migration 0007): one random row,
 #: readable by the owner only (no grants).
 gridone_secret = Table(
     "gridone_secret",
@@ -752,3 +769,163 @@ class AuditLog(Base):
         Index("ix_audit_log_at", "at"),
         Index("ix_audit_log_login_at", "login", "at"),
     )
+
+
+# --- KPI sums per street and day (migration 0004, store.kpi_summary) ------------------------
+
+#: Tables computed from the incidents by store.kpi_summary, never loaded from files.
+KPI_SUMMARY_TABLES = (
+    "kpi_street_day",
+    "kpi_street_day_category",
+    "kpi_street_month_category",
+    "incident_repeat",
+    "kpi_dirty_day",
+    "kpi_dirty_region",
+    "kpi_summary_state",
+)
+
+
+class KpiStreetDay(Base):
+    """Incident KPI sums of one street and local day (``store.kpi_summary``): derived from
+    the incidents, rebuilt or refreshed, never loaded."""
+
+    __tablename__ = "kpi_street_day"
+    street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    reported: Mapped[int] = mapped_column(Integer)
+    major: Mapped[int] = mapped_column(Integer)
+    major_in_time: Mapped[int] = mapped_column(Integer)
+    repeats: Mapped[int] = mapped_column(Integer)
+    reported_closed: Mapped[int] = mapped_column(Integer)
+    awaiting_review: Mapped[int] = mapped_column(Integer)
+    extended: Mapped[int] = mapped_column(Integer)
+    reworked: Mapped[int] = mapped_column(Integer)
+    returned: Mapped[int] = mapped_column(Integer)
+    due: Mapped[int] = mapped_column(Integer)
+    due_on_time: Mapped[int] = mapped_column(Integer)
+    due_open: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    closed_grid: Mapped[int] = mapped_column(Integer)
+    closed_community: Mapped[int] = mapped_column(Integer)
+    closed_street: Mapped[int] = mapped_column(Integer)
+    closed_department: Mapped[int] = mapped_column(Integer)
+    closed_seconds: Mapped[float] = mapped_column(Numeric)
+    closed_hours: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KpiStreetDayCategory(Base):
+    """Incidents reported per street, local day and subcategory (``store.kpi_summary``)."""
+
+    __tablename__ = "kpi_street_day_category"
+    street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    category_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    reported: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_kpi_street_day_category_day", "day"),)
+
+
+class KpiStreetMonthCategory(Base):
+    """Incidents reported per street, month (its first day) and subcategory: the sums of
+    ``kpi_street_day_category`` over whole months, so that a year is a few rows."""
+
+    __tablename__ = "kpi_street_month_category"
+    street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    category_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    reported: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentRepeat(Base):
+    """The incidents that are repeats (``geo.settings.RepeatRule`` as stored in
+    ``kpi_summary_state``), kept by ``store.kpi_summary``."""
+
+    __tablename__ = "incident_repeat"
+    incident_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class KpiDirtyDay(Base):
+    """(street, day) keys whose sums a write has made stale, until the next refresh."""
+
+    __tablename__ = "kpi_dirty_day"
+    street_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+
+
+class KpiDirtyRegion(Base):
+    """Time span and box of incidents whose place, time or category changed, until the
+    repeat flags around them are refreshed."""
+
+    __tablename__ = "kpi_dirty_region"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    t_lo: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    t_hi: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    lon_lo: Mapped[float] = mapped_column(Float(53))
+    lat_lo: Mapped[float] = mapped_column(Float(53))
+    lon_hi: Mapped[float] = mapped_column(Float(53))
+    lat_hi: Mapped[float] = mapped_column(Float(53))
+
+
+class KpiSummaryState(Base):
+    """The one row of rules the KPI sums were made with, and whether they are built."""
+
+    __tablename__ = "kpi_summary_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tz: Mapped[str] = mapped_column(Text)
+    major_severity: Mapped[int] = mapped_column(Integer)
+    max_delay_s: Mapped[float] = mapped_column(Float(53))
+    repeat_m: Mapped[float] = mapped_column(Float(53))
+    repeat_days: Mapped[int] = mapped_column(Integer)
+    built: Mapped[bool] = mapped_column(Boolean)
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
+# --- stored patrol coverage (geo.coverage_store) ----------------------------------------------
+
+
+#: Tables computed from the fixes by geo.coverage_store, never loaded from files.
+COVERAGE_STORE_TABLES = ("coverage_day", "coverage_building_day")
+
+
+class CoverageDay(Base):
+    """A local day whose building coverage is stored in :class:`CoverageBuildingDay`.
+
+    A row exists only while the stored figures are those :func:`geo.coverage.last_passed`
+    computes from the fixes: triggers (migration 0006) delete the day when a fix of its
+    window ``[starts_at, ends_at)`` is inserted, changed or deleted, and every day when
+    buildings change. ``epsg`` (the metric CRS of the district's grids) and ``params`` (a
+    fingerprint of the coverage thresholds and time zone) are checked by the reader."""
+
+    __tablename__ = "coverage_day"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    epsg: Mapped[int] = mapped_column(Integer)
+    params: Mapped[str] = mapped_column(Text)
+    fixes: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="window"),
+        Index("ix_coverage_day_starts_at_ends_at", "starts_at", "ends_at"),
+    )
+
+
+class CoverageBuildingDay(Base):
+    """When a building was last passed on a stored day (epoch seconds, as computed):
+    ``last_any`` by any worker (the district's figure), ``last_street`` by the workers a
+    street-scoped computation of the building's street reads that day (its own workers and
+    anyone with a fix in one of its grids). Only buildings passed that day have a row."""
+
+    __tablename__ = "coverage_building_day"
+    day: Mapped[dt.date] = mapped_column(
+        ForeignKey("coverage_day.day", ondelete="CASCADE"), primary_key=True
+    )
+    building_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    street_code: Mapped[str] = mapped_column(String(12))
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    last_any: Mapped[float] = mapped_column(Float)
+    last_street: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_coverage_building_day_street_code_day", "street_code", "day"),)

@@ -4,6 +4,12 @@ Spatial reads return GeoDataFrames in EPSG:4326 (web output): geometries leave t
 as WKB in the CRS asked for, and :func:`read_gdf` fails loudly when a query has no geometry.
 Filters are optional parameters; ``None`` means "no filter" (``:p IS NULL OR col = :p``), so
 no SQL is ever built from user input.
+
+Spatial predicates on a table with row-level security carry an explicit ``&&`` beside them
+(``g.geom && x AND ST_Intersects(g.geom, x)``, ``x`` holding no column of ``g``): as
+``gridone_app`` only ``&&`` is LEAKPROOF (migration 0005), so only it may run in the GiST
+index below the policy; the exact predicate then runs on rows the policy passed. See
+docs/access-control.md, "Spatial queries and the cost of the policies".
 """
 
 from __future__ import annotations
@@ -204,7 +210,8 @@ _GRID_INCIDENT_COUNTS = _incident_sql(
                  c.code,
                  (SELECT g2.code
                     FROM grid g2
-                   WHERE ST_Intersects(g2.geom, inc.geom)
+                   WHERE g2.geom && inc.geom  -- the GiST index, under row-level security too
+                     AND ST_Intersects(g2.geom, inc.geom)
                      AND (g2.valid_to IS NULL OR g2.valid_to > CURRENT_DATE)
                      AND (CAST(:street AS text) IS NULL OR g2.street_code = :street)
                    ORDER BY g2.code
@@ -373,7 +380,8 @@ _GRID_INCIDENT_BIN_COUNTS = _incident_sql(
                      AND (CAST(:street AS text) IS NULL OR g.street_code = :street)),
                  (SELECT g2.code
                     FROM grid g2
-                   WHERE ST_Intersects(g2.geom, inc.geom)
+                   WHERE g2.geom && inc.geom  -- the GiST index, under row-level security too
+                     AND ST_Intersects(g2.geom, inc.geom)
                      AND (g2.valid_to IS NULL OR g2.valid_to > CURRENT_DATE)
                      AND (CAST(:street AS text) IS NULL OR g2.street_code = :street)
                    ORDER BY g2.code
@@ -488,7 +496,8 @@ _REPEAT_LOCATIONS = _incident_sql(
            ST_MaxDistance(gr.centre, gr.members) AS radius_m,
            (SELECT g.code
               FROM grid g
-             WHERE ST_Intersects(g.geom, ST_Transform(gr.centre, 4490))
+             WHERE g.geom && ST_Transform(gr.centre, 4490)  -- GiST, also under RLS
+               AND ST_Intersects(g.geom, ST_Transform(gr.centre, 4490))
                AND (g.valid_to IS NULL OR g.valid_to > CURRENT_DATE)
              ORDER BY g.code
              LIMIT 1) AS grid_code,

@@ -176,6 +176,20 @@ def fill(conn: Connection) -> None:
             ),
             p,
         )
+    # stored coverage (migration 0006) last: writing fixes or buildings clears it
+    conn.execute(
+        text(
+            "INSERT INTO coverage_day (day, starts_at, ends_at, epsg, params, fixes) "
+            "VALUES ('2026-11-02', '2026-11-02 00:00+08', '2026-11-03 00:00+08', 4549, 'x', 0)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO coverage_building_day (day, building_id, street_code, grid_code, "
+            "last_any, last_street) SELECT '2026-11-02', id, street_code, grid_code, 0, 0 "
+            "FROM building"
+        )
+    )
 
 
 # --- connecting as the application role ------------------------------------------------
@@ -200,7 +214,7 @@ def app_engine(server: conftest.TestServer, db: str, login: tuple[str, str]) -> 
     return engine
 
 
-# --- sessions: the only way the application sets a scope (migration 0004) -------------------
+# --- sessions: the only way the application sets a scope (migration 0007) -------------------
 
 #: One Argon2 hash for every test user (none of them logs in with a password here).
 _HASH: list[str] = []

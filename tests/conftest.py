@@ -11,7 +11,8 @@ them at the end:
   ``gridone_app``, the dashboard's database role (tests/test_access*.py connect with it
   and ``SET ROLE gridone_app``).
 * ``demo``: the street demo generated once per session (``loaders.demo.generate``);
-  ``demo_engine``: a database holding it, read-only by convention.
+  ``demo_engine``: a database holding it, read-only by convention (but for the audit rows
+  that briefings made through the command line and the page append: no figure reads them).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def demo():
 
 @pytest.fixture(scope="session")
 def demo_engine(server: TestServer, template_db: str, demo, tmp_path_factory) -> Iterator[Engine]:
-    """A database holding the street demo (read-only by convention)."""
+    """A database holding the street demo (read-only by convention, audit rows aside)."""
     from loaders.demo.load import write_demo
 
     name = server.create("demo", template=template_db)

@@ -17,6 +17,7 @@ import pytest
 from psycopg import errors, sql
 from sqlalchemy import Engine, text
 
+from store import kpi_summary
 from store.access import scoped
 from store.db import make_engine
 from store.errors import UnsafeConnectionError
@@ -44,14 +45,25 @@ SCOPED = (
     ("patrol_fix", "street_code", "grid_code"),
     ("patrol", "street_code", "grid_code"),
     ("work_log", "street_code", "grid_code"),
+    ("coverage_building_day", "street_code", "grid_code"),
 )
 #: Everything the application may SELECT that holds data (tables and views).
+#: Tables with a street code only (the KPI sums, migration 0004): readable in a district or
+#: street scope, never in a community or grid scope (a street's sums say too much there).
+STREET_ONLY = (
+    "kpi_street_day",
+    "kpi_street_day_category",
+    "kpi_street_month_category",
+    "kpi_dirty_day",
+)
 READABLE = (
     *(t for t, _, _ in SCOPED),
+    *STREET_ONLY,
     "staff",
     "admin_unit",
     "road",
     "data_source",
+    "coverage_day",
     "special_group_by_grid",
     "staff_phone",
 )
@@ -83,6 +95,7 @@ def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str,
     engine = make_engine(server.url(name))
     with engine.begin() as conn:
         fill(conn)
+        kpi_summary.refresh(conn)
         conn.execute(text("ANALYZE"))
     _OWNER[:] = [engine]
     yield name, engine
@@ -569,6 +582,46 @@ def test_every_street_filter_of_the_store_finds_nothing_of_another_street(
     assert own.figures.reported == _owner_count(rls_db[1], "incident", "street_code", STREET_A)
 
 
+@pytest.mark.parametrize("table", STREET_ONLY[:3])
+def test_kpi_sums_by_scope(app: psycopg.Connection, rls_db, table: str) -> None:
+    """The KPI sums: a street reads its own rows, the district both streets', a community
+    none."""
+    engine = rls_db[1]
+    want_a = _owner_count(engine, table, "street_code", STREET_A)
+    assert want_a > 0 and _owner_count(engine, table, "street_code", STREET_B) > 0
+    _scope(app, "street", STREET_A[:9])
+    got = app.execute(q("SELECT count(*), min(street_code), max(street_code) FROM {t}", t=table))
+    assert got.fetchone() == (want_a, STREET_A, STREET_A)
+    app.rollback()
+    _scope(app, "district", DISTRICT[:6])
+    got = app.execute(q("SELECT count(*) FROM {t}", t=table)).fetchone()
+    assert got == (_owner_count(engine, table),)
+    app.rollback()
+    _scope(app, "community", "370214900001")
+    assert app.execute(q("SELECT count(*) FROM {t}", t=table)).fetchone() == (0,)
+    app.rollback()
+
+
+def test_kpis_in_a_scope_equal_the_owners(app_engine: Engine, rls_db) -> None:
+    """geo.kpis in a street scope (from the sums) and in a community scope (from the
+    incidents: the sums are not readable there) equal what the owner computes."""
+    from geo import kpis
+
+    period = {"start": "2026-01-01", "end": "2027-01-01"}
+    with rls_db[1].connect() as conn:
+        own_street = kpis.kpis(conn, unit=STREET_A, **period).figures
+        own_community = kpis.kpis(conn, unit="370214900001", **period).figures
+    assert own_street.reported > 0
+    with app_engine.begin() as conn:
+        assert scoped(conn, access_data.session_token(rls_db[1], "street", STREET_A[:9]))
+        assert kpi_summary.usable(conn, dict(kpi_summary.DEFAULT_RULE))
+        assert kpis.kpis(conn, unit=STREET_A, **period).figures == own_street
+    with app_engine.begin() as conn:
+        assert scoped(conn, access_data.session_token(rls_db[1], "community", "370214900001"))
+        assert not kpi_summary.usable(conn, dict(kpi_summary.DEFAULT_RULE))
+        assert kpis.kpis(conn, unit="370214900001", **period).figures == own_community
+
+
 def test_scoped_with_a_forged_token_reads_nothing(app_engine: Engine) -> None:
     for forged in ("", "370214900' OR '1'='1", "x" * 43):
         with app_engine.begin() as conn:
@@ -613,8 +666,8 @@ def test_downgrade_removes_the_policies_and_upgrade_restores_them(
                     "AND relnamespace = 'public'::regnamespace"
                 )
             ).scalar_one()
-        assert tables == len(SCOPED) + 6  # + special counts, staff, admin_unit, road,
-        # data_source, audit_log
+        assert tables == len(SCOPED) + len(STREET_ONLY) + 7  # + special counts, staff,
+        # admin_unit, road, data_source, audit_log, coverage_day
     finally:
         engine.dispose()
         server.drop(name)

@@ -1,12 +1,20 @@
 """The briefing against the street demo: every figure it holds is what geo/ returns for the
 same jurisdiction and period; the PDF (A4) and the Word file hold every section and the key
 figures; the command line and the page's URL state behave. The PDF's pages are rendered to
-artifacts/briefing_page-*.png to be looked at."""
+artifacts/briefing_page-*.png to be looked at.
+
+Every file carries the watermark of :data:`WM` (diagonal on every PDF page, a footer line,
+the Word header and footer); the PDF's content is read without the diagonal marks
+(``tests/pdf.py``: they are the only rotated text) and the marks are checked on their own.
+The command line records each briefing in the demo database's audit_log (append-only, read
+by no figure): the one write these tests make to it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,22 +27,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pypdf import PdfReader
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from dashboard import briefing_view as bv
 from dashboard.briefing import Briefing, EmptyPeriodError, build
 from dashboard.briefing.__main__ import main as cli
-from dashboard.briefing.content import Table, fmt_change, fmt_value, top_hotspots
+from dashboard.briefing.content import Document, Table, fmt_change, fmt_value, top_hotspots
 from dashboard.briefing.data import COVERAGE_DAYS, COVERAGE_MIN, KEY_FIGURES
 from dashboard.briefing.maps import font_available
+from dashboard.briefing.render import MARK_AT, css_string, to_docx, to_pdf
 from geo.coverage import coverage_by_unit, last_passed, under_patrolled
 from geo.hotspots import hotspots
 from geo.kpis import FIGURES, kpis, kpis_by_unit
 from store import queries
 from store.settings import PROJECT_ROOT, get_settings
+from store.watermark import Watermark, os_user
+from tests.pdf import pdf_marks, pdf_text
 
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 A4_POINTS = (595.3, 841.9)
+#: The watermark of the briefings made here: 21:45 UTC is 05:45 the next day in Beijing.
+WM = Watermark("张三", "zhangsan", dt.datetime(2026, 11, 30, 21, 45, tzinfo=dt.UTC))
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +64,7 @@ def period(demo_engine: Engine) -> tuple[str, dt.date, dt.date]:
 def made(demo_engine: Engine, period: tuple[str, dt.date, dt.date]) -> Briefing:
     street, start, end = period
     with demo_engine.connect() as conn:
-        return build(conn, street=street, start=start, end=end, lang="zh")
-
-
-def pdf_text(body: bytes) -> str:
-    return "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(body)).pages)
+        return build(conn, street=street, start=start, end=end, watermark=WM, lang="zh")
 
 
 def docx_text(body: bytes) -> str:
@@ -191,21 +200,68 @@ def test_docx_holds_the_same(made) -> None:
     assert len(d.tables) == len(tables)
 
 
+def test_every_pdf_page_carries_the_watermark(made) -> None:
+    """Diagonal marks (who and when, Beijing time) across every page, the footer sentence on
+    every page, and the file's author and subject."""
+    assert made.pdf is not None
+    pages = PdfReader(io.BytesIO(made.pdf)).pages
+    marks = pdf_marks(made.pdf)
+    assert len(marks) == len(pages)
+    for on_page in marks:
+        assert on_page == [WM.mark("zh")] * len(MARK_AT)
+    assert WM.mark("zh") == "张三（zhangsan） 2026-12-01 05:45 北京时间"
+    footer = squash(WM.line("zh"))
+    assert squash(pdf_text(made.pdf)).count(footer) == len(pages)
+    meta = PdfReader(io.BytesIO(made.pdf)).metadata
+    assert meta is not None
+    assert (meta.author, meta.subject) == ("张三（zhangsan）", WM.line("zh"))
+
+
+def test_docx_carries_the_watermark(made) -> None:
+    """Every page's header (who and when) and footer (the sentence); the file's author."""
+    d = docx.Document(io.BytesIO(made.docx or b""))
+    assert len(d.sections) == 1  # one section: its header and footer are on every page
+    header, footer = d.sections[0].header, d.sections[0].footer
+    assert not header.is_linked_to_previous and not footer.is_linked_to_previous
+    assert [p.text for p in header.paragraphs] == [WM.mark("zh")]
+    assert [p.text for p in footer.paragraphs] == [WM.line("zh")]
+    props = d.core_properties
+    assert (props.author, props.last_modified_by) == ("张三（zhangsan）", "zhangsan")
+    assert props.created == WM.at
+
+
+NASTY = '张"三\\</style><p style="font-size:40pt">x</p>'
+
+
+def test_a_user_name_stays_text_in_the_pdf_and_word_file() -> None:
+    """Quotes, a backslash and markup in a name are printed as they are, not run as CSS or
+    HTML."""
+    wm = Watermark(NASTY, "nasty", WM.at)
+    doc = Document("zh", "标题", ("辖区：测试",), (), "第 {page} 页")
+    body = to_pdf(doc, wm)
+    assert pdf_marks(body) == [[wm.mark("zh")] * len(MARK_AT)]
+    assert squash(wm.line("zh")) in squash(pdf_text(body))
+    word = docx.Document(io.BytesIO(to_docx(doc, wm)))
+    assert word.sections[0].footer.paragraphs[0].text == wm.line("zh")
+
+
 def test_english_briefing(demo_engine, period) -> None:
     street, start, end = period
     with demo_engine.connect() as conn:
-        made = build(conn, street=street, start=start, end=end, lang="en", docx=False)
+        made = build(conn, street=street, start=start, end=end, watermark=WM, lang="en", docx=False)
     text = squash(pdf_text(made.pdf or b""))
     for title in ("1.Keyfigures", "2.Maps", "4.Hotbutunder-patrolled", "7.Datasourcesandfreshness"):
         assert title in text
     closure = made.data.report.figures.closure_rate
     assert squash(f"Closure rate {fmt_value('rate', closure)}") in text
+    assert squash("Made for 张三（zhangsan） at 2026-12-01 05:45 Beijing time") in text
+    assert pdf_marks(made.pdf or b"")[0][0] == "张三（zhangsan） 2026-12-01 05:45 Beijing time"
 
 
 def test_district_briefing_has_a_row_per_street(demo_engine, period) -> None:
     _, start, end = period
     with demo_engine.connect() as conn:
-        made = build(conn, street=None, start=start, end=end, pdf=False, docx=False)
+        made = build(conn, street=None, start=start, end=end, watermark=WM, pdf=False, docx=False)
         report = kpis(conn, unit=made.data.code, start=start, end=end)
     assert made.data.scope == "district"
     assert made.data.report.figures == report.figures
@@ -217,11 +273,29 @@ def test_empty_period_and_unknown_street(demo_engine, period) -> None:
     street, _, _ = period
     with demo_engine.connect() as conn:
         with pytest.raises(EmptyPeriodError):
-            build(conn, street=street, start=dt.date(2001, 1, 1), end=dt.date(2001, 2, 1))
+            build(
+                conn,
+                street=street,
+                start=dt.date(2001, 1, 1),
+                end=dt.date(2001, 2, 1),
+                watermark=WM,
+            )
         with pytest.raises(ValueError, match="街道编码不存在"):
-            build(conn, street="999999999000", start=dt.date(2026, 1, 1), end=dt.date(2026, 2, 1))
+            build(
+                conn,
+                street="999999999000",
+                start=dt.date(2026, 1, 1),
+                end=dt.date(2026, 2, 1),
+                watermark=WM,
+            )
         with pytest.raises(ValueError, match="结束日期须晚于起始日期"):
-            build(conn, street=street, start=dt.date(2026, 2, 1), end=dt.date(2026, 2, 1))
+            build(
+                conn,
+                street=street,
+                start=dt.date(2026, 2, 1),
+                end=dt.date(2026, 2, 1),
+                watermark=WM,
+            )
 
 
 # --- command line ------------------------------------------------------------------------
@@ -235,18 +309,68 @@ def cli_db(demo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Eng
     get_settings.cache_clear()
 
 
+def _last_briefing_audit(engine: Engine) -> tuple | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT id, login, detail FROM audit_log WHERE action = 'briefing' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        ).first()
+
+
 def test_cli_writes_pdf_and_docx(cli_db, period, tmp_path, capsys) -> None:
     street, start, end = period
     out = tmp_path / "b.docx"
     args = ["--street", street, "--from", str(start), "--to", str(end), "--out", str(out)]
-    assert cli(args) == 0
-    assert out.read_bytes().startswith(b"PK")
+    assert cli([*args, "--user", "zhangsan"]) == 0
+    body = out.read_bytes()
+    assert body.startswith(b"PK")
     assert "已写入" in capsys.readouterr().out
+    d = docx.Document(io.BytesIO(body))
+    assert d.sections[0].header.paragraphs[0].text.startswith("zhangsan ")
+    row = _last_briefing_audit(cli_db)
+    assert row is not None and row.login == "zhangsan"
+    detail = row.detail
+    assert (detail["via"], detail["code"], detail["from"], detail["lang"]) == (
+        "cli",
+        street,
+        str(start),
+        "zh",
+    )
+    assert detail["to"] == str(end - dt.timedelta(days=1))
+    assert detail["out"] == str(out.resolve())
+    assert detail["files"] == {
+        "docx": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    }
+    assert detail["watermark"]["login"] == "zhangsan"
+    assert detail["watermark"]["at"].endswith("+08:00")
+
     assert cli([*args[:-1], str(tmp_path / "b.txt")]) == 2
     assert ".pdf" in capsys.readouterr().err
     empty = ["--district", "--from", "2001-01-01", "--to", "2001-02-01", "--out", str(out)]
     assert cli(empty) == 2
     assert "没有上报事件" in capsys.readouterr().err
+    assert _last_briefing_audit(cli_db).id == row.id  # refused: nothing made, nothing recorded
+
+
+def test_cli_user_defaults_to_the_os_user(cli_db, period, tmp_path, capsys) -> None:
+    street, start, end = period
+    out = tmp_path / "b.pdf"
+    args = ["--street", street, "--from", str(start), "--to", str(end), "--out", str(out)]
+    assert cli(args) == 0
+    assert _last_briefing_audit(cli_db).login == os_user()
+    assert pdf_marks(out.read_bytes())[0][0].startswith(f"{os_user()} ")
+    with pytest.raises(SystemExit):
+        cli(["--help"])
+    assert f"the OS user running this, now {os_user()!r}" in squash_spaces(capsys.readouterr().out)
+    assert cli([*args, "--user", "a\tb"]) == 2
+    assert "控制字符" in capsys.readouterr().err
+
+
+def squash_spaces(value: str) -> str:
+    """Help text with argparse's line wrapping undone."""
+    return " ".join(value.split())
 
 
 # --- the page's URL state ----------------------------------------------------------------
@@ -277,3 +401,17 @@ def test_default_is_month_to_date_of_the_latest_day() -> None:
     q = bv.default_query(dt.date(2026, 11, 20), ["370214900000"])
     assert q == bv.BriefingQuery("370214900000", dt.date(2026, 11, 1), dt.date(2026, 11, 20))
     assert bv.default_query(dt.date(2026, 11, 20), STREETS).street is None
+
+
+# --- the watermark's text in CSS -----------------------------------------------------------
+
+
+@given(st.text(max_size=40))
+def test_css_string_escapes_everything_but_letters_and_digits(value: str) -> None:
+    """Nothing in a name can end the CSS string or the style element; decoding the escapes
+    gives the name back."""
+    literal = str(css_string(value))
+    assert literal[0] == literal[-1] == '"'
+    body = literal[1:-1]
+    assert re.fullmatch(r"([A-Za-z0-9]|\\[0-9a-f]{6})*", body)
+    assert re.sub(r"\\([0-9a-f]{6})", lambda m: chr(int(m.group(1), 16)), body) == value

@@ -1,10 +1,17 @@
 """Exporting: every kind in every format that can carry it, loaded back into a fresh store,
-gives the same rows; loaded back into its own store, changes nothing. ``--where`` is parsed,
-never spliced into SQL. Against real PostGIS, with the demo street loaded from files."""
+gives the same rows (but the special-group counts, which no export carries); loaded back
+into its own store, changes nothing. ``--where`` is parsed, never spliced into SQL. Every
+export carries its watermark where the format has room and writes an audit row. Against
+real PostGIS, with the demo street loaded from files."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+import re
+import sqlite3
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,15 +19,28 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyogrio
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
 from loaders.__main__ import main
 from loaders.engine import Options, load_file
-from loaders.export import EXPORTS, ExportError, WhereError, export_kind, parse_where
+from loaders.export import (
+    EXPORTS,
+    SPECIAL_COLUMNS,
+    WATERMARK_KEY,
+    WITHHELD,
+    ExportError,
+    ExportSpec,
+    SpecialGroupError,
+    WhereError,
+    export_kind,
+    exported_kind,
+    parse_where,
+)
 from loaders.kinds import KINDS
 from loaders.sniff import EmptyFileError
 from store.db import make_engine
 from store.settings import get_settings
+from store.watermark import Watermark, os_user
 from tests.test_load import ORDER, files  # noqa: F401  (the demo street as files)
 
 if TYPE_CHECKING:
@@ -119,7 +139,7 @@ def source(
 ) -> Iterator[Engine]:
     """A store holding the demo street as loaded from files: the six of test_load plus a
     cut of the demo for every other kind. Read-only by convention, except for reloads that
-    must change nothing."""
+    must change nothing and the audit rows every export appends."""
     name = server.create("export_src", template=template_db)
     eng = make_engine(server.url(name))
     folder = files["streets"].parent
@@ -253,7 +273,11 @@ def test_export_then_load_into_a_fresh_store_gives_the_same_rows(
     paths = _export_all(source, fmt, tmp_path)
     loaded = _load_fresh(fresh_engine, paths, fmt)
     assert all(not rejected for _, rejected in loaded.values()), loaded
-    assert _differences(source, fresh_engine) == {}
+    # special groups never leave below grid level (issue 7): the fresh store has none
+    carried = [t for t in TABLES if t != "housing_special_count"]
+    assert _differences(source, fresh_engine, carried) == {}
+    assert _rows(source, "housing_special_count")
+    assert _rows(fresh_engine, "housing_special_count") == []
 
 
 @pytest.mark.parametrize("fmt", TABLE_FORMATS)
@@ -362,6 +386,9 @@ def test_cli_refuses_sql_in_where_and_writes_nothing(
         assert main(["export", "grids", str(path), "--where", "1=1; DROP TABLE grid"]) == 2
         assert "fields allowed" in capsys.readouterr().err
         assert not path.exists()
+        refused = _last_export_audit(source)
+        assert (refused.ok, refused.detail["where"]) == (False, ["1=1; DROP TABLE grid"])
+        assert "fields allowed" in refused.detail["refused"]
         where = f"community_code={COMMUNITY}"
         assert main(["export", "grids", str(path), "--where", where]) == 0
         assert "exported 6 grids" in capsys.readouterr().out
@@ -458,8 +485,10 @@ def test_every_kind_exports_exactly_the_fields_its_loader_reads(
         export_kind(source, name, tmp_path / f"{name}.csv", where=["street_code=none"])
         header = (tmp_path / f"{name}.csv").read_text(encoding="utf-8-sig").splitlines()[0]
         footprint = ["wkt"] if kind.footprints else []  # buildings: the footprint as WKT
+        fields = [f for f in kind.fields if f not in WITHHELD.get(name, ())]
+        assert list(exported_kind(kind).fields) == fields
         assert header.split(",") == [
-            *kind.fields,
+            *fields,
             *geometry_columns[kind.geometry],
             *footprint,
         ], name
@@ -542,3 +571,161 @@ def test_buildings_with_footprints_round_trip(
     assert _differences(footprint_source, fresh_engine, ["building"]) == {}
     again = load_file(footprint_source, "buildings", path, Options())
     assert (again.inserted, again.updated, again.rejected) == (0, 0, []), again.summary()
+
+
+# --- special groups -------------------------------------------------------------------------
+
+
+def test_no_export_carries_special_group_data(source: Engine, tmp_path: Path) -> None:
+    """Issue 7: special groups never in exports below grid level. The store holds them; no
+    kind's file, in any format, has a special-group column or the date of those counts; the
+    summary says what was withheld."""
+    with source.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM housing_special_count")).scalar_one() > 0
+    for fmt in TABLE_FORMATS:
+        for kind in _kinds():
+            path = tmp_path / f"{kind}{SUFFIX[fmt]}"
+            done = export_kind(source, kind, path, fmt=fmt)
+            if fmt == "csv":
+                columns = set(pd.read_csv(path, dtype=str, encoding="utf-8-sig").columns)
+            else:
+                columns = set(pyogrio.read_info(path)["fields"])
+            assert not columns & SPECIAL_COLUMNS, (kind, fmt)
+            if kind == "housing":
+                assert "updated_on" not in columns
+                assert "withheld" in done.summary() and "never exported" in done.summary()
+
+
+def test_an_export_that_would_carry_special_groups_is_refused_and_audited(
+    source: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a spec ever selects special-group counts again (here: housing as it was before
+    issue 7), the export refuses, naming the rule, writes nothing and records the refusal."""
+    leaky = ExportSpec(
+        sql="SELECT b.code AS building_code, h.unit_no, h.use, h.occupancy, h.n_registered, "
+        "x.n_released_prisoners, x.n_drug_users, x.n_severe_mental_illness, "
+        "h.grid_code, h.street_code, left(h.grid_code, 12) AS community_code "
+        "FROM housing_unit h JOIN building b ON b.id = h.building_id "
+        "LEFT JOIN housing_special_count x ON x.housing_unit_id = h.id",
+        filters=EXPORTS["housing"].filters,
+        order=("building_code", "unit_no"),
+    )
+    monkeypatch.setitem(EXPORTS, "housing", leaky)
+    path = tmp_path / "housing.csv"
+    with pytest.raises(SpecialGroupError, match="never in exports below grid level"):
+        export_kind(source, "housing", path)
+    assert not path.exists() and not list(tmp_path.iterdir())
+    row = _last_export_audit(source)
+    assert (row.ok, row.detail["kind"]) == (False, "housing")
+    assert "n_drug_users" in row.detail["refused"]
+
+
+# --- watermark and audit ------------------------------------------------------------------------
+
+WM = Watermark("张三", "zhangsan", dt.datetime(2026, 11, 30, 21, 45, tzinfo=dt.UTC))
+
+
+def _last_export_audit(engine: Engine) -> Row:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT id, login, ok, detail FROM audit_log WHERE action = 'export' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        ).one()
+
+
+def _watermark_of(path: Path, fmt: str) -> dict[str, str] | None:
+    """The watermark fields as the file carries them, None where the format has none."""
+    if fmt == "geojson":
+        return json.loads(path.read_text(encoding="utf-8"))[WATERMARK_KEY]
+    if fmt == "gpkg":
+        with sqlite3.connect(path) as db:
+            (description,) = db.execute("SELECT description FROM gpkg_contents").fetchone()
+        meta = pyogrio.read_info(path)["dataset_metadata"]
+        prefix = WATERMARK_KEY.upper() + "_"
+        fields = {k.removeprefix(prefix).lower(): v for k, v in meta.items()}
+        assert description == fields["text"]
+        return fields
+    if fmt == "xlsx":
+        with zipfile.ZipFile(path) as z:
+            core = z.read("docProps/core.xml").decode()
+            sheet = z.read("xl/worksheets/sheet1.xml").decode()
+        header = re.search(r"<oddHeader>&amp;C(.*?)</oddHeader>", sheet)
+        footer = re.search(r"<oddFooter>&amp;L(.*?)&amp;R", sheet)
+        creator = re.search(r"<dc:creator>(.*?)</dc:creator>", core)
+        description = re.search(r"<dc:description>(.*?)</dc:description>", core)
+        assert header and footer and creator and description
+        return {
+            "header": header.group(1),
+            "footer": footer.group(1),
+            "creator": creator.group(1),
+            "text": description.group(1),
+        }
+    return None
+
+
+@pytest.mark.parametrize("fmt", [*TABLE_FORMATS, "open311"])
+def test_every_export_is_watermarked_where_it_can_be_and_audited(
+    source: Engine, tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / f"incidents.{fmt}"
+    where = [f"community_code={COMMUNITY}"]
+    done = export_kind(source, "incidents", path, fmt=fmt, where=where, watermark=WM, via="test")
+    carried = _watermark_of(path, fmt)
+    text_ = f"{WM.line('zh')} / {WM.line('en')}"
+    if fmt in ("geojson", "gpkg"):
+        assert carried == {
+            "user": "张三",
+            "login": "zhangsan",
+            "at": "2026-12-01T05:45:00+08:00",
+            "text": text_,
+        }
+    elif fmt == "xlsx":
+        assert carried == {
+            "header": WM.line("zh"),
+            "footer": WM.line("en"),
+            "creator": "张三（zhangsan）",
+            "text": text_,
+        }
+    else:  # csv, open311: nothing in the file; the audit row identifies it
+        assert carried is None
+        assert "SHA-256" in done.summary()
+    body = path.read_bytes()
+    row = _last_export_audit(source)
+    assert (row.login, row.ok) == ("zhangsan", True)
+    assert row.detail == {
+        "via": "test",
+        "kind": "incidents",
+        "format": fmt,
+        "crs": "EPSG:4490" if fmt == "gpkg" else "EPSG:4326",
+        "where": where,
+        "rows": done.rows,
+        "out": str(path.resolve()),
+        "bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "withheld": [],
+        "watermark": {"user": "张三", "login": "zhangsan", "at": "2026-12-01T05:45:00+08:00"},
+    }
+    assert done.rows > 0 and done.sha256 == row.detail["sha256"]
+
+
+def test_cli_export_names_the_user_in_watermark_and_audit(
+    source: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", source.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        path = tmp_path / "grids.geojson"
+        assert main(["export", "grids", str(path), "--user", "lisi"]) == 0
+        assert "recorded in the audit log" in capsys.readouterr().out
+        assert _watermark_of(path, "geojson")["login"] == "lisi"
+        row = _last_export_audit(source)
+        assert (row.login, row.detail["via"], row.detail["rows"]) == ("lisi", "cli", 41)
+        assert main(["export", "grids", str(path)]) == 0
+        assert _last_export_audit(source).login == os_user()
+        assert _watermark_of(path, "geojson")["user"] == os_user()
+        assert main(["export", "grids", str(path), "--user", ""]) == 2
+        assert "1–64" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

@@ -435,3 +435,126 @@ def test_base_map_keeps_room_for_a_legend() -> None:
         layers.base_map((120.40, 36.30, 120.43, 36.31), padding_bottom_right=(-5, 0))
     with pytest.raises(ValueError, match="padding_bottom_right"):
         layers.base_map((120.40, 36.30, 120.43, 36.31), padding_bottom_right="wide")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------- layers swapped into a drawn map
+
+
+def test_feature_collection_is_what_geopandas_writes() -> None:
+    """The fast GeoJSON writer gives the same features as ``GeoDataFrame.to_json`` (missing
+    values null, timestamps and dates as text, numpy numbers as numbers)."""
+    frame = gpd.GeoDataFrame(
+        {
+            "s": pd.Series(["甲", None, "c"], dtype="string[pyarrow]"),
+            "i": [1, 2, 3],
+            "f": [1.5, np.nan, 16.0],
+            "b": [True, False, True],
+            "t": pd.to_datetime(["2026-11-18 08:00", None, "2026-11-19 00:00"]).tz_localize(
+                "Asia/Shanghai"
+            ),
+            "o": ["x", 3, None],
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        },
+        geometry=[
+            box(120.1234567, 36.1, 120.2, 36.2),
+            shapely.MultiPolygon([box(0, 0, 1, 1), box(2, 2, 3, 3)]),
+            Point(120.00000049, 36.123456789),
+        ],
+        crs=4326,
+    )
+    cols = ["s", "i", "f", "b", "t", "o", "n"]
+    ours = layers._feature_collection(frame, cols)
+    rounded = frame.set_geometry(
+        shapely.transform(frame.geometry.array, lambda xy: np.round(xy, 6))
+    )
+    assert ours == json.loads(rounded[[*cols, "geometry"]].to_json(drop_id=True, default=str))
+    assert ours["features"][1]["properties"]["t"] is None
+    assert ours["features"][0]["geometry"]["coordinates"][0][2] == [120.123457, 36.2]
+    assert layers._feature_collection(frame, [])["features"][2]["properties"] == {}
+
+
+def test_fillable_layer_is_filled_later_by_key(grids: gpd.GeoDataFrame) -> None:
+    layer = layers.fillable_layer(
+        grids,
+        name="网格",
+        target="grids",
+        key_column="grid_code",
+        color="#3b6fb6",
+        tooltip_fields=["grid_name"],
+        tooltip_aliases=["网格"],
+    )
+    html = render(layer)
+    assert "gridoneFill" in html and js("grids") in html
+    assert '"grid_code": "370214001001002"' in html
+    assert "manager_phone" not in html and "13800000001" not in html
+    assert "textContent" in html and "innerHTML" not in html.split("gridoneFill")[0][-3000:]
+    with pytest.raises(ValueError, match="unique"):
+        layers.fillable_layer(
+            pd.concat([grids, grids]), name="g", target="t", key_column="grid_code", color="red"
+        )
+    with pytest.raises(ValueError, match="above 0"):
+        layers.fillable_layer(
+            grids, name="g", target="t", key_column="grid_code", color="red", fill_opacity=0
+        )
+    with pytest.raises(ValueError, match="no column"):
+        layers.fillable_layer(grids, name="g", target="t", key_column="code", color="red")
+
+
+def test_fill_update_sends_a_colour_table_not_polygons() -> None:
+    update = layers.fill_update(
+        "grids",
+        {"370214001001001": "#ff0000", "370214001001002": "#00ff00", "x": "#ff0000"},
+        values={"370214001001001": "12.5", "370214001001003": None},
+        value_alias="每千户",
+    )
+    assert update.fill["colors"] == ["#ff0000", "#00ff00"]
+    assert update.fill["by"] == {
+        "370214001001001": [0, "12.5"],
+        "370214001001002": [1, None],
+        "x": [0, None],
+        "370214001001003": [-1, None],
+    }
+    group = folium.FeatureGroup(name="g")
+    update.add_to(group)
+    html = render(group)
+    script = html.split("window.gridoneFill[")[-1]
+    assert js("每千户") in script and "coordinates" not in script
+    assert layers.fill_update("grids", None).fill is None
+    with pytest.raises(ValueError, match="CSS colour"):
+        layers.fill_update("grids", {"a": "not a colour"})
+
+
+def test_legend_layer_comes_and_goes_with_its_group() -> None:
+    group = folium.FeatureGroup(name="g")
+    layers.legend_layer("类别", [("#d62728", "<b>矛盾纠纷</b>")], position="bottomleft").add_to(
+        group
+    )
+    html = render(group, layers.legend_styles())
+    assert "onAdd: function (map)" in html and "onRemove" in html
+    assert "textContent" in html and "<b>" not in html
+    assert ".gridone-legend" in html  # the CSS, from legend_styles
+    with pytest.raises(ValueError, match="position must be one of"):
+        layers.legend_layer("t", [("red", "a")], position="middle")
+
+
+def test_class_layer_in_a_pane_and_plugin_assets(grids: gpd.GeoDataFrame) -> None:
+    layer = layers.class_layer(
+        grids.assign(bin=[1, 2, 3]), name="c", column="bin", colors={1: "red"}, pane="under"
+    )
+    assert '"pane": "under"' in render(layer)
+    m = layers.base_map((LON0, LAT0, LON0 + 0.03, LAT0 + 0.01))
+    layers.plugin_assets(folium.plugins.MarkerCluster).add_to(m)
+    html = m.get_root().render()
+    for _, src in folium.plugins.MarkerCluster.default_js:
+        assert src in html
+    with pytest.raises(ValueError, match="plugin classes"):
+        layers.plugin_assets(str)  # type: ignore[arg-type]
+
+
+def test_canvas_renderer_is_a_layer_of_its_group(incidents: gpd.GeoDataFrame) -> None:
+    """A group removed from the map takes its canvas with it."""
+    group = layers.point_layer(incidents, name="事件", color_column="category")
+    html = render(group)
+    renderer = re.search(r"var (canvas_renderer_\w+) = L\.canvas", html)
+    assert renderer is not None
+    assert re.search(rf"{renderer.group(1)}\.addTo\(feature_group_\w+\)", html)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import re
 
 import folium
 import geopandas as gpd
@@ -359,3 +361,94 @@ def test_street_all_is_the_whole_district_and_round_trips() -> None:
     # with one street, "all" is that street (the selectbox offers nothing else)
     one, bad = parse({"street": "all"})
     assert bad == [] and one.street == "370214900000"
+
+
+def test_map_base_changes_with_outlines_not_with_filters() -> None:
+    """A filter change keeps the map's base (the browser swaps the layers in place); what
+    changes the outlines, the basemap or the view it opens at does not."""
+    base = ov.map_base(DEFAULTS)
+    for change in (
+        {"category": "01"},
+        {"status": "closed"},
+        {"start": dt.date(2026, 10, 1)},
+        {"indicator": "closure_rate"},
+        {"color_by": "status"},
+        {"layers": (*DEFAULTS.layers, "heat")},
+        {"lat": 36.3, "lng": 120.4, "zoom": 15.0, "grid": "370214900003002"},
+    ):
+        assert ov.map_base(dataclasses.replace(DEFAULTS, **change)) == base, change
+    for change in (
+        {"street": None},
+        {"community": "370214900003"},
+        {"gcj02": True},
+        {"layers": ("indicator", "incidents")},
+        {"layers": (*DEFAULTS.layers, "basemap")},
+        {"incident": "SJ-2026-000123"},
+    ):
+        assert ov.map_base(dataclasses.replace(DEFAULTS, **change)) != base, change
+
+
+def _onemap_data(covered: bool):
+    from dashboard.maps import OneMapLayers
+    from dashboard.offline import use_local_assets
+
+    use_local_assets("/app/static/vendor")
+
+    grids = gpd.GeoDataFrame(
+        {
+            "code": [f"37021490000300{i}" for i in range(1, 5)],
+            "name": [f"第{i}网格" for i in range(1, 5)],
+            "community_name": ["一社区"] * 4,
+            "worker_name": ["张三", "李四", "王五", "赵六"],
+        },
+        geometry=[shapely.box(120.40 + 0.01 * i, 36.3, 120.41 + 0.01 * i, 36.31) for i in range(4)],
+        crs=4326,
+    )
+    values = pd.Series([1.0, 5.0, np.nan, 9.0], index=grids["code"])
+    drawn, classes = ov.indicator_layer(grids, values, "per_1000", no_data="无数据")
+    heat = None
+    if covered:
+        heat = gpd.GeoDataFrame(
+            {"density_km2": [1.0, 2.0]},
+            geometry=[shapely.box(120.40, 36.3, 120.405, 36.305)] * 2,
+            crs=4326,
+        )
+    data = OneMapLayers(
+        grids=grids,
+        indicator=drawn,
+        indicator_colors=classes.colors,
+        indicator_legend=("每千户事件数", classes.entries),
+        heat=heat,
+    )
+    return data, drawn, classes
+
+
+def test_onemap_layers_colour_the_base_outlines_without_resending_them() -> None:
+    from dashboard import map_render, maps
+
+    data, drawn, classes = _onemap_data(covered=False)
+    base = map_render.render(maps.onemap_base(data.grids, view_in_url=True))
+    assert all(code in base.script for code in data.grids["code"])
+    assert "gridoneFill" in base.script and "ViewInUrl" not in base.script
+    script = map_render.render_layers(maps.onemap_layers(data))
+    assert "Polygon" not in script  # the outlines stay in the base
+    fill = re.search(r"\|\| function \(\) \{\}\)\((\{.*?\})\);", script, re.S)
+    assert fill is not None
+    sent = json.loads(fill.group(1))
+    for code, cls, value in zip(drawn["code"], drawn["__class"], drawn["__value"], strict=True):
+        index, shown = sent["by"][code]
+        assert sent["colors"][index] == classes.colors[cls]
+        assert shown == value
+    assert json.dumps("每千户事件数") in script and "onRemove" in script  # the legend
+
+
+def test_onemap_layers_draw_a_covered_indicator_under_the_outlines() -> None:
+    from dashboard import map_render, maps
+
+    data, _, _ = _onemap_data(covered=True)
+    script = map_render.render_layers(maps.onemap_layers(data))
+    assert f'"pane": "{maps.UNDER_PANE}"' in script
+    assert "Polygon" in script  # the indicator as polygons, under density
+    assert re.search(r"\|\| function \(\) \{\}\)\(null\)", script)
+    whole = maps.onemap(data).get_root().render()
+    assert whole.index("window.gridoneFill[") < whole.index("(null)")

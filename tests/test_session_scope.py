@@ -1,4 +1,4 @@
-"""The scope bound to the session token (migration 0004), attacked as ``gridone_app``.
+"""The scope bound to the session token (migration 0007), attacked as ``gridone_app``.
 
 SQL injected through the dashboard runs as ``gridone_app`` inside a transaction the
 dashboard scoped for its user. These tests play that attacker with raw SQL: call the

@@ -1,7 +1,9 @@
 """``python -m dashboard.briefing --street CODE|--district --from DATE --to DATE --out FILE``:
 the briefing as a PDF or a Word file (by the extension), for a scheduled job or a script.
 
-Dates as in ``python -m geo``: local days, ``--to`` excluded.
+Dates as in ``python -m geo``: local days, ``--to`` excluded. The file carries a watermark
+(``--user``, default the OS user, and the time) and is recorded in the audit log before it
+is written.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from dashboard.briefing import EmptyPeriodError, build
+from dashboard.briefing import EmptyPeriodError, build_audited
 from geo.__main__ import _date
 from store.db import check_connection, make_engine, resolve_url
 from store.errors import StoreError
 from store.settings import get_settings
+from store.watermark import for_command, os_user
 
 SUFFIXES = (".pdf", ".docx")
 
@@ -46,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lang", choices=("zh", "en"), help="语言 / language (default GRIDONE_LANGUAGE)"
     )
+    parser.add_argument(
+        "--user",
+        help="水印和审计日志中的用户（默认为运行本命令的系统用户）/ the user named in the "
+        f"watermark and the audit log (default: the OS user running this, now {os_user()!r}); "
+        "a dashboard login is shown with its display name",
+    )
     return parser
 
 
@@ -68,15 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_connection(engine)
         with engine.connect() as conn:
-            made = build(
-                conn,
-                street=args.street,
-                start=args.start,
-                end=args.end,
-                lang=args.lang or settings.language,
-                pdf=suffix == ".pdf",
-                docx=suffix == ".docx",
-            )
+            watermark = for_command(conn, args.user)
+        made = build_audited(  # recorded in the audit log before the file exists
+            engine,
+            street=args.street,
+            start=args.start,
+            end=args.end,
+            watermark=watermark,
+            via="cli",
+            lang=args.lang or settings.language,
+            pdf=suffix == ".pdf",
+            docx=suffix == ".docx",
+            out=str(args.out.resolve()),
+        )
     except EmptyPeriodError:
         print(
             f"错误 / error: 该辖区在 {args.start} 至 {args.end}（不含）没有上报事件 / no "
@@ -95,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     s = made.seconds
     print(
         f"已写入 written: {args.out} ({len(body) / 1024:,.0f} KB) · {made.data.name} "
-        f"{args.start} … {args.end}（不含 excluded） · {s['total']:.1f} s"
+        f"{args.start} … {args.end}（不含 excluded） · {s['total']:.1f} s\n"
+        f"水印 watermark: {watermark.line('zh')} · 已记入审计日志 recorded in the audit log"
     )
     return 0
 

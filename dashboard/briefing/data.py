@@ -4,7 +4,8 @@ Nothing is computed twice: key figures, the change on the previous period, the o
 and the per-unit table are :func:`geo.kpis.kpis` / :func:`geo.kpis.kpis_by_unit`; hot spots
 are :func:`geo.hotspots.hotspots` on H3 hexagons (resolution chosen for the area, FDR on, as
 the hotspots page does); coverage and "hot but under-patrolled" are
-:func:`geo.coverage.last_passed`, :func:`geo.coverage.coverage_by_unit` and
+:func:`geo.coverage.last_passed` (read from the stored days of :mod:`geo.coverage_store`
+when they are all there), :func:`geo.coverage.coverage_by_unit` and
 :func:`geo.coverage.under_patrolled` with the hotspots page's defaults (7 days, 80 %). The
 per-grid rate is geo.overview's incidents per 1,000 households of geo's grid counts.
 """
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
+from geo import coverage_store
 from geo.coverage import coverage_by_unit, last_passed, under_patrolled
 from geo.hotspots import HotspotResult, hotspots
 from geo.kpis import KpiReport, UnitKpis, kpis, kpis_by_unit
@@ -98,6 +102,9 @@ class BriefingData:
         Latest incident and patrol fix in scope; the loads recorded in the store.
     seconds
         Time spent per step, for the benchmark.
+    early_maps
+        What ``draw`` and ``draw_rates`` of :func:`gather` returned (maps drawn while the
+        key figures were computed), by ``"spatial"`` and ``"indicator"``; None without.
     """
 
     scope: Scope
@@ -118,6 +125,7 @@ class BriefingData:
     freshness: briefing_sql.Freshness
     sources: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
+    early_maps: Any = field(default=None, compare=False)
 
     @property
     def last_day(self) -> dt.date:
@@ -146,9 +154,32 @@ def gather(
     start: dt.date,
     end: dt.date,
     now: dt.datetime | None = None,
+    parallel: bool = True,
+    stored: bool = True,
+    draw: Callable[[HotspotResult, gpd.GeoDataFrame, pd.DataFrame | None, gpd.GeoDataFrame], Any]
+    | None = None,
+    draw_rates: Callable[[gpd.GeoDataFrame, gpd.GeoDataFrame], Any] | None = None,
+    token: str | None = None,
 ) -> BriefingData:
     """Every figure of the briefing of ``street`` (None: the whole district) for reports
     in ``[start, end)`` (local dates).
+
+    The key figures, the per-grid rates and the spatial sections (hot spots, coverage) run
+    side by side on their own connections, reading one snapshot (``parallel`` False: one
+    after the other on ``conn``). ``stored`` False: patrol coverage always computed live
+    from the fixes, never read from :mod:`geo.coverage_store` (for the benchmark's
+    comparison; the figures are the same). ``draw``, given the hot spots, the grids, their
+    coverage and the outlines as soon as the spatial sections are done, runs on the calling
+    thread while the key figures may still be computed (the briefing draws two maps
+    there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
+    thread that computed them (the indicator map). What they return is kept in
+    ``early_maps`` (keys ``"spatial"`` and ``"indicator"``).
+
+    ``token``: the session token ``conn``'s scope was bound with
+    (:func:`store.access.scoped`); each helper connection binds its own transaction to
+    that session (a signed scope cannot be copied). When ``conn`` is scoped and no token
+    is given, the sections run one after the other on ``conn`` (a helper would read
+    nothing).
 
     Raises
     ------
@@ -181,42 +212,67 @@ def gather(
         scope = "district"
         code, name = district(conn)
         level = "street"
-    report = kpis(conn, unit=code, start=start, end=end)
-    if report.figures.reported == 0:
-        raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
-    by_unit = kpis_by_unit(conn, level, start, end, within=code)  # type: ignore[arg-type]
-    lap("kpis")
 
-    grids = queries.grids(conn, street_code=street)
-    per_grid = kpis_by_unit(
-        conn, "grid", start, end, within=code, previous=False, repeats=False
-    ).current
-    grid_rates = grids[["code", "name", "households", "geometry"]].copy()
-    grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
-    grid_rates["per_1000"] = per_1000_households(
-        grid_rates["reported"], grid_rates["households"]
-    ).to_numpy()
-    outlines = grid_rates if scope == "street" else queries.admin_units(conn, "street")
-    lap("grid_rates")
+    def key_figures(c: Connection) -> KpiReport:
+        return kpis(c, unit=code, start=start, end=end)
 
-    hot = hotspots(conn, street=street, start=start, end=end, unit="hex", resolution=None)
-    lap("hotspots")
+    def per_unit(c: Connection) -> UnitKpis:
+        return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
 
-    as_of = end - dt.timedelta(days=1)
-    since = as_of - dt.timedelta(days=COVERAGE_DAYS - 1)
-    buildings = grid_coverage = under = None
-    if queries.patrol_fixes_exist(
+    def rates(c: Connection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, Any]:
+        grids = queries.grids(c, street_code=street)
+        per_grid = kpis_by_unit(
+            c, "grid", start, end, within=code, previous=False, repeats=False
+        ).current
+        grid_rates = grids[["code", "name", "households", "geometry"]].copy()
+        grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
+        grid_rates["per_1000"] = per_1000_households(
+            grid_rates["reported"], grid_rates["households"]
+        ).to_numpy()
+        outlines = grid_rates if scope == "street" else queries.admin_units(c, "street")
+        if draw_rates is None:
+            return grid_rates, outlines, None
+        t0 = time.perf_counter()
+        picture = draw_rates(grid_rates, outlines[["code", "geometry"]])
+        seconds["maps_indicator"] = time.perf_counter() - t0
+        return grid_rates, outlines, picture
+
+    def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
+        t0 = time.perf_counter()
+        hot = hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
+        t1 = time.perf_counter()
+        seconds["hotspots"] = t1 - t0
+        grids = queries.grids(c, street_code=street)
+        cov = _coverage(c, street, end, hot, grids, tz, stored)
+        t2 = time.perf_counter()
+        seconds["coverage"] = t2 - t1
+        if draw is None:
+            return hot, cov, None
+        outlines = grids if scope == "street" else queries.admin_units(c, "street")
+        early = draw(hot, grids, cov[1], outlines[["code", "geometry"]])
+        seconds["maps_early"] = time.perf_counter() - t2
+        return hot, cov, early
+
+    if parallel and token is None and briefing_sql.scope_set(conn):
+        parallel = False
+    done = _concurrently(
         conn,
-        street_code=street,
-        since=_midnight(since, tz),
-        until=_midnight(end, tz),
-    ):
-        buildings = last_passed(conn, as_of, COVERAGE_DAYS, street=street)
-        grid_coverage = coverage_by_unit(grids, buildings, unit_col="code")
-        under = under_patrolled(
-            hot.units, coverage_by_unit(hot.units, buildings), COVERAGE_MIN
-        ).reset_index(drop=True)
-    lap("coverage")
+        {"spatial": spatial, "kpis": key_figures, "by_unit": per_unit, "grid_rates": rates},
+        seconds,
+        parallel,
+        token,
+    )
+    report = _result(done["kpis"])
+    if report.figures.reported == 0:  # before any other section's failure on no data
+        raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
+    by_unit = _result(done["by_unit"])
+    grid_rates, outlines, indicator = _result(done["grid_rates"])
+    hot, (buildings, grid_coverage, under), spatial_maps = _result(done["spatial"])
+    early = {
+        k: v for k, v in (("spatial", spatial_maps), ("indicator", indicator)) if v is not None
+    }
+    as_of = end - dt.timedelta(days=1)
+    clock = time.perf_counter()
 
     fresh = briefing_sql.freshness(conn, street=street)
     sources = briefing_sql.data_sources(conn)
@@ -240,7 +296,100 @@ def gather(
         freshness=fresh,
         sources=sources,
         seconds=seconds,
+        early_maps=early or None,
     )
+
+
+_Coverage = tuple[gpd.GeoDataFrame | None, pd.DataFrame | None, gpd.GeoDataFrame | None]
+
+
+def _coverage(
+    conn: Connection,
+    street: str | None,
+    end: dt.date,
+    hot: HotspotResult,
+    grids: gpd.GeoDataFrame,
+    tz: str,
+    stored: bool,
+) -> _Coverage:
+    """Buildings last passed over the look-back ending on the period's last day, the
+    grids' coverage and "hot but under-patrolled" (all None when no fix in the window)."""
+    as_of = end - dt.timedelta(days=1)
+    since = as_of - dt.timedelta(days=COVERAGE_DAYS - 1)
+    if not queries.patrol_fixes_exist(
+        conn, street_code=street, since=_midnight(since, tz), until=_midnight(end, tz)
+    ):
+        return None, None, None
+    # the stored days when every one is there (geo.coverage_store: the same figures),
+    # else computed live from the fixes
+    if stored:
+        buildings, _ = coverage_store.last_passed_or_live(conn, as_of, COVERAGE_DAYS, street=street)
+    else:
+        buildings = last_passed(conn, as_of, COVERAGE_DAYS, street=street)
+    grid_coverage = coverage_by_unit(grids, buildings, unit_col="code")
+    under = under_patrolled(
+        hot.units, coverage_by_unit(hot.units, buildings), COVERAGE_MIN
+    ).reset_index(drop=True)
+    return buildings, grid_coverage, under
+
+
+def _concurrently(
+    conn: Connection,
+    jobs: dict[str, Callable[[Connection], Any]],
+    seconds: dict[str, float],
+    parallel: bool,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Run ``jobs`` (name → function of a connection): the first on ``conn``, the others
+    each in a thread on a connection of its own that reads the same snapshot, bound to the
+    scope of the session ``token`` when given (:func:`store.briefing_sql.share_view`), so
+    the database's cores work side by side and every section still sees the same data.
+    Each job's own time goes to ``seconds`` under its name. A job that raises gives a
+    :class:`_Failed` (see :func:`_result`), so that the caller chooses which failure to
+    report. ``parallel`` False: one after the
+    other on ``conn``."""
+    names = list(jobs)
+
+    def timed(name: str, c: Connection) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return jobs[name](c)
+        except Exception as exc:  # handed to the caller, who decides which one to raise
+            return _Failed(exc)
+        finally:
+            seconds.setdefault(name, time.perf_counter() - t0)
+
+    if not parallel:
+        return {name: timed(name, conn) for name in names}
+    view = briefing_sql.share_view(conn, token)
+
+    def helper(name: str) -> Any:
+        with conn.engine.connect() as own:
+            own = own.execution_options(isolation_level="REPEATABLE READ")
+            briefing_sql.join_view(own, view)
+            try:
+                return timed(name, own)
+            finally:
+                own.rollback()
+
+    with ThreadPoolExecutor(max_workers=len(names) - 1) as pool:
+        futures = {name: pool.submit(helper, name) for name in names[1:]}
+        first = timed(names[0], conn)
+        return {names[0]: first, **{name: f.result() for name, f in futures.items()}}
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A job of :func:`_concurrently` that raised."""
+
+    error: Exception
+
+
+def _result(outcome: Any) -> Any:
+    """A job's value, or its exception raised again."""
+    if isinstance(outcome, _Failed):
+        raise outcome.error
+    return outcome
 
 
 def _midnight(day: dt.date, tz: str) -> dt.datetime:

@@ -9,6 +9,7 @@ hotspots page's colours, and the share of each grid's buildings passed by patrol
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -19,7 +20,11 @@ matplotlib.use("Agg")  # no display: before pyplot is imported
 import mapclassify
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from dashboard.briefing.data import BriefingData
@@ -52,27 +57,48 @@ class MapImages:
     coverage: bytes
 
 
+#: NaturalBreaks' k-means draws its starts from numpy's global generator (mapclassify
+#: 2.10 has no seed argument): the same data must give the same classes in every briefing.
+_BREAKS_SEED = 20261130
+_breaks_lock = threading.Lock()
+
+
+def _natural_breaks(values: np.ndarray, k: int) -> mapclassify.NaturalBreaks:
+    """mapclassify's natural breaks, reproducible: the global generator is seeded for the
+    call and put back after it (under a lock: the briefing draws maps in threads)."""
+    with _breaks_lock:
+        state = np.random.get_state()
+        np.random.seed(_BREAKS_SEED)
+        try:
+            return mapclassify.NaturalBreaks(values, k=k)
+        finally:
+            np.random.set_state(state)
+
+
 def font_available() -> bool:
     """Whether matplotlib finds the CJK font (else Chinese would print as boxes)."""
     return any(f.name == FONT for f in font_manager.fontManager.ttflist)
 
 
-def _axes() -> tuple[plt.Figure, plt.Axes]:
+def _axes() -> tuple[Figure, Axes]:
+    """A figure of its own, outside pyplot's global list of figures: the briefing draws
+    maps on two threads at once (see :func:`dashboard.briefing.build`)."""
     plt.rcParams["font.family"] = [FONT, "DejaVu Sans"]
-    fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
+    fig = Figure(figsize=SIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_aspect("equal")
     return fig, ax
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
     return buf.getvalue()
 
 
-def _legend(ax: plt.Axes, entries: list[tuple[str, str]], title: str) -> None:
+def _legend(ax: Axes, entries: list[tuple[str, str]], title: str) -> None:
     handles = [
         Patch(facecolor=c, edgecolor="#666666", linewidth=0.5, label=lab) for c, lab in entries
     ]
@@ -95,7 +121,7 @@ def _edge(n: int) -> float:
     return 0.4 if n <= MANY_UNITS else 0.0
 
 
-def _outline(ax: plt.Axes, outlines: gpd.GeoDataFrame | None) -> None:
+def _outline(ax: Axes, outlines: gpd.GeoDataFrame | None) -> None:
     if outlines is not None and len(outlines):
         outlines.to_crs(DRAW_EPSG).boundary.plot(ax=ax, color="#333333", linewidth=0.5)
 
@@ -116,7 +142,7 @@ def indicator_map(
     if known.any():
         k = int(min(len(RATE_COLORS), len(np.unique(values[known]))))
         if k >= 2:
-            classes = mapclassify.NaturalBreaks(values[known], k=k)
+            classes = _natural_breaks(values[known], k)
             yb, bins = classes.yb, list(classes.bins)
         else:
             yb, bins = np.zeros(int(known.sum()), dtype=int), [float(values[known].max())]
@@ -191,19 +217,39 @@ def coverage_map(
     return _png(fig)
 
 
-def render_maps(data: BriefingData, lang: Lang = "zh") -> MapImages:
-    """The briefing's three maps."""
-    cov = None
-    if data.grid_coverage is not None:
-        cov = dict(
-            zip(
-                data.grid_coverage["unit"],
-                data.grid_coverage["coverage"].astype(float),
-                strict=True,
-            )
-        )
-    return MapImages(
-        indicator=indicator_map(data.grid_rates, lang, outlines=data.outlines),
-        hotspots=hotspot_map(data.hot.units, data.outlines, lang),
-        coverage=coverage_map(data.grid_rates, cov, lang, outlines=data.outlines),
+def coverage_shares(grid_coverage: pd.DataFrame | None) -> dict[str, float] | None:
+    """Grid code → share of buildings passed, from the briefing's ``grid_coverage``."""
+    if grid_coverage is None:
+        return None
+    return dict(zip(grid_coverage["unit"], grid_coverage["coverage"].astype(float), strict=True))
+
+
+def spatial_maps(
+    hot_units: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    grid_coverage: pd.DataFrame | None,
+    outlines: gpd.GeoDataFrame,
+    lang: Lang = "zh",
+) -> tuple[bytes, bytes]:
+    """The hot-spot and coverage maps, which need no key figure: the briefing draws them
+    while the key figures are still being computed (see :func:`dashboard.briefing.build`)."""
+    return (
+        hotspot_map(hot_units, outlines, lang),
+        coverage_map(grids, coverage_shares(grid_coverage), lang, outlines=outlines),
     )
+
+
+def render_maps(data: BriefingData, lang: Lang = "zh") -> MapImages:
+    """The briefing's three maps, taken from ``data.early_maps`` where the data step drew
+    them already (``"spatial"``: :func:`spatial_maps`; ``"indicator"``:
+    :func:`indicator_map`)."""
+    early = data.early_maps or {}
+    spatial = early.get("spatial")
+    if spatial is None:
+        spatial = spatial_maps(
+            data.hot.units, data.grid_rates, data.grid_coverage, data.outlines, lang
+        )
+    indicator = early.get("indicator")
+    if indicator is None:
+        indicator = indicator_map(data.grid_rates, lang, outlines=data.outlines)
+    return MapImages(indicator=indicator, hotspots=spatial[0], coverage=spatial[1])

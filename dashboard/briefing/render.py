@@ -5,6 +5,7 @@ sections, tables and maps in the same order."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 
 import docx
@@ -14,19 +15,22 @@ from docx.enum.section import WD_ORIENT
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
-from docx.shared import Cm, Pt
+from docx.shared import Cm, Pt, RGBColor
 
 from dashboard.briefing.content import Document, Image, Table
 from dashboard.briefing.maps import FONT
+from store.watermark import Watermark
 
 _TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
     """<!DOCTYPE html>
 <html lang="{{ 'zh-CN' if doc.lang == 'zh' else 'en' }}"><head><meta charset="utf-8">
 <title>{{ doc.title }}</title>
+<meta name="author" content="{{ author }}"><meta name="description" content="{{ mark_line }}">
 <style>
 @page { size: A4; margin: 16mm 15mm 16mm 15mm;
-  @bottom-center { content: "{{ footer_before }}" counter(page) "{{ footer_after }}";
-                   font-family: "{{ font }}"; font-size: 8pt; color: #666; } }
+  @bottom-center { content: {{ css(mark_line) }} "\\A {{ footer_before }}" counter(page)
+                   "{{ footer_after }}"; white-space: pre; font-family: "{{ font }}";
+                   font-size: 8pt; color: #666; } }
 body { font-family: "{{ font }}", sans-serif; font-size: 9.5pt; line-height: 1.45; color: #111; }
 h1 { font-size: 17pt; text-align: center; margin: 0 0 4mm 0; }
 .meta { font-size: 8.5pt; color: #333; border-top: 1.5pt solid #b22222;
@@ -44,7 +48,14 @@ tr { break-inside: avoid; }
 figure { margin: 2mm 0 4mm 0; break-inside: avoid; text-align: center; }
 figure img { width: 100%; max-height: 100mm; object-fit: contain; }
 figcaption { font-size: 8.5pt; color: #333; margin-top: 1mm; }
+.watermark { position: fixed; top: -16mm; left: -15mm; width: 210mm; height: 297mm;
+             overflow: hidden; z-index: 10; }
+.watermark p { position: absolute; margin: 0; white-space: nowrap; font-size: 13pt;
+               color: rgba(90, 90, 90, {{ mark_alpha }}); transform: rotate(-30deg);
+               transform-origin: 0 0; }
 </style></head><body>
+<div class="watermark" aria-hidden="true">{% for x, y in mark_at %}
+<p style="left: {{ x }}mm; top: {{ y }}mm">{{ mark }}</p>{% endfor %}</div>
 <h1>{{ doc.title }}</h1>
 <div class="meta">{% for line in doc.meta %}<p>{{ line }}</p>{% endfor %}</div>
 {% for section in doc.sections %}
@@ -67,24 +78,47 @@ figcaption { font-size: 8.5pt; color: #333; margin-top: 1mm; }
 )
 
 
-def to_html(doc: Document) -> str:
-    """The document as one self-contained HTML page (maps as data URIs)."""
+#: Opacity of the diagonal watermark: readable when looked for, not in the way of reading.
+MARK_ALPHA = 0.16
+
+#: Where the diagonal watermark starts on the page (mm from the sheet's top left corner):
+#: staggered rows, so any part of the page big enough to matter carries one.
+MARK_AT = tuple((x + (52 if row % 2 else 0), 55 + 62 * row) for row in range(5) for x in (-10, 100))
+
+
+def css_string(value: str) -> markupsafe.Markup:
+    """``value`` as a CSS string literal: every character but ASCII letters and digits
+    escaped as six hex digits, so a quote, a backslash or ``</style>`` in a user name
+    stays text."""
+    body = "".join(c if c.isascii() and c.isalnum() else f"\\{ord(c):06x}" for c in value)
+    return markupsafe.Markup(f'"{body}"')
+
+
+def to_html(doc: Document, watermark: Watermark) -> str:
+    """The document as one self-contained HTML page (maps as data URIs), with
+    ``watermark`` across every page and in its footer."""
     before, _, after = doc.footer.partition("{page}")
     return _TEMPLATE.render(
         doc=doc,
         font=FONT,
         footer_before=before,
         footer_after=after,
+        mark=watermark.mark(doc.lang),
+        mark_line=watermark.line(doc.lang),
+        mark_at=MARK_AT,
+        mark_alpha=MARK_ALPHA,
+        author=watermark.who,
+        css=css_string,
         b64=lambda png: base64.b64encode(png).decode("ascii"),
         num=lambda table, i: markupsafe.Markup(' class="num"') if table.numeric[i] else "",
     )
 
 
-def to_pdf(doc: Document) -> bytes:
-    """The document as an A4 PDF (WeasyPrint; fonts embedded, subset)."""
+def to_pdf(doc: Document, watermark: Watermark) -> bytes:
+    """The document as an A4 PDF (WeasyPrint; fonts embedded, subset), watermarked."""
     from weasyprint import HTML  # a second of imports: only when a PDF is made
 
-    return HTML(string=to_html(doc)).write_pdf()
+    return HTML(string=to_html(doc, watermark)).write_pdf()
 
 
 def _east_asian(style_or_run: object, size: float | None = None) -> None:
@@ -116,8 +150,22 @@ def _docx_table(out: object, table: Table) -> None:
                 para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
 
 
-def to_docx(doc: Document) -> bytes:
-    """The document as a Word file: A4, the same sections, tables and maps."""
+def _docx_mark(paragraph: object, value: str) -> None:
+    """One small grey line of the watermark (header or footer)."""
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER  # type: ignore[attr-defined]
+    run = paragraph.add_run(value)  # type: ignore[attr-defined]
+    run.font.size = Pt(7.5)
+    run.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
+
+
+def to_docx(doc: Document, watermark: Watermark) -> bytes:
+    """The document as a Word file: A4, the same sections, tables and maps; the watermark
+    in every page's header (who and when) and footer (the sentence), and in the file's
+    properties (author, comments).
+
+    No diagonal mark behind the text: Word draws that as a VML shape in the header, which
+    python-docx has no API for (it would be hand-written XML); the header and footer lines
+    are on every page and printed with it."""
     out = docx.Document()
     section = out.sections[0]
     section.orientation = WD_ORIENT.PORTRAIT
@@ -128,6 +176,12 @@ def to_docx(doc: Document) -> bytes:
     for name, size in (("Title", 18), ("Heading 1", 13)):
         _east_asian(out.styles[name], size)
     out.core_properties.title = doc.title
+    out.core_properties.author = watermark.who
+    out.core_properties.last_modified_by = watermark.login
+    out.core_properties.comments = watermark.line(doc.lang)
+    out.core_properties.created = out.core_properties.modified = watermark.at.astimezone(dt.UTC)
+    _docx_mark(section.header.paragraphs[0], watermark.mark(doc.lang))
+    _docx_mark(section.footer.paragraphs[0], watermark.line(doc.lang))
     out.add_heading(doc.title, level=0).alignment = WD_ALIGN_PARAGRAPH.CENTER
     for line in doc.meta:
         out.add_paragraph(line).runs[0].font.size = Pt(9)

@@ -27,6 +27,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "简报已生成（用时 {seconds:.1f} 秒）：{name}，{period}。",
         "Briefing ready ({seconds:.1f} s): {name}, {period}.",
     ),
+    "br_watermark": (
+        "文件带有水印并已记入审计日志：{line}",
+        "The files carry a watermark and are recorded in the audit log: {line}",
+    ),
     "br_download_pdf": ("下载 PDF（A4，可直接打印）", "Download PDF (A4, ready to print)"),
     "br_download_docx": ("下载 Word 文档（可编辑）", "Download Word (editable)"),
     "br_empty_period": (

@@ -3,6 +3,11 @@ print) and the Word file (``dashboard.briefing``), offered for download.
 
 The filter state lives in the URL (``dashboard.briefing_view``), so a link reproduces it. A
 database lost while the briefing is made gets app.py's database message.
+
+Each click makes the files anew for the viewer: they carry the viewer's watermark and the
+time (``store.watermark``), and an audit row is committed before they are offered. They are
+kept in this browser session only (never in a cache shared between viewers), so a rerun
+offers the same files again without a second audit row.
 """
 
 from __future__ import annotations
@@ -11,8 +16,20 @@ import streamlit as st
 
 from dashboard import auth, data, data_briefing
 from dashboard import briefing_view as bv
-from dashboard.briefing import EmptyPeriodError
+from dashboard.briefing import EmptyPeriodError, build_audited
 from dashboard.i18n import t
+from store.watermark import Watermark, for_service
+
+
+def viewer_watermark() -> Watermark:
+    """The watermark of whoever views this page: the logged-in user (display name and
+    login; app.py lets no one without a login reach a page). Without a user (a session
+    ended between the login check and here): the service, shown as "dashboard"."""
+    user = auth.current_user()
+    if user is None:
+        return for_service("dashboard")
+    return Watermark.now(user.login, user.display_name)
+
 
 lang = data.language()
 st.title(t("page_briefing", lang))
@@ -52,44 +69,55 @@ label = f"{q.start} – {q.end}"
 
 wanted = (q.street, q.start, q.end_exclusive, lang)
 if st.button(t("br_build", lang), type="primary"):
-    st.session_state["br_built"] = wanted
-if st.session_state.get("br_built") != wanted:
+    watermark = viewer_watermark()
+    try:
+        with st.spinner(t("br_building", lang)):
+            files = build_audited(
+                data.engine(),
+                street=q.street,
+                start=q.start,
+                end=q.end_exclusive,
+                watermark=watermark,
+                via="dashboard",
+                lang=lang,
+                user=auth.current_user(),
+                token=data.session_scope()[1],
+            )
+    except EmptyPeriodError:
+        st.info(t("br_empty_period", lang, period=label))
+        st.stop()
+    except ValueError as exc:
+        st.error(t("br_failed", lang, error=exc))
+        st.stop()
+    st.session_state["br_made"] = {
+        "wanted": wanted,
+        "pdf": files.pdf,
+        "docx": files.docx,
+        "name": files.data.name,
+        "seconds": files.seconds["total"],
+        "line": watermark.line(lang),
+    }
+made = st.session_state.get("br_made")
+if made is None or made["wanted"] != wanted:
     st.stop()
 
-try:
-    with st.spinner(t("br_building", lang)):
-        files = data_briefing.briefing_files(q.street, q.start, q.end_exclusive, lang)
-except EmptyPeriodError:
-    st.info(t("br_empty_period", lang, period=label))
-    st.stop()
-except ValueError as exc:
-    st.error(t("br_failed", lang, error=exc))
-    st.stop()
-
-st.success(t("br_ready", lang, seconds=files.seconds, name=files.name, period=label))
+st.success(t("br_ready", lang, seconds=made["seconds"], name=made["name"], period=label))
+st.caption(t("br_watermark", lang, line=made["line"]))
 stem = f"briefing_{q.street or 'district'}_{q.start}_{q.end}"
 a, b = st.columns(2)
-
-
-def _audit_download(kind: str) -> None:
-    auth.record("briefing", {"page": "briefing", "format": kind, "filters": bv.to_params(q)})
-
-
 a.download_button(
     t("br_download_pdf", lang),
-    files.pdf,
+    made["pdf"],
     file_name=f"{stem}.pdf",
     mime="application/pdf",
-    on_click=_audit_download,
-    args=("pdf",),
+    on_click="ignore",
     icon=":material/picture_as_pdf:",
 )
 b.download_button(
     t("br_download_docx", lang),
-    files.docx,
+    made["docx"],
     file_name=f"{stem}.docx",
     mime="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    on_click=_audit_download,
-    args=("docx",),
+    on_click="ignore",
     icon=":material/description:",
 )

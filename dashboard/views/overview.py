@@ -222,15 +222,17 @@ if "cameras" in chosen:
     extra["cameras"] = cam.assign(__kind=[label("facility_kind", k, lang) for k in cam["kind"]])
 
 # --- the view: a link's centre/zoom or incident, else fit the grids --------------------------
-# The view the map opens at changes only with what the map shows (the filters, layers, the
-# linked incident: `shown`), never with a pan or a click, or the map would be drawn again and
-# a click made meanwhile lost. A filter change opens the new map where the user had moved to
+# The map is drawn anew only when its base changes (outlines, basemap, the linked incident:
+# `base_of`); a filter change swaps its layers in place, where the user has moved it. The view
+# it opens at changes with the base only, never with a pan or a click, or the map would be
+# drawn again and a click made meanwhile lost. A new base opens where the user had moved to
 # (the URL's centre and zoom, which the map keeps up to date).
 shown = dataclasses.replace(q, lat=None, lng=None, zoom=None, grid=None)
+base_of = ov.map_base(q)
 at = None if linked is None else (linked.geometry.x.iloc[0], linked.geometry.y.iloc[0])
-if st.session_state.get("ov_view_for") != shown:
+if st.session_state.get("ov_view_for") != base_of:
     st.session_state["ov_view"] = ov.opening_view(q, at)
-    st.session_state["ov_view_for"] = shown
+    st.session_state["ov_view_for"] = base_of
 view = st.session_state["ov_view"]
 if view is not None and gcj02:
     lng, lat = ov.point_to_gcj02(view[1], view[0])
@@ -271,9 +273,11 @@ if indicator == "two_patrol":
         if window
         else t("ov_two_patrol_none", lang)
     )
-rendered = dov.rendered_map(
-    shown,
-    layers_data,
+base = dov.rendered_base(
+    base_of,
+    layers_data.grids,
+    layers_data.streets,
+    layers_data.communities,
     lang=lang,
     view=view,
     tile_url=s.tile_url if "basemap" in chosen else None,
@@ -283,7 +287,8 @@ rendered = dov.rendered_map(
 # The map keeps lat/lng/zoom of the URL itself as it moves (dashboard.maps.ViewInUrl): a pan
 # runs nothing here. Shifted to GCJ-02, its centre is no URL coordinate: reported back instead.
 out = map_render.show(
-    rendered,
+    base,
+    layers=dov.rendered_layers(shown, layers_data, lang=lang),
     key="ov_map",
     height=640,
     returned_objects=("last_clicked", "center", "zoom") if gcj02 else ("last_clicked",),

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
+from store import kpi_summary
 from store.models import ACCESS_TABLES, Base
 from store.settings import PROJECT_ROOT
 from store.write import copy_frame, deferred_indexes, utc_now
@@ -107,6 +108,7 @@ def write_demo(
                     frame = frame.drop(columns="id")
                 counts[name] = copy_frame(conn, name, frame)
         _reset_identities(conn)
+        kpi_summary.rebuild(conn)  # TRUNCATE and COPY: the sums from scratch
         truth = data.truth
         conn.execute(
             text(

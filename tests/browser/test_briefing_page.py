@@ -1,8 +1,9 @@
 """The 简报 (briefing) page in headless Chromium against the street demo, every non-local
 request blocked: one click makes the briefing, the PDF downloads and its text holds every
 section and the key figures geo.kpis computes for the page's default view; the Word file
-downloads too; the URL reproduces the view; an empty period and a bad URL parameter give a
-message instead of a traceback."""
+downloads too; both carry the viewer's watermark and the click wrote one audit row; the URL
+reproduces the view; an empty period and a bad URL parameter give a message instead of a
+traceback."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ import docx
 import pytest
 from playwright.sync_api import Page
 from pypdf import PdfReader
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from dashboard.briefing.content import fmt_change, fmt_value
 from dashboard.briefing.data import KEY_FIGURES
 from geo.kpis import FIGURES, kpis
 from store import queries
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, OfflinePage, goto
+from tests.browser.conftest import ARTIFACTS, DEMO_USERS, OfflinePage, goto
+from tests.pdf import pdf_marks, pdf_text
 
 VIEWPORT = {"width": 1280, "height": 900}
 SECTIONS = (
@@ -60,6 +62,17 @@ def assert_clean(offline: OfflinePage) -> None:
     offline.assert_clean("/briefing")
 
 
+def briefing_audits(engine: Engine) -> list:
+    """The audit rows of briefings made on the page, oldest first."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT login, detail FROM audit_log WHERE action = 'briefing' "
+                "AND detail->>'via' = 'dashboard' ORDER BY id"
+            )
+        ).all()
+
+
 def build(page: Page) -> None:
     page.get_by_role("button", name="生成简报").click()
     page.get_by_text("下载 PDF", exact=False).wait_for(timeout=90_000)
@@ -77,8 +90,10 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     goto(page, f"{app_url}/briefing")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
     page.wait_for_url(f"**from={start.isoformat()}**to={end.isoformat()}**")
+    audited = len(briefing_audits(demo_engine))
     build(page)
     page.get_by_text("简报已生成", exact=False).wait_for()
+    page.get_by_text("文件带有水印并已记入审计日志", exact=False).wait_for()
     no_traceback(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "briefing_page.png"), full_page=True)
@@ -90,7 +105,18 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     path = tmp_path / "b.pdf"
     download.save_as(path)
     reader = PdfReader(path)
-    text = squash("\n".join(p.extract_text() for p in reader.pages))
+    body = path.read_bytes()
+    text = squash(pdf_text(body))  # the content, without the diagonal watermark
+    user = DEMO_USERS["street"]  # goto logs in as the street leader
+    with demo_engine.connect() as conn:
+        shown = conn.execute(
+            text("SELECT display_name FROM app_user WHERE login = :l"), {"l": user.login}
+        ).scalar_one()
+    viewer = f"{shown}（{user.login}）"  # the logged-in user, on every page
+    marks = pdf_marks(body)
+    assert len(marks) == len(reader.pages)
+    assert all(m and all(x.startswith(viewer) for x in m) for m in marks)
+    assert text.count(squash(f"{viewer} 于")) == len(reader.pages)  # every page's footer
     for title in SECTIONS:
         assert title in text
     assert squash(f"统计时段：{start} 至 {end}") in text
@@ -112,6 +138,18 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     )
     for title in SECTIONS:
         assert title in paragraphs
+    word_doc = docx.Document(io.BytesIO(word.read_bytes()))
+    assert word_doc.sections[0].footer.paragraphs[0].text.startswith(f"{viewer} 于")
+    rows = briefing_audits(demo_engine)
+    assert len(rows) == audited + 1  # one click, one row; the downloads add none
+    login, detail = rows[-1]
+    assert (login, detail["code"], detail["from"], detail["to"]) == (
+        user.login,
+        street,
+        str(start),
+        str(end),
+    )
+    assert detail["files"]["pdf"]["bytes"] == len(body)
     assert_clean(offline_page)
 
 

@@ -359,3 +359,54 @@ def test_pan_updates_the_url_without_a_rerun(
         timeout=30_000,
     )
     no_traceback(page)
+
+
+#: JavaScript: each grid outline's fill colour as drawn, by grid code.
+GRID_FILLS = f"""() => {{ const m = {FIND_MAP}; const out = {{}};
+    m.eachLayer(l => {{ if (l.feature && l.feature.properties
+        && l.options.color === '{GRID_COLOR}') {{
+        out[l.feature.properties.code] = l.options.fillColor; }} }});
+    return out; }}"""
+
+
+def test_filter_change_recolours_the_map_in_place(
+    app_url: str, offline_page: OfflinePage, view: dict
+) -> None:
+    """A category chosen in the sidebar recolours the grids of the map already drawn (its
+    Leaflet container is kept: no new map, no outlines sent again) with the classes geo/
+    gives for that category, and swaps the legend."""
+    page = open_page(offline_page, app_url)
+    frame = wait_grids(page, len(view["grids"]))
+    wait_map_settled(frame)
+    shot(page, frame, "overview_before_filter.png")
+    frame.evaluate("() => { document.querySelector('.leaflet-container').dataset.kept = '1'; }")
+    households = view["grids"].set_index("code")["households"]
+    values = view["grids"]["code"].map(
+        geo_overview.grid_indicator(view["kpis"], "per_1000", households=households, category="01")
+    )
+    classes = ov.indicator_classes(values.to_numpy(), "per_1000", no_data="无数据")
+    expected = {
+        code: classes.colors[c]
+        for code, c in zip(view["grids"]["code"], classes.codes, strict=True)
+    }
+    assert frame.evaluate(GRID_FILLS) != expected
+    page.get_by_role("combobox", name="事件类别").click()
+    page.get_by_role("option", name="矛盾纠纷", exact=True).click()
+    frame.wait_for_function(
+        f"(expected) => JSON.stringify(({GRID_FILLS})()) === JSON.stringify(expected)",
+        arg=dict(sorted(expected.items())),
+        timeout=90_000,
+        polling=250,
+    )
+    assert frame.locator(".leaflet-container[data-kept='1']").count() == 1, "a new map was drawn"
+    labels = [label for _, label in classes.entries]
+    frame.wait_for_function(
+        "(labels) => { const t = [...document.querySelectorAll('.gridone-legend')]"
+        "  .map(e => e.innerText).join('\\n'); return labels.every(l => t.includes(l)); }",
+        arg=labels,
+        timeout=30_000,
+    )
+    page.wait_for_function("() => location.search.includes('category=01')", timeout=60_000)
+    no_traceback(page)
+    shot(page, frame, "overview_filter_in_place.png")
+    offline_page.assert_clean()

@@ -1,10 +1,11 @@
 """session scope: the transaction's scope comes from a live session token, and is signed
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 22:00:00
 
-Issue 7, hardening of 0003. Until here anyone who could run SQL as ``gridone_app`` (SQL
+Issue 7, hardening of 0003 (written as 0004 against 0003, renumbered after 0004_kpi_summary,
+0005_rls_spatial and 0006_coverage_day). Until here anyone who could run SQL as ``gridone_app`` (SQL
 injected through the dashboard) could call ``gridone_set_scope('district', '370214')`` or
 simply ``set_config('gridone.street_lo', '0', true)`` and read every street. Now:
 
@@ -17,8 +18,10 @@ simply ``set_config('gridone.street_lo', '0', true)`` and read every street. Now
   PUBLIC: the application may not call it.
 * Every value it sets is signed: ``gridone.sig`` is a SHA-256 over the role, scope, ranges,
   staff code, backend and transaction start, keyed by a random secret in
-  ``gridone_secret`` that only the owner can read. Every policy and the two views now also
-  require ``(SELECT gridone_scope_ok())``, which recomputes the signature: settings made by
+  ``gridone_secret`` that only the owner can read. Every ``scope_read`` / ``auditor_read``
+  policy as 0006 left it (0005's grid-code ranges, the KPI sums of 0004, the coverage store
+  of 0006; read from ``pg_policies``, so no formula is written twice) and the two views now
+  also require ``(SELECT gridone_scope_ok())``, which recomputes the signature: settings made by
   hand (``set_config``) or copied from another transaction read nothing. As an uncorrelated
   sub-select it runs once per statement (an InitPlan) and the planner treats it as a
   one-time gating condition, so row estimates and index conditions are unchanged.
@@ -36,8 +39,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -45,33 +48,51 @@ AUTH = "gridone_auth"
 GATE = "(SELECT gridone_scope_ok())"
 
 
-def _m0003() -> ModuleType:
-    """Migration 0003 (its policy and view texts, which this one extends and restores)."""
-    path = Path(__file__).with_name("0003_access_control.py")
-    spec = importlib.util.spec_from_file_location("gridone_migration_0003", path)
+def _migration(name: str) -> ModuleType:
+    """Another migration module of this directory (its SQL texts, which this one extends and
+    restores)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"gridone_migration_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_POLICY = re.compile(r"^CREATE POLICY (\w+) ON (\w+) (.*) USING \((.*)\);$")
+def _m0003() -> ModuleType:
+    return _migration("0003_access_control")
 
 
-def _data_policies(gated: bool) -> str:
-    """Drop and re-create the ``scope_read`` / ``auditor_read`` policies of 0003, with the
-    signature gate (``gated``) or as 0003 made them."""
-    out = []
-    for line in _m0003()._policies_sql().splitlines():
-        m = _POLICY.match(line)
-        if not m or m.group(1) not in ("scope_read", "auditor_read"):
+#: The policies that let a scope read (the owner's ``owner_maintains`` and the audit
+#: ``append`` are not gated).
+_GATED_POLICIES = ("scope_read", "auditor_read")
+
+_POLICIES = sa.text(
+    "SELECT tablename, policyname, qual FROM pg_policies "
+    "WHERE schemaname = current_schema() AND policyname IN ('scope_read', 'auditor_read') "
+    "ORDER BY tablename, policyname"
+)
+
+#: The gate as PostgreSQL prints it back in ``pg_policies.qual``, at the end of the AND.
+_GATE_PRINTED = re.compile(r"\s+AND\s+\(\s*SELECT gridone_scope_ok\(\) AS gridone_scope_ok\)\)$")
+
+
+def _gate_policies(conn: sa.Connection) -> None:
+    """Add the signature gate to every ``scope_read`` / ``auditor_read`` policy, keeping its
+    row filter exactly as it is (0005's ranges, 0004's and 0006's filters)."""
+    for table, name, qual in conn.execute(_POLICIES).all():
+        if _GATE_PRINTED.search(qual):
             continue
-        name, table, rest, using = m.groups()
-        if gated:
-            using = f"({using}) AND {GATE}"
-        out.append(f"DROP POLICY {name} ON {table};")
-        out.append(f"CREATE POLICY {name} ON {table} {rest} USING ({using});")
-    return "\n".join(out)
+        conn.execute(sa.text(f"ALTER POLICY {name} ON {table} USING (({qual}) AND {GATE})"))
+
+
+def _ungate_policies(conn: sa.Connection) -> None:
+    """Remove the gate :func:`_gate_policies` added (the filter PostgreSQL printed is put back
+    as it was; tests/test_session_scope.py compares ``pg_policies`` before and after)."""
+    for table, name, qual in conn.execute(_POLICIES).all():
+        stripped = _GATE_PRINTED.sub(")", qual)
+        if stripped != qual:
+            conn.execute(sa.text(f"ALTER POLICY {name} ON {table} USING ({stripped})"))
 
 
 def _views(gated: bool) -> str:
@@ -104,6 +125,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     current_setting('gridone.role', true), current_setting('gridone.scope', true),
     current_setting('gridone.street_lo', true), current_setting('gridone.street_hi', true),
     current_setting('gridone.grid_lo', true), current_setting('gridone.grid_hi', true),
+    current_setting('gridone.gcode_lo', true), current_setting('gridone.gcode_hi', true),
+    current_setting('gridone.fixgrid_lo', true), current_setting('gridone.fixgrid_hi', true),
     current_setting('gridone.staff_code', true), pg_backend_pid()::text,
     (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint::text), 'UTF8')), 'hex')
 $$;
@@ -130,6 +153,12 @@ BEGIN
   PERFORM set_config('gridone.street_hi', CASE WHEN ok THEN rpad(left(s, 9), 12, '9') ELSE '' END, true);
   PERFORM set_config('gridone.grid_lo', CASE WHEN ok AND n > 9 THEN rpad(s, 15, '0') ELSE '' END, true);
   PERFORM set_config('gridone.grid_hi', CASE WHEN ok AND n > 9 THEN rpad(s, 15, '9') ELSE '' END, true);
+  PERFORM set_config('gridone.gcode_lo', CASE WHEN ok THEN rpad(s, 15, '0') ELSE '' END, true);
+  PERFORM set_config('gridone.gcode_hi', CASE WHEN ok THEN rpad(s, 15, '9') ELSE '' END, true);
+  PERFORM set_config('gridone.fixgrid_lo', CASE WHEN NOT ok THEN '' WHEN n > 9 THEN rpad(s, 15, '0')
+                                                ELSE '000000000000000' END, true);
+  PERFORM set_config('gridone.fixgrid_hi', CASE WHEN NOT ok THEN '' WHEN n > 9 THEN rpad(s, 15, '9')
+                                                ELSE '999999999999999' END, true);
   PERFORM set_config('gridone.sig', gridone_scope_sig(), true);
   RETURN ok;
 END $$;
@@ -203,20 +232,17 @@ def upgrade() -> None:
         "idle_minutes BETWEEN 1 AND 1440 AND max_hours BETWEEN 1 AND 168",
     )
     op.execute(FUNCTIONS_SQL)
-    op.execute(_data_policies(gated=True))
+    _gate_policies(op.get_bind())
     op.execute(_views(gated=True))
 
 
 def downgrade() -> None:
     op.execute(_views(gated=False))
-    op.execute(_data_policies(gated=False))
+    _ungate_policies(op.get_bind())
     op.execute(UNGATED_SCOPE_SQL)
     op.execute("DROP FUNCTION IF EXISTS gridone_scope_session(text)")
     op.execute("DROP FUNCTION IF EXISTS gridone_set_scope(text, text)")
-    op.execute(
-        "CREATE FUNCTION gridone_set_scope"
-        + _m0003().SCOPE_FUNCTIONS_SQL.split("CREATE FUNCTION gridone_set_scope", 1)[1]
-    )
+    op.execute(_migration("0005_rls_spatial").SET_SCOPE_SQL)
     op.execute("DROP FUNCTION IF EXISTS gridone_scope_ok()")
     op.execute("DROP FUNCTION IF EXISTS gridone_scope_sig()")
     op.execute("DROP TABLE IF EXISTS gridone_secret")

@@ -1,0 +1,419 @@
+"""Per street and day sums of the incident KPIs (migration 0004), kept in step with loads.
+
+Why sums per street and day give the exact figures of ``geo.kpis`` (definitions there):
+for a period ``[start, upto)`` whose ends, and the as-of instant T, are local midnights, an
+incident falls into each cohort by one local day — reported (``reported_at``), due (the
+deadline in force), closed (the standing closure), open and overdue (deadline before T's
+day). Its state *as of T* equals its current state whenever its last step came before T
+(``status_at < T``) and it is *regular* (deadline, extension and closure not before the
+report, closure = last step): then every step is before T, and an incident reported at
+or after T contributes to no cohort of a period ending by T. So the sums of the current
+state of the regular incidents are right except for the few incidents "open across T"
+(``reported_at < T <= status_at``, found by the GiST index on that span) and the
+irregular ones (a partial index): ``geo.kpis`` takes those out of the sums and adds them
+back with their state as of T, computed from the log like the slow path. Counts that do
+not depend on T (reported, major, reported within 4 h, repeats, per subcategory) are
+summed over every incident.
+
+Keeping them: statement triggers on ``incident`` note the (street, day) keys of every old
+and new row and the span and box of rows that moved; :func:`refresh` recomputes the
+repeat flags in that region (:func:`_refresh_repeats`: a k-d tree on geocentric
+coordinates — a chord is never longer than the geodesic — then the geodesic on the
+ellipsoid, PostGIS deciding pairs within 1 mm of the radius) and the sums of the noted
+days, in the caller's transaction. The loaders call it after each load; until someone
+does, ``geo.kpis`` sees the notes and computes from the incidents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+from pyproj import Geod
+from scipy.spatial import cKDTree
+from sqlalchemy import Connection, text
+
+#: The local day of the sums (fixed by migration 0004).
+SUMMARY_TZ = "Asia/Shanghai"
+
+_GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid (EPSG:4490 in spatial_ref_sys)
+_A = 6378137.0
+_F = 1 / 298.257222101
+_E2 = _F * (2 - _F)
+#: The rules the sums are made with (a new store's ``kpi_summary_state``): they equal
+#: ``geo.settings.default_settings()`` (tests/test_kpi_summary.py checks); ``geo.kpis``
+#: reads the sums only with the same rules.
+DEFAULT_RULE = {
+    "tz": SUMMARY_TZ,
+    "major_severity": 3,
+    "max_delay_s": 4 * 3600.0,
+    "repeat_m": 30.0,
+    "repeat_days": 90,
+}
+#: Pairs whose geodesic length lies this close to the radius are decided by PostGIS.
+_BAND_M = 1e-3
+
+
+def _day(col: str) -> str:
+    return f"CAST(({col} AT TIME ZONE '{SUMMARY_TZ}') AS date)"
+
+
+#: An incident whose stored state can stand for its state as of any T after its last step.
+REGULAR = (
+    "(i.status_at IS NOT NULL AND i.status_at >= i.reported_at AND i.due_at >= i.reported_at"
+    " AND (i.extended_due_at IS NULL OR i.extended_due_at >= i.reported_at)"
+    " AND (i.closed_at IS NULL OR (i.closed_at >= i.reported_at AND i.closed_at = i.status_at)))"
+)
+
+_STATE = text("SELECT * FROM kpi_summary_state WHERE id = 1")
+_HAS_TABLE = text("SELECT to_regclass('public.kpi_summary_state') IS NOT NULL")
+_USABLE = text(
+    """
+    SELECT s.built AND s.tz = :tz AND s.major_severity = :major_severity
+           AND s.max_delay_s = :max_delay_s AND s.repeat_m = :repeat_m
+           AND s.repeat_days = :repeat_days
+           AND NOT EXISTS (SELECT 1 FROM kpi_dirty_day)
+           AND NOT EXISTS (SELECT 1 FROM kpi_dirty_region)
+           AND COALESCE(current_setting('gridone.grid_lo', true), '') = ''
+      FROM kpi_summary_state s WHERE s.id = 1
+    """
+)
+
+_TAKE_REGION = text(
+    """
+    WITH d AS (DELETE FROM kpi_dirty_region RETURNING *)
+    SELECT min(t_lo), max(t_hi), min(lon_lo), min(lat_lo), max(lon_hi), max(lat_hi) FROM d
+    """
+)
+_FETCH = text(
+    """
+    SELECT i.id, i.category_code, i.reported_at, ST_X(i.geom) AS x, ST_Y(i.geom) AS y
+      FROM incident i
+     WHERE i.reported_at >= :t0 AND i.reported_at <= :t1
+       AND i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)
+    """
+)
+_DWITHIN = text(
+    """
+    SELECT a.id, b.id
+      FROM unnest(CAST(:a AS bigint[]), CAST(:b AS bigint[])) AS p (a, b)
+      JOIN incident a ON a.id = p.a
+      JOIN incident b ON b.id = p.b
+     WHERE ST_DWithin(CAST(a.geom AS geography), CAST(b.geom AS geography), :r)
+    """
+)
+_OLD_FLAGS = text(
+    "SELECT incident_id FROM incident_repeat WHERE incident_id = ANY(CAST(:ids AS bigint[]))"
+)
+_DEL_FLAGS = text("DELETE FROM incident_repeat WHERE incident_id = ANY(CAST(:ids AS bigint[]))")
+_ADD_FLAGS = text(
+    "INSERT INTO incident_repeat (incident_id) SELECT unnest(CAST(:ids AS bigint[])) "
+    "ON CONFLICT DO NOTHING"
+)
+_MARK_DAYS = text(
+    f"""
+    INSERT INTO kpi_dirty_day (street_code, day)
+    SELECT DISTINCT i.street_code, {_day("i.reported_at")}
+      FROM incident i WHERE i.id = ANY(CAST(:ids AS bigint[]))
+    ON CONFLICT DO NOTHING
+    """  # noqa: S608
+)
+
+_KEYS = (
+    "CREATE TEMP TABLE kpi_keys (street_code varchar(12), day date, "
+    "PRIMARY KEY (street_code, day)) ON COMMIT DROP",
+    "WITH d AS (DELETE FROM kpi_dirty_day RETURNING street_code, day) "
+    "INSERT INTO kpi_keys SELECT DISTINCT street_code, day FROM d",
+    "ANALYZE kpi_keys",
+    "DELETE FROM kpi_street_day s USING kpi_keys k "
+    "WHERE s.street_code = k.street_code AND s.day = k.day",
+    "DELETE FROM kpi_street_day_category s USING kpi_keys k "
+    "WHERE s.street_code = k.street_code AND s.day = k.day",
+)
+
+_SUMS = text(
+    f"""
+    INSERT INTO kpi_street_day
+    WITH rule AS (SELECT * FROM kpi_summary_state WHERE id = 1),
+    kk AS (
+        SELECT k.street_code, k.day FROM kpi_keys k
+    ), r AS (
+        SELECT kk.street_code, kk.day,
+               count(*) AS reported,
+               count(*) FILTER (WHERE i.severity >= rule.major_severity) AS major,
+               count(*) FILTER (WHERE i.severity >= rule.major_severity
+                                AND EXTRACT(EPOCH FROM i.reported_at - i.occurred_at)
+                                    <= rule.max_delay_s) AS major_in_time,
+               count(ir.incident_id) AS repeats,
+               count(*) FILTER (WHERE {REGULAR} AND i.status = 'closed') AS reported_closed,
+               count(*) FILTER (WHERE {REGULAR} AND i.status = 'feedback') AS awaiting_review,
+               count(*) FILTER (WHERE {REGULAR} AND i.extended_due_at IS NOT NULL) AS extended,
+               count(*) FILTER (WHERE {REGULAR} AND EXISTS (
+                   SELECT 1 FROM incident_transition t
+                    WHERE t.incident_id = i.id AND t.to_status = 'reworked')) AS reworked,
+               count(*) FILTER (WHERE {REGULAR} AND EXISTS (
+                   SELECT 1 FROM incident_transition t
+                    WHERE t.incident_id = i.id AND t.to_status = 'returned')) AS returned
+          FROM kk CROSS JOIN rule
+          JOIN incident i ON i.street_code = kk.street_code
+                         AND {_day("i.reported_at")} = kk.day
+          LEFT JOIN incident_repeat ir ON ir.incident_id = i.id
+         GROUP BY kk.street_code, kk.day
+    ), d AS (
+        SELECT kk.street_code, kk.day,
+               count(*) AS due,
+               count(*) FILTER (WHERE i.closed_at <= COALESCE(i.extended_due_at, i.due_at))
+                   AS due_on_time,
+               count(*) FILTER (WHERE i.status <> 'closed') AS due_open
+          FROM kk
+          JOIN incident i ON i.street_code = kk.street_code
+                         AND {_day("COALESCE(i.extended_due_at, i.due_at)")} = kk.day
+         WHERE {REGULAR}
+         GROUP BY kk.street_code, kk.day
+    ), c AS (
+        SELECT kk.street_code, kk.day,
+               count(*) AS closed,
+               count(*) FILTER (WHERE i.tier = 'grid') AS closed_grid,
+               count(*) FILTER (WHERE i.tier = 'community') AS closed_community,
+               count(*) FILTER (WHERE i.tier = 'street') AS closed_street,
+               count(*) FILTER (WHERE i.tier = 'department') AS closed_department,
+               sum(EXTRACT(EPOCH FROM i.closed_at - i.reported_at)) AS closed_seconds,
+               string_agg(float8send(CAST(EXTRACT(EPOCH FROM i.closed_at - i.reported_at)
+                                          AS double precision) / 3600.0),
+                          CAST('' AS bytea) ORDER BY i.closed_at - i.reported_at)
+                   AS closed_hours
+          FROM kk
+          JOIN incident i ON i.street_code = kk.street_code
+                         AND {_day("i.closed_at")} = kk.day
+         WHERE {REGULAR}
+         GROUP BY kk.street_code, kk.day
+    )
+    SELECT kk.street_code, kk.day,
+           COALESCE(r.reported, 0), COALESCE(r.major, 0), COALESCE(r.major_in_time, 0),
+           COALESCE(r.repeats, 0), COALESCE(r.reported_closed, 0),
+           COALESCE(r.awaiting_review, 0), COALESCE(r.extended, 0), COALESCE(r.reworked, 0),
+           COALESCE(r.returned, 0),
+           COALESCE(d.due, 0), COALESCE(d.due_on_time, 0), COALESCE(d.due_open, 0),
+           COALESCE(c.closed, 0), COALESCE(c.closed_grid, 0), COALESCE(c.closed_community, 0),
+           COALESCE(c.closed_street, 0), COALESCE(c.closed_department, 0),
+           COALESCE(c.closed_seconds, 0), COALESCE(c.closed_hours, '')
+      FROM kk
+      LEFT JOIN r ON r.street_code = kk.street_code AND r.day = kk.day
+      LEFT JOIN d ON d.street_code = kk.street_code AND d.day = kk.day
+      LEFT JOIN c ON c.street_code = kk.street_code AND c.day = kk.day
+     WHERE r.day IS NOT NULL OR d.day IS NOT NULL OR c.day IS NOT NULL
+    """  # noqa: S608
+)
+
+_CATEGORY_SUMS = text(
+    f"""
+    INSERT INTO kpi_street_day_category (street_code, day, category_code, reported)
+    SELECT k.street_code, k.day, i.category_code, count(*)
+      FROM kpi_keys k
+      JOIN incident i ON i.street_code = k.street_code
+                     AND {_day("i.reported_at")} = k.day
+     GROUP BY k.street_code, k.day, i.category_code
+    """  # noqa: S608
+)
+
+_MONTH_SUMS = (
+    """
+    DELETE FROM kpi_street_month_category m
+     USING (SELECT DISTINCT street_code, CAST(date_trunc('month', day) AS date) AS month
+              FROM kpi_keys) k
+     WHERE m.street_code = k.street_code AND m.month = k.month
+    """,
+    """
+    INSERT INTO kpi_street_month_category (street_code, month, category_code, reported)
+    SELECT c.street_code, k.month, c.category_code, sum(c.reported)
+      FROM (SELECT DISTINCT street_code, CAST(date_trunc('month', day) AS date) AS month
+              FROM kpi_keys) k
+      JOIN kpi_street_day_category c
+        ON c.street_code = k.street_code
+       AND c.day >= k.month AND c.day < CAST(k.month + interval '1 month' AS date)
+     GROUP BY c.street_code, k.month, c.category_code
+    """,
+)
+
+_CLEAR = (
+    "TRUNCATE kpi_street_day, kpi_street_day_category, kpi_street_month_category, "
+    "incident_repeat, kpi_dirty_day, kpi_dirty_region",
+)
+_MARK_ALL = (
+    f"""
+    INSERT INTO kpi_dirty_day (street_code, day)
+    SELECT i.street_code, {_day("i.reported_at")} FROM incident i
+    UNION SELECT i.street_code, {_day("COALESCE(i.extended_due_at, i.due_at)")} FROM incident i
+    UNION SELECT i.street_code, {_day("i.closed_at")} FROM incident i
+     WHERE i.closed_at IS NOT NULL
+    """,  # noqa: S608
+    """
+    INSERT INTO kpi_dirty_region (t_lo, t_hi, lon_lo, lat_lo, lon_hi, lat_hi)
+    SELECT min(i.reported_at), max(i.reported_at), min(ST_X(i.geom)), min(ST_Y(i.geom)),
+           max(ST_X(i.geom)), max(ST_Y(i.geom))
+      FROM incident i HAVING count(*) > 0
+    """,
+)
+_BUILT = text("UPDATE kpi_summary_state SET built = true WHERE id = 1")
+_ENSURE_STATE = text(
+    "INSERT INTO kpi_summary_state "
+    "(id, tz, major_severity, max_delay_s, repeat_m, repeat_days, built) "
+    "VALUES (1, :tz, :major_severity, :max_delay_s, :repeat_m, :repeat_days, false) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+
+def has_summary(conn: Connection) -> bool:
+    """Whether the store has the summary tables (migration 0004)."""
+    return bool(conn.execute(_HAS_TABLE).scalar_one())
+
+
+def usable(conn: Connection, rule: dict[str, Any]) -> bool:
+    """Whether the sums may stand for the incidents: built, made with ``rule`` (keys
+    ``tz``, ``major_severity``, ``max_delay_s``, ``repeat_m``, ``repeat_days``), nothing
+    changed since the last refresh, and the transaction reads whole streets (a community
+    or grid scope reads none of the sums)."""
+    if not has_summary(conn):
+        return False
+    return bool(conn.execute(_USABLE, rule).scalar())
+
+
+def rebuild(conn: Connection) -> None:
+    """Recompute every sum and repeat flag from the incidents (migration, demo writer,
+    after a TRUNCATE, which no trigger sees)."""
+    conn.execute(_ENSURE_STATE, DEFAULT_RULE)
+    for sql in _CLEAR + _MARK_ALL:
+        conn.execute(text(sql))
+    refresh(conn)
+    conn.execute(_BUILT)
+
+
+def refresh(conn: Connection) -> dict[str, int]:
+    """Bring the sums in step with the incidents after writes: the repeat flags in the
+    region that moved, then the sums of every noted (street, day). Runs in the caller's
+    transaction; returns what it did (``repeat_changes``, ``days``)."""
+    if not has_summary(conn):
+        return {"repeat_changes": 0, "days": 0}
+    changed = _refresh_repeats(conn)
+    for sql in _KEYS:
+        conn.execute(text(sql))
+    days = int(conn.execute(text("SELECT count(*) FROM kpi_keys")).scalar_one())
+    if days:
+        conn.execute(_SUMS)
+        conn.execute(_CATEGORY_SUMS)
+        for sql in _MONTH_SUMS:
+            conn.execute(text(sql))
+    conn.execute(text("DROP TABLE kpi_keys"))
+    return {"repeat_changes": changed, "days": days}
+
+
+def _ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lam, phi = np.radians(lon), np.radians(lat)
+    n = _A / np.sqrt(1 - _E2 * np.sin(phi) ** 2)
+    return np.column_stack(
+        (n * np.cos(phi) * np.cos(lam), n * np.cos(phi) * np.sin(lam), n * (1 - _E2) * np.sin(phi))
+    )
+
+
+def _margin(metres: float, y0: float, y1: float) -> tuple[float, float]:
+    """Degrees of longitude and latitude that surely exceed ``metres`` between y0 and y1."""
+    lat = min(89.0, max(abs(y0), abs(y1)) + 1.0)
+    return metres / (110_000.0 * math.cos(math.radians(lat))), metres / 110_000.0
+
+
+def _refresh_repeats(conn: Connection) -> int:
+    """Recompute the repeat flag of every incident whose flag a noted change may have
+    moved (within the radius of a moved row, reported from its time to the window after),
+    store the differences and note their days. Returns how many flags changed."""
+    t_lo, t_hi, x0, y0, x1, y1 = conn.execute(_TAKE_REGION).one()
+    if t_lo is None:
+        return 0
+    st = conn.execute(_STATE).mappings().one()
+    radius, window = float(st["repeat_m"]), dt.timedelta(days=int(st["repeat_days"]))
+    dx1, dy1 = _margin(radius * 1.01 + 1.0, y0, y1)
+    dx2, dy2 = _margin(2 * radius * 1.01 + 1.0, y0, y1)
+    rows = conn.execute(
+        _FETCH,
+        {
+            "t0": t_lo - window,
+            "t1": t_hi + window,
+            "x0": x0 - dx2,
+            "y0": y0 - dy2,
+            "x1": x1 + dx2,
+            "y1": y1 + dy2,
+        },
+    ).all()
+    if not rows:
+        return 0
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    cats = np.array([r[1] for r in rows], dtype=object)
+    t_us = np.fromiter(
+        (int(r[2].timestamp() * 1_000_000) for r in rows), dtype=np.int64, count=len(rows)
+    )
+    lon = np.fromiter((r[3] for r in rows), dtype=float, count=len(rows))
+    lat = np.fromiter((r[4] for r in rows), dtype=float, count=len(rows))
+    lo_us, hi_us = int(t_lo.timestamp() * 1e6), int((t_hi + window).timestamp() * 1e6)
+    target = (
+        (t_us >= lo_us)
+        & (t_us <= hi_us)
+        & (lon >= x0 - dx1)
+        & (lon <= x1 + dx1)
+        & (lat >= y0 - dy1)
+        & (lat <= y1 + dy1)
+    )
+    w_us = int(window.total_seconds()) * 1_000_000
+    # 4-D points: geocentric metres and time scaled so that the window spans the radius;
+    # a pair within both lies within radius·√2 (a superset, filtered exactly below)
+    xyz = _ecef(lon, lat)
+    tt = (t_us - t_us.min()).astype(float) * (radius / w_us)
+    pts = np.column_stack((xyz, tt))
+    a_all: list[np.ndarray] = []
+    b_all: list[np.ndarray] = []
+    _, codes = np.unique(cats, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(codes.max() + 2))
+    for k in range(len(bounds) - 1):
+        idx = order[bounds[k] : bounds[k + 1]]
+        if len(idx) < 2:
+            continue
+        pairs = cKDTree(pts[idx]).query_pairs(
+            radius * math.sqrt(2) + 2 * _BAND_M, output_type="ndarray"
+        )
+        if len(pairs) == 0:
+            continue
+        i, j = idx[pairs[:, 0]], idx[pairs[:, 1]]
+        later_i = t_us[i] > t_us[j]
+        a = np.where(later_i, i, j)  # the later one: the candidate repeat
+        b = np.where(later_i, j, i)
+        keep = (t_us[a] > t_us[b]) & (t_us[b] >= t_us[a] - w_us) & target[a]
+        chord = np.linalg.norm(xyz[a] - xyz[b], axis=1)
+        keep &= chord <= radius + _BAND_M
+        a_all.append(a[keep])
+        b_all.append(b[keep])
+    flag = np.zeros(len(ids), dtype=bool)
+    if a_all:
+        a, b = np.concatenate(a_all), np.concatenate(b_all)
+        _, _, dist = _GEOD.inv(lon[a], lat[a], lon[b], lat[b])
+        dist = np.asarray(dist)
+        flag[a[dist <= radius - _BAND_M]] = True
+        near = (np.abs(dist - radius) < _BAND_M) & ~flag[a]
+        if near.any():
+            hits = conn.execute(
+                _DWITHIN,
+                {"a": ids[a[near]].tolist(), "b": ids[b[near]].tolist(), "r": radius},
+            ).all()
+            hit_ids = {int(h[0]) for h in hits}
+            flag |= np.isin(ids, np.fromiter(hit_ids, dtype=np.int64, count=len(hit_ids)))
+    target_ids = ids[target]
+    now = set(ids[target & flag].tolist())
+    before = {int(r[0]) for r in conn.execute(_OLD_FLAGS, {"ids": target_ids.tolist()})}
+    gone, new = sorted(before - now), sorted(now - before)
+    if gone:
+        conn.execute(_DEL_FLAGS, {"ids": gone})
+    if new:
+        conn.execute(_ADD_FLAGS, {"ids": new})
+    if gone or new:
+        conn.execute(_MARK_DAYS, {"ids": gone + new})
+    return len(gone) + len(new)
