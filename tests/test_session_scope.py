@@ -35,7 +35,38 @@ READABLE = (
     "staff_phone",
     "audit_log",
 )
-GUCS = ("role", "scope", "street_lo", "street_hi", "grid_lo", "grid_hi", "staff_code", "sig")
+GUCS = (
+    "role",
+    "scope",
+    "street_lo",
+    "street_hi",
+    "grid_lo",
+    "grid_hi",
+    "gcode_lo",
+    "gcode_hi",
+    "fixgrid_lo",
+    "fixgrid_hi",
+    "staff_code",
+    "sig",
+)
+#: The tables of 0004 (KPI sums) and 0006 (stored coverage), whose policies 0007 also gates.
+LATER_TABLES = (
+    "kpi_street_day",
+    "kpi_street_day_category",
+    "kpi_street_month_category",
+    "kpi_dirty_day",
+    "coverage_building_day",
+    "coverage_day",
+)
+_POLICIES = text(
+    "SELECT tablename, policyname, cmd, roles::text, qual, with_check FROM pg_policies "
+    "WHERE schemaname = 'public' ORDER BY 1, 2"
+)
+_SCOPE_FUNCTIONS = text(
+    "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text "
+    "FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace "
+    "AND p.proname LIKE 'gridone\\_%' ORDER BY 1"
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +201,10 @@ def test_settings_made_by_hand_read_nothing(app: psycopg.Connection) -> None:
         "street_hi": "370214999999",
         "grid_lo": "",
         "grid_hi": "",
+        "gcode_lo": "370214000000000",
+        "gcode_hi": "370214999999999",
+        "fixgrid_lo": "000000000000000",
+        "fixgrid_hi": "999999999999999",
         "staff_code": "W0",
         "sig": "0" * 64,
     }
@@ -198,6 +233,18 @@ def test_widening_a_live_scope_by_hand_reads_nothing(app: psycopg.Connection, db
     app.rollback()
 
 
+def test_widening_the_grid_code_range_by_hand_reads_nothing(app: psycopg.Connection, db) -> None:
+    """0005's policies filter on ``gcode_lo``/``gcode_hi`` (and ``fixgrid``): they are
+    signed too, so stretching them over the district reads nothing."""
+    token = session_token(db[1], "community", "370214900001")
+    for name, value in (("gcode_hi", "999999999999999"), ("fixgrid_hi", "999999999999999")):
+        app.execute("SELECT gridone_scope_session(%s)", (token,))
+        assert app.execute("SELECT count(*) FROM incident").fetchone()[0] > 0
+        app.execute("SELECT set_config(%s, %s, true)", (f"gridone.{name}", value))
+        _reads_nothing(app)
+        app.rollback()
+
+
 def test_a_signature_from_another_transaction_reads_nothing(app: psycopg.Connection, db) -> None:
     """Copy every setting, signature included, from a district session and replay them by
     hand in a later transaction: the signature covers the transaction, so nothing."""
@@ -220,3 +267,63 @@ def test_the_gate_keeps_index_conditions(app: psycopg.Connection, db) -> None:
     plan = "\n".join(r[0] for r in app.execute("EXPLAIN SELECT count(*) FROM incident"))
     assert "InitPlan" in plan and "street_code" in plan and "Index" in plan, plan
     app.rollback()
+
+
+def test_every_read_policy_is_gated_with_its_0006_filter(db) -> None:
+    """Every ``scope_read`` / ``auditor_read`` policy carries the gate, the tables of 0004
+    and 0006 included, and keeps the filter 0005 gave it (grid-code ranges), not 0003's."""
+    with db[1].connect() as conn:
+        rows = conn.execute(_POLICIES).all()
+    read = {(t, p): q for t, p, _, _, q, _ in rows if p in ("scope_read", "auditor_read")}
+    assert {t for t, _ in read} >= {*LATER_TABLES, "incident", "grid", "patrol_fix", "audit_log"}
+    for key, qual in read.items():
+        assert "gridone_scope_ok()" in qual, key
+    assert "gcode_lo" in read[("incident", "scope_read")]
+    assert "grid_lo" not in read[("grid", "scope_read")]
+    assert "fixgrid_lo" in read[("patrol_fix", "scope_read")]
+    assert "grid_lo" in read[("kpi_street_day", "scope_read")]
+    others = [(t, p, q) for t, p, _, _, q, _ in rows if (t, p) not in read]
+    assert others and not any("gridone_scope_ok" in (q or "") for _, _, q in others)
+
+
+def test_downgrade_to_0006_restores_its_policies_and_functions_exactly(
+    server: conftest.TestServer, template_db: str
+) -> None:
+    """0007's downgrade gives back 0006's policies and scope functions as a database
+    migrated only to 0006 has them, and upgrading again gates them again."""
+    from alembic import command
+
+    from store.migrate import alembic_config
+
+    def state(engine: Engine) -> tuple[list, list]:
+        with engine.connect() as conn:
+            return (
+                [tuple(r) for r in conn.execute(_POLICIES)],
+                [tuple(r) for r in conn.execute(_SCOPE_FUNCTIONS)],
+            )
+
+    names = [server.create("down7", template=template_db), server.create("only6")]
+    engines = [make_engine(server.url(n)) for n in names]
+    try:
+        with engines[1].begin() as conn:
+            command.upgrade(alembic_config(conn), "0006")
+        want = state(engines[1])
+        assert not any("gridone_scope_ok" in (r[4] or "") for r in want[0])
+        with engines[0].begin() as conn:
+            command.downgrade(alembic_config(conn), "0006")
+        got = state(engines[0])
+        for part in (0, 1):
+            assert set(got[part]) - set(want[part]) == set(), part
+            assert got[part] == want[part]
+        with engines[0].begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+        again = state(engines[0])
+        gated = [r for r in again[0] if r[1] in ("scope_read", "auditor_read")]
+        assert gated and all("gridone_scope_ok()" in r[4] for r in gated)
+        with engines[0].begin() as conn:
+            command.downgrade(alembic_config(conn), "0006")
+        assert state(engines[0]) == want
+    finally:
+        for engine, name in zip(engines, names, strict=True):
+            engine.dispose()
+            server.drop(name)

@@ -86,13 +86,41 @@ def _gate_policies(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER POLICY {name} ON {table} USING (({qual}) AND {GATE})"))
 
 
+_CREATE = re.compile(r"^CREATE POLICY (\w+) ON (\w+) .* USING \((.*)\);$")
+_ALTER = re.compile(r"^ALTER POLICY (\w+) ON (\w+) USING \((.*)\);$")
+
+
+def _filters_0006() -> dict[tuple[str, str], str]:
+    """(table, policy) → the row filter 0006 leaves, from the migrations that wrote it:
+    0003's policies, 0005's grid-code ranges over them, 0004's KPI sums, 0006's coverage."""
+    out: dict[tuple[str, str], str] = {}
+    for line in _m0003()._policies_sql().splitlines():
+        m = _CREATE.match(line)
+        if m and m.group(1) in _GATED_POLICIES:
+            out[(m.group(2), m.group(1))] = m.group(3)
+    for line in _migration("0004_kpi_summary")._rls_sql().splitlines():
+        m = _CREATE.match(line)
+        if m and m.group(1) in _GATED_POLICIES:
+            out[(m.group(2), m.group(1))] = m.group(3)
+    for line in _migration("0005_rls_spatial").policies_sql().splitlines():
+        m = _ALTER.match(line)
+        assert m, line
+        out[(m.group(2), m.group(1))] = m.group(3)
+    m0006 = _migration("0006_coverage_day")
+    out[("coverage_building_day", "scope_read")] = m0006._in_scope("street_code", "grid_code")
+    out[("coverage_day", "scope_read")] = "(SELECT gridone_scope()) IS NOT NULL"
+    return out
+
+
 def _ungate_policies(conn: sa.Connection) -> None:
-    """Remove the gate :func:`_gate_policies` added (the filter PostgreSQL printed is put back
-    as it was; tests/test_session_scope.py compares ``pg_policies`` before and after)."""
+    """Give every gated policy back the filter 0006 left it, written as 0003–0006 wrote it
+    (so ``pg_policies`` reads exactly as after 0006; tests/test_session_scope.py compares
+    it with a database migrated only to 0006)."""
+    filters = _filters_0006()
     for table, name, qual in conn.execute(_POLICIES).all():
-        stripped = _GATE_PRINTED.sub(")", qual)
-        if stripped != qual:
-            conn.execute(sa.text(f"ALTER POLICY {name} ON {table} USING ({stripped})"))
+        if not _GATE_PRINTED.search(qual):
+            continue
+        conn.execute(sa.text(f"ALTER POLICY {name} ON {table} USING ({filters[(table, name)]})"))
 
 
 def _views(gated: bool) -> str:
