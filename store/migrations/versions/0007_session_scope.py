@@ -4,9 +4,9 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30 22:00:00
 
-Issue 7, hardening of 0003 (written as 0004 against 0003, renumbered after 0004_kpi_summary,
-0005_rls_spatial and 0006_coverage_day). Until here anyone who could run SQL as ``gridone_app`` (SQL
-injected through the dashboard) could call ``gridone_set_scope('district', '370214')`` or
+Issue 7, hardening of 0003 (written as 0004 against 0003, renumbered after
+0004_kpi_summary, 0005_rls_spatial and 0006_coverage_day). Until here anyone who could run
+SQL as ``gridone_app`` (SQL injected through the dashboard) could call ``gridone_set_scope('district', '370214')`` or
 simply ``set_config('gridone.street_lo', '0', true)`` and read every street. Now:
 
 * ``gridone_scope_session(token)`` (SECURITY DEFINER) is the application's only way to set a
@@ -16,12 +16,14 @@ simply ``set_config('gridone.street_lo', '0', true)`` and read every street. Now
   plus ``gridone.staff_code``. No live session: empty ranges, nothing readable.
 * ``gridone_set_scope`` stays for the owner (tests, maintenance) but EXECUTE is revoked from
   PUBLIC: the application may not call it.
-* Every value it sets is signed: ``gridone.sig`` is a SHA-256 over the role, scope, ranges,
-  staff code, backend and transaction start, keyed by a random secret in
+* Every value it sets is signed: ``gridone.sig`` is a SHA-256 over the role, scope, ranges
+  (0005's grid-code ranges ``gcode_*`` and ``fixgrid_*`` included), staff code, backend and
+  transaction start, keyed by a random secret in
   ``gridone_secret`` that only the owner can read. Every ``scope_read`` / ``auditor_read``
   policy as 0006 left it (0005's grid-code ranges, the KPI sums of 0004, the coverage store
-  of 0006; read from ``pg_policies``, so no formula is written twice) and the two views now
-  also require ``(SELECT gridone_scope_ok())``, which recomputes the signature: settings made by
+  of 0006; the upgrade appends the gate to the filter read from ``pg_policies``, the
+  downgrade writes back the filters of 0003-0006's own texts) and the two views now also
+  require ``(SELECT gridone_scope_ok())``, which recomputes the signature: settings made by
   hand (``set_config``) or copied from another transaction read nothing. As an uncorrelated
   sub-select it runs once per statement (an InitPlan) and the planner treats it as a
   one-time gating condition, so row estimates and index conditions are unchanged.
