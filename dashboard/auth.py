@@ -19,7 +19,10 @@ left alone while the login form shows, so a shared link opens its view after log
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from dashboard import data
 from dashboard.i18n import t
@@ -45,8 +48,14 @@ def _client() -> str | None:
 
 
 def _forget() -> None:
-    for key in (data.TOKEN_KEY, data.USER_KEY):
-        st.session_state.pop(key, None)
+    """Drop the login and everything the browser session kept for it (made briefings, the
+    last page view, widget values): the next user of this tab, on a shared office
+    computer, must not be offered the previous user's files. The language stays."""
+    for key in list(st.session_state.keys()):
+        if key not in (data.LANG_KEY, NOTICE_KEY):
+            # a widget of this run may refuse it: its value goes with the next run anyway
+            with contextlib.suppress(StreamlitAPIException):
+                del st.session_state[key]
 
 
 def require_login(lang: Lang) -> access.User | None:
@@ -100,6 +109,7 @@ def _login_form(lang: Lang) -> None:
             return
         with data.engine().begin() as conn:
             token = access.create_session(conn, user)
+        _forget()  # nothing of an earlier user of this tab survives the new login
         st.session_state[data.TOKEN_KEY] = token
         st.session_state[data.USER_KEY] = user
         st.rerun()

@@ -160,6 +160,34 @@ def test_logout_revokes_the_session(
     assert actions[0] == "logout" and "page_view" in actions
 
 
+def test_the_next_user_of_the_tab_is_not_offered_the_last_ones_briefing(
+    app_url: str, offline_page: OfflinePage, demo_users, demo_engine: Engine
+) -> None:
+    """A district user makes the briefing of the street, logs out; the street leader logs
+    in in the same tab on the same view: no file of the district user is offered (the
+    browser session's state goes with the login), only the build button."""
+    with demo_engine.connect() as conn:
+        street, last = conn.execute(
+            text(
+                "SELECT (SELECT min(code) FROM admin_unit WHERE level = 'street'), "
+                "(SELECT max(reported_at AT TIME ZONE 'Asia/Shanghai')::date FROM incident)"
+            )
+        ).one()
+    page = _page(offline_page)
+    url = f"{app_url}/briefing?street={street}&from={last.replace(day=1)}&to={last}"
+    goto(page, url, role="district")
+    page.get_by_role("button", name="生成简报").click()
+    page.get_by_text("下载 PDF", exact=False).wait_for(timeout=90_000)
+    page.get_by_role("button", name="退出登录").click()
+    page.get_by_text("已退出登录", exact=False).wait_for(timeout=30_000)
+    login(page, "street")
+    page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
+    assert f"street={street}" in page.url
+    assert page.get_by_text("下载 PDF", exact=False).count() == 0
+    assert page.get_by_text("简报已生成", exact=False).count() == 0
+    _no_traceback(page)
+
+
 # --- roles --------------------------------------------------------------------------------------
 
 
