@@ -182,6 +182,10 @@ def test_the_next_user_of_the_tab_is_not_offered_the_last_ones_briefing(
     page.get_by_text("已退出登录", exact=False).wait_for(timeout=30_000)
     login(page, "street")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
+    # the run has ended (whatever it was going to offer is on the page)
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000
+    )
     assert f"street={street}" in page.url
     assert page.get_by_text("下载 PDF", exact=False).count() == 0
     assert page.get_by_text("简报已生成", exact=False).count() == 0
