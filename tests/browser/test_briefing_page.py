@@ -83,8 +83,12 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     app_url: str, offline_page: OfflinePage, demo_engine: Engine, default_view: tuple, tmp_path
 ) -> None:
     street, start, end = default_view
+    user = DEMO_USERS["street"]  # goto logs in as the street leader
     with demo_engine.connect() as conn:
         report = kpis(conn, unit=street, start=start, end=end + dt.timedelta(days=1))
+        shown = conn.execute(
+            text("SELECT display_name FROM app_user WHERE login = :l"), {"l": user.login}
+        ).scalar_one()
     page = offline_page.page
     page.set_viewport_size(VIEWPORT)
     goto(page, f"{app_url}/briefing")
@@ -106,28 +110,23 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     download.save_as(path)
     reader = PdfReader(path)
     body = path.read_bytes()
-    text = squash(pdf_text(body))  # the content, without the diagonal watermark
-    user = DEMO_USERS["street"]  # goto logs in as the street leader
-    with demo_engine.connect() as conn:
-        shown = conn.execute(
-            text("SELECT display_name FROM app_user WHERE login = :l"), {"l": user.login}
-        ).scalar_one()
+    content = squash(pdf_text(body))  # the content, without the diagonal watermark
     viewer = f"{shown}（{user.login}）"  # the logged-in user, on every page
     marks = pdf_marks(body)
     assert len(marks) == len(reader.pages)
     assert all(m and all(x.startswith(viewer) for x in m) for m in marks)
-    assert text.count(squash(f"{viewer} 于")) == len(reader.pages)  # every page's footer
+    assert content.count(squash(f"{viewer} 于")) == len(reader.pages)  # every page's footer
     for title in SECTIONS:
-        assert title in text
-    assert squash(f"统计时段：{start} 至 {end}") in text
+        assert title in content
+    assert squash(f"统计时段：{start} 至 {end}") in content
     cur, prev = report.figures.as_dict(), report.previous.as_dict()
     for name in KEY_FIGURES:
         zh, _, kind = FIGURES[name]
         c, p = cur[name], prev[name]
         change = None if c is None or p is None else c - p
         row = f"{zh} {fmt_value(kind, c)} {fmt_value(kind, p)} {fmt_change(kind, change)}"
-        assert squash(row) in text, row
-    assert report.overdue.iloc[0]["code"] in text
+        assert squash(row) in content, row
+    assert report.overdue.iloc[0]["code"] in content
 
     with page.expect_download() as info:
         page.get_by_text("下载 Word", exact=False).click()
