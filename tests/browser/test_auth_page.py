@@ -310,8 +310,14 @@ def test_crafted_link_to_another_unit_is_refused(
     assert page.get_by_role("heading", name=units["incident"]).count() == 0
     if param == "grid":
         ARTIFACTS.mkdir(exist_ok=True)
-        box = page.locator(MAP_IFRAME).bounding_box()
-        assert box is not None and box["height"] > 400, box  # the own unit's map is drawn
+        page.screenshot(path=str(ARTIFACTS / "auth_refused_url.png"))
+        # the own unit's map is drawn (the component sizes its frame once drawn)
+        page.wait_for_function(
+            "(sel) => (document.querySelector(sel)?.getBoundingClientRect().height || 0) > 400",
+            arg=MAP_IFRAME,
+            timeout=60_000,
+            polling=250,
+        )
         page.screenshot(path=str(ARTIFACTS / "auth_refused_url.png"))
     _no_traceback(page)
     offline_page.assert_clean()
