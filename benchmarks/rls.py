@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from geo.period import as_instant
 from store import coverage_sql as csql
 from store import overview_sql as osql
 from store import queries
-from store.access import User, scoped
+from store.access import User, create_session, hash_password, scoped
 from store.crs import metric_epsg_for_bounds
 from store.settings import get_settings
 
@@ -156,6 +157,36 @@ def _migration(name: str) -> ModuleType:
     return module
 
 
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def session_token(engine: Engine, role: str, scope: str) -> str:
+    """The token of a live session of a benchmark user with ``role`` over ``scope`` (made
+    in the scratch database once per run): since migration 0007 the application's scope
+    comes from a session, not from a role and code passed in."""
+    key = (role, scope)
+    if key not in _TOKENS:
+        login = f"bench-{role}-{scope}"
+        with engine.begin() as conn:
+            uid = conn.execute(
+                text(
+                    "INSERT INTO app_user (login, display_name, role, scope_code, "
+                    "password_hash) VALUES (:l, :l, :r, :s, :h) "
+                    "ON CONFLICT (login) DO UPDATE SET active = true RETURNING id"
+                ),
+                {"l": login, "r": role, "s": scope, "h": hash_password(secrets.token_urlsafe())},
+            ).scalar_one()
+            _TOKENS[key] = create_session(conn, User(uid, login, login, role, scope))
+    return _TOKENS[key]
+
+
+def _set_scope_before(m: ModuleType) -> str:
+    """0003's ``gridone_set_scope`` (what 0005 replaced), signing its settings as 0007's
+    does, so that the policies 0005 left alone (gated by 0007) read as they do now."""
+    sign = "  PERFORM set_config('gridone.sig', gridone_scope_sig(), true);\n"
+    return m._SET_SCOPE_HEAD + sign + m._SET_SCOPE_TAIL
+
+
 def run_once(
     engine: Engine,
     user: User | None,
@@ -168,11 +199,12 @@ def run_once(
     (``user`` None) or as gridone_app scoped to ``user``; with ``before`` the state before
     migration 0005 (its downgrade run inside the transaction first). A statement that
     runs past ``timeout_s`` gives the time ``inf`` and the result "timeout"."""
+    token = session_token(engine, user.role, user.scope_code or "") if user is not None else ""
     with engine.connect() as conn, conn.begin() as tx:
         conn.execute(text("SET LOCAL lock_timeout = '10s'"))
         if before:
             m = _migration("0005_rls_spatial")
-            for statement in (m.UNMARK_SQL, m.policies_sql(before=True), m.SET_SCOPE_0003_SQL):
+            for statement in (m.UNMARK_SQL, m.policies_sql(before=True), _set_scope_before(m)):
                 conn.execute(text(statement))
         conn.execute(text(f"SET LOCAL statement_timeout = '{int(timeout_s)}s'"))
         # as gridone_app logs in after 0005 (SET ROLE does not apply a role's settings);
@@ -181,7 +213,7 @@ def run_once(
         t0 = time.perf_counter()
         if user is not None:
             conn.execute(text("SET LOCAL ROLE gridone_app"))
-            scoped(conn, user)
+            scoped(conn, token)
         try:
             result = work(conn)
         except DBAPIError as exc:
@@ -249,8 +281,9 @@ def main() -> None:
                 flush=True,
             )
         with engine.connect() as conn, conn.begin():
+            token = session_token(engine, "street", _street(engine))
             conn.execute(text("SET LOCAL ROLE gridone_app"))
-            scoped(conn, User(0, "bench-street", "街道", "street", _street(engine)))
+            scoped(conn, token)
             plan = conn.execute(text("EXPLAIN " + NEAR_RLS)).scalars().all()
         print("plan of the spatial self-join as gridone_app (street scope):")
         print("\n".join("  " + line for line in plan))

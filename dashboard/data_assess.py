@@ -7,9 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import streamlit as st
 
-from dashboard.data import CACHE_SECONDS, engine
+from dashboard.data import scoped_cache, scoped_conn
 from geo import assess as geo_assess
 from geo.kpis import kpis_by_unit, make_period
 from geo.period import as_instant
@@ -17,12 +16,12 @@ from store import queries, workcal
 from store.vocab import Lang
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def assessment(street: str | None, month: str, patrols: bool, lang: Lang) -> pd.DataFrame:
     """:func:`geo.assess.assess` of ``street`` for ``month`` (``"2026-10"``), with
     two-patrol compliance computed from the tracks when ``patrols`` (else left out of the
     score), grade labels in the dashboard's language."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_assess.assess(
             conn,
             street=street,
@@ -32,18 +31,18 @@ def assessment(street: str | None, month: str, patrols: bool, lang: Lang) -> pd.
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def grid_kpis(street: str | None, month: str) -> pd.DataFrame:
     """Every grid's incident KPIs for ``month`` (:func:`geo.kpis.kpis_by_unit`, grid level,
     without the previous period and repeats — as the assessment reads them), by grid code."""
     m0, m1 = geo_assess.month_bounds(month)
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return kpis_by_unit(
             conn, "grid", m0, m1, within=street, previous=False, repeats=False
         ).current
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def track_days(street: str | None, month: str) -> tuple[int, int]:
     """(working days, working days with any patrol GPS fix in the street) of the days
     :func:`geo.assess.assess` judges the two-patrol rule on: the month up to its as-of
@@ -55,7 +54,7 @@ def track_days(street: str | None, month: str) -> tuple[int, int]:
         for k in range((last - m0).days)
         if workcal.is_workday(m0 + dt.timedelta(days=k))
     ]
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         covered = sum(
             queries.patrol_fixes_exist(
                 conn,
@@ -68,9 +67,9 @@ def track_days(street: str | None, month: str) -> tuple[int, int]:
     return len(days), covered
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def community_names(street: str | None) -> dict[str, str]:
     """Community code → name, of a street or all."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         units = queries.admin_units(conn, "community", street_code=street)
     return dict(zip(units["code"], units["name"], strict=True))

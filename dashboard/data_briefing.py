@@ -3,14 +3,12 @@ made for its viewer, with that viewer's watermark (dashboard/views/briefing.py).
 
 from __future__ import annotations
 
-import streamlit as st
-
 from dashboard.briefing.data import district
-from dashboard.data import CACHE_SECONDS, engine
+from dashboard.data import scoped_cache, scoped_conn
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def district_name() -> str:
     """The store's district name (the whole-district choice is labelled with it)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return district(conn)[1]

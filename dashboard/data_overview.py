@@ -8,10 +8,9 @@ import datetime as dt
 
 import geopandas as gpd
 import pandas as pd
-import streamlit as st
 
 from dashboard import map_render
-from dashboard.data import CACHE_SECONDS, engine
+from dashboard.data import scoped_cache, scoped_conn
 from dashboard.maps import OneMapLayers, onemap_base, onemap_layers
 from dashboard.overview_view import MapBase, OverviewQuery
 from geo import coverage as geo_coverage
@@ -24,10 +23,10 @@ from store import overview_sql as sql
 from store import queries
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def communities(street: str | None) -> dict[str, str]:
     """Community code → name of a street."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         frame = queries.admin_units(conn, "community", street_code=street)
     return dict(zip(frame["code"], frame["name"], strict=True))
 
@@ -38,55 +37,55 @@ def _tolerance(street: str | None) -> float:
     return sql.GRID_SIMPLIFY_DEG if street else sql.DISTRICT_SIMPLIFY_DEG
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def admin_outlines(street: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Street and community outlines, simplified in PostGIS."""
     tol = _tolerance(street)
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return (
             sql.map_admin_units(conn, "street", street=street, simplify_deg=tol),
             sql.map_admin_units(conn, "community", street=street, simplify_deg=tol),
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def grids(street: str | None, community: str | None) -> gpd.GeoDataFrame:
     """Current grids, outlines simplified in PostGIS."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.map_grids(
             conn, street=street, community=community, simplify_deg=_tolerance(street)
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def grid_kpis(street: str | None, start: dt.date, end: dt.date) -> geo_kpis.UnitKpis:
     """:func:`geo.overview.grid_kpis` for ``[start, end)``."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_overview.grid_kpis(conn, start, end, street=street)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def unit_figures(unit: str, start: dt.date, end: dt.date) -> geo_kpis.KpiFigures:
     """:func:`geo.kpis.kpis` figures of one unit (the street, for the grid panel)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_kpis.kpis(conn, unit=unit, start=start, end=end, repeats=False).figures
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def two_patrol(
     street: str | None, start: dt.date, last_day: dt.date
 ) -> tuple[pd.Series, tuple[dt.date, dt.date] | None]:
     """:func:`geo.overview.grid_two_patrol` over the days of ``start`` … ``last_day`` the
     store has patrols for, and those days (None: no patrol data; the series is empty).
     Slow: one pass over each working day."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         window = geo_overview.patrol_window(conn, start, last_day, street=street)
         if window is None:
             return pd.Series(dtype=float, name="two_patrol"), None
         return geo_overview.grid_two_patrol(conn, *window, street=street), window
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def incidents(
     street: str | None,
     community: str | None,
@@ -97,7 +96,7 @@ def incidents(
     status: str | None,
 ) -> gpd.GeoDataFrame:
     """Incidents reported in ``[start, end)`` matching the filters."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.map_incidents(
             conn,
             since=as_instant(start),
@@ -110,7 +109,7 @@ def incidents(
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def incident_total(
     street: str | None,
     community: str | None,
@@ -120,7 +119,7 @@ def incident_total(
     status: str | None,
 ) -> int:
     """How many incidents :func:`incidents` would return (without reading them)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.incident_total(
             conn,
             since=as_instant(start),
@@ -132,7 +131,7 @@ def incident_total(
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def incident_counts(
     street: str | None,
     community: str | None,
@@ -144,7 +143,7 @@ def incident_counts(
 ) -> gpd.GeoDataFrame:
     """Incidents of ``[start, end)`` counted per grid in PostGIS
     (:func:`store.overview_sql.incident_counts`)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.incident_counts(
             conn,
             since=as_instant(start),
@@ -157,37 +156,37 @@ def incident_counts(
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def incident(code: str) -> gpd.GeoDataFrame:
     """One incident by code (empty when unknown)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.incident_by_code(conn, code)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def heat(
     street: str | None, start: dt.date, end: dt.date, category: str | None
 ) -> gpd.GeoDataFrame:
     """:func:`geo.kde.kde` cells (``density_km2``)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_kde.kde(conn, street=street, start=start, end=end, category=category).cells
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def hotspot_units(
     street: str | None, start: dt.date, end: dt.date, category: str | None
 ) -> gpd.GeoDataFrame:
     """:func:`geo.hotspots.hotspots` on grids (``bin``)."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_hotspots.hotspots(
             conn, street=street, start=start, end=end, category=category, unit="grid"
         ).units
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def tracks(street: str | None, community: str | None, day: dt.date) -> gpd.GeoDataFrame:
     """Patrol tracks started on ``day``."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.patrol_tracks(
             conn,
             since=as_instant(day),
@@ -197,31 +196,31 @@ def tracks(street: str | None, community: str | None, day: dt.date) -> gpd.GeoDa
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def unvisited(street: str | None, as_of: dt.date, days: int) -> gpd.GeoDataFrame:
     """:func:`geo.coverage.unvisited_buildings` not passed in ``days`` days up to ``as_of``."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_coverage.unvisited_buildings(conn, as_of, (days,), street)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def places(street: str | None, community: str | None) -> gpd.GeoDataFrame:
     """Key places."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.key_places(conn, street=street, community=community)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def cameras(street: str | None, community: str | None) -> gpd.GeoDataFrame:
     """Cameras."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return sql.cameras(conn, street=street, community=community)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def grid_details(grid: str) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame, pd.DataFrame]:
     """Contacts, aggregate population, last patrols and open incidents of one grid."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return (
             sql.grid_contacts(conn, grid),
             sql.grid_population(conn, grid),
@@ -230,7 +229,7 @@ def grid_details(grid: str) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame,
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=16)
+@scoped_cache(max_entries=16)
 def rendered_base(
     base_of: MapBase,
     _grids: gpd.GeoDataFrame,
@@ -246,8 +245,10 @@ def rendered_base(
     """The part of the 一张图 map no filter changes (:func:`dashboard.maps.onemap_base`:
     basemap, grid, community and street outlines) rendered once
     (:func:`dashboard.map_render.render`), cached by ``base_of``, from which the frames were
-    read, and the view it opens at. While it stays the same, the browser keeps the map and a
-    filter change only swaps the layers (:func:`rendered_layers`)."""
+    read, and the view it opens at, per scope (:func:`dashboard.data.scoped_cache`: the
+    grids of one jurisdiction are never served to another). While it stays the same, the
+    browser keeps the map and a filter change only swaps the layers
+    (:func:`rendered_layers`)."""
     m = onemap_base(
         _grids,
         streets=_streets,
@@ -262,12 +263,13 @@ def rendered_base(
     return map_render.render(m)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=64)
+@scoped_cache(max_entries=64)
 def rendered_layers(view_of: OverviewQuery, _layers: OneMapLayers, *, lang: str) -> str:
     """The 一张图 map's filter-dependent layers of ``_layers``
     (:func:`dashboard.maps.onemap_layers`) rendered once into the script that swaps them
     into the map (:func:`dashboard.map_render.render_layers`), cached by ``view_of``: the
     page's query without what only moves the map (centre, zoom) or opens a panel (grid),
-    from which ``_layers`` was built. A rerun that changes no filter (a click, the map
-    reporting its centre) then costs nothing here."""
+    from which ``_layers`` was built, and by scope (:func:`dashboard.data.scoped_cache`).
+    A rerun that changes no filter (a click, the map reporting its centre) then costs
+    nothing here."""
     return map_render.render_layers(onemap_layers(_layers, lang=lang))  # type: ignore[arg-type]

@@ -9,9 +9,8 @@ from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import pandas as pd
-import streamlit as st
 
-from dashboard.data import CACHE_SECONDS, engine, settings
+from dashboard.data import scoped_cache, scoped_conn, settings
 from geo import coverage as geo_coverage
 from geo import replay as geo_replay
 from geo.period import as_instant
@@ -25,26 +24,26 @@ def params() -> CoverageParams:
     return default_settings().coverage
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def latest_fix_day(street: str | None) -> dt.date | None:
     """The local day of the latest patrol fix of a street (all when None); None if none."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         last = patrol_sql.latest_fix(conn, street=street)
     return None if last is None else last.astimezone(ZoneInfo(settings().timezone)).date()
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def communities(street: str | None) -> dict[str, str]:
     """Community code → name of a street."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         units = queries.admin_units(conn, "community", street_code=street)
     return dict(zip(units["code"], units["name"], strict=True))
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def has_fixes(street: str | None, day: dt.date) -> bool:
     """Whether a street's workers left any patrol fix on the local ``day``."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return queries.patrol_fixes_exist(
             conn,
             street_code=street,
@@ -53,22 +52,22 @@ def has_fixes(street: str | None, day: dt.date) -> bool:
         )
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def coverage_day(street: str | None, day: dt.date) -> geo_coverage.CoverageResult:
     """:func:`geo.coverage.coverage_day` of a street and day."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_coverage.coverage_day(conn, day, street=street, params=params())
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def unvisited(street: str | None, day: dt.date) -> gpd.GeoDataFrame:
     """:func:`geo.coverage.unvisited_buildings` (7/14/30 days) as of ``day``."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_coverage.unvisited_buildings(conn, day, street=street, params=params())
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+@scoped_cache
 def worker_fixes(street: str | None, day: dt.date, worker_id: int) -> pd.DataFrame:
     """:func:`geo.replay.worker_day_fixes`: one worker's cleaned day, fix by fix."""
-    with engine().connect() as conn:
+    with scoped_conn() as conn:
         return geo_replay.worker_day_fixes(conn, day, worker_id, street=street, params=params())

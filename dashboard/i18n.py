@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboard.texts import assess, briefing, common, hotspots, incidents, overview, patrol
+from dashboard.texts import (
+    assess,
+    auth,
+    briefing,
+    common,
+    hotspots,
+    incidents,
+    overview,
+    patrol,
+)
 from store.vocab import Lang
 
 
@@ -24,6 +33,7 @@ def _merge(*parts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 TEXT: dict[str, tuple[str, str]] = _merge(
     common.TEXT,
     assess.TEXT,
+    auth.TEXT,
     briefing.TEXT,
     hotspots.TEXT,
     incidents.TEXT,

@@ -427,6 +427,10 @@ def grid_at(lng: float, lat: float, grids: gpd.GeoDataFrame) -> str | None:
     return None if hit.empty else str(sorted(hit["code"])[0])
 
 
+#: A phone number the database's ``staff_phone`` view has masked already.
+_MASKED_PHONE = re.compile(r"^(\d{3})\*{4}(\d{4})$")
+
+
 def mask_phone(phone: object) -> str:
     """A mobile number with its middle four digits hidden (``138****1234``); anything else
     that is not a 11-digit number is hidden whole (``****``); missing: ``—``."""
@@ -435,7 +439,7 @@ def mask_phone(phone: object) -> str:
     text = str(phone).strip()
     if not text:
         return "—"
-    m = _PHONE.match(text)
+    m = _PHONE.match(text) or _MASKED_PHONE.match(text)  # the database may have masked it
     return f"{m.group(1)}****{m.group(2)}" if m else "****"
 
 

@@ -103,6 +103,12 @@ PYTHON="$ROOT/.venv/bin/python"
 # --- database -------------------------------------------------------------------------------
 say "database: migrating to the current schema"
 "$PYTHON" -m store migrate
+if [ "$MODE" != setup ]; then
+  # the dashboard connects as gridone_app (row-level security applies); its generated
+  # password is kept in .local/app.json (mode 600), never typed
+  say "dashboard database login (gridone_app)"
+  "$PYTHON" -m store users app-password --save --if-missing
+fi
 
 case "$MODE" in
   setup)
@@ -110,11 +116,15 @@ case "$MODE" in
     ;;
   demo)
     "$PYTHON" -m loaders demo --if-empty
+    # demo users with generated passwords, kept in .local/demo-logins.txt (mode 600)
+    LOGINS="$("$PYTHON" -m store users demo-logins)"
     PORT="${GRIDONE_PORT:-8501}"
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
       PORT="$("$PYTHON" -c 'from store.local import free_port; print(free_port())')"
     fi
     URL="http://localhost:$PORT"
+    say "demo logins (also in .local/demo-logins.txt, readable only by you):"
+    printf '%s\n' "$LOGINS"
     say "opening the dashboard at $URL  (Ctrl+C stops it)"
     if { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; } && command -v xdg-open >/dev/null; then
       (sleep 4; xdg-open "$URL" >/dev/null 2>&1 || true) &

@@ -8,7 +8,7 @@ url          print the database URL in use (starting the embedded cluster if nee
 local start|stop|status
              manage the embedded PostGIS cluster in .local/pg
 users add|passwd|list|lock|unlock|role|disable|enable|totp|app-password|
-             purge-audit
+             demo-logins|purge-audit
              dashboard accounts and the audit log (store/access_cli.py)
 """
 

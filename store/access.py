@@ -2,8 +2,9 @@
 
 Who may read what is enforced by PostgreSQL (migration 0003): the dashboard connects as
 ``gridone_app``, which owns nothing and bypasses nothing, and at the start of every
-transaction calls :func:`scoped`, which sets the user's role and scope for that transaction
-only (``gridone_set_scope``: ``SET LOCAL`` of the role, the scope and its code ranges).
+transaction calls :func:`scoped` with the session token, and the database sets that
+session's user's role and scope for that transaction only (``gridone_scope_session``:
+``SET LOCAL`` of the role, the scope and its code ranges, signed; migration 0007).
 Row-level security then returns only rows
 inside the user's jurisdiction; with no scope set, none.
 
@@ -634,12 +635,23 @@ def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def create_session(conn: Connection, user: User) -> str:
-    """Start a session for ``user``; return its token (only its hash is stored)."""
+def create_session(conn: Connection, user: User, *, settings: AccessSettings | None = None) -> str:
+    """Start a session for ``user``; return its token (only its hash is stored, with the
+    idle and absolute timeouts in force, which the database checks itself when the token
+    sets a transaction's scope)."""
+    settings = settings or get_access_settings()
     token = secrets.token_urlsafe(32)
     conn.execute(
-        text("INSERT INTO app_session (token_hash, user_id) VALUES (:h, :u)"),
-        {"h": _token_hash(token), "u": user.id},
+        text(
+            "INSERT INTO app_session (token_hash, user_id, idle_minutes, max_hours) "
+            "VALUES (:h, :u, :idle, :maxh)"
+        ),
+        {
+            "h": _token_hash(token),
+            "u": user.id,
+            "idle": settings.session_idle_minutes,
+            "maxh": settings.session_max_hours,
+        },
     )
     return token
 
@@ -740,10 +752,16 @@ def _revoke_all(conn: Connection, user_id: int) -> None:
 # --- the scope of a transaction -------------------------------------------------------------
 
 
-def scoped(conn: Connection, user: User) -> None:
-    """Bind the current transaction to ``user``'s role and scope (SET LOCAL): from here to
-    its end, row-level security shows only rows inside the user's jurisdiction (nothing for
-    sysadmin and auditor). Call it first in every transaction of a logged-in request.
+def scoped(conn: Connection, token: str) -> bool:
+    """Bind the current transaction to the role and scope of the user whose live session
+    ``token`` is (SET LOCAL, signed, by the database function ``gridone_scope_session``):
+    from here to its end, row-level security shows only rows inside that user's
+    jurisdiction (nothing for sysadmin and auditor, nothing for a token that is unknown,
+    logged out or expired). Call it first in every transaction of a logged-in request.
+    Returns whether the token was live.
+
+    The scope is looked up by the database from the session, not passed in: SQL injected
+    through the application cannot widen it without a live token of a wider user.
 
     It also turns JIT compilation off for the transaction: with the policies estimated
     right (migration 0005) many of the dashboard's short reads pass ``jit_above_cost``, and
@@ -755,14 +773,13 @@ def scoped(conn: Connection, user: User) -> None:
     as ``gridone_app``."""
     row = conn.execute(
         text(
-            "SELECT gridone_set_scope(:role, :scope), "
-            "set_config('gridone.staff_code', :staff, true), "
+            "SELECT gridone_scope_session(:token) AS live, "
             "set_config('jit', 'off', true), "
             "row_security_active('incident') AS rls, "
             "pg_has_role(current_user, (SELECT relowner FROM pg_class "
             "WHERE oid = 'incident'::regclass), 'MEMBER') AS owner"
         ),
-        {"role": user.role, "scope": user.scope_prefix or "", "staff": user.staff_code or ""},
+        {"token": token or ""},
     ).one()
     if not row.rls or row.owner:
         raise UnsafeConnectionError(
@@ -770,6 +787,7 @@ def scoped(conn: Connection, user: User) -> None:
             "gridone_app 连接 / this connection is not bound by row-level security "
             "(superuser, BYPASSRLS or the tables' owner): connect the dashboard as gridone_app"
         )
+    return bool(row.live)
 
 
 _OVERLAPS_LEAKPROOF = text(
@@ -812,3 +830,42 @@ def mask_count(n: int | None, threshold: int = 5) -> str:
     if n is None:
         return ""
     return f"<{threshold}" if n < threshold else str(n)
+
+
+def scope_name(conn: Connection, user: User) -> str | None:
+    """The name of ``user``'s jurisdiction (a grid's or an admin unit's), read inside a
+    transaction scoped for that user; None for sysadmin and auditor."""
+    if not user.scope_code or user.scope_prefix is None:
+        return None
+    return conn.execute(
+        text(
+            "SELECT coalesce((SELECT name FROM grid WHERE code = :c LIMIT 1), "
+            "(SELECT name FROM admin_unit WHERE code = :c))"
+        ),
+        {"c": user.scope_code},
+    ).scalar_one()
+
+
+#: The special groups (特殊人群) of ``special_group_by_grid``, in the order shown.
+SPECIAL_GROUPS = (
+    "n_released_prisoners",
+    "n_community_correction",
+    "n_drug_users",
+    "n_severe_mental_illness",
+    "n_key_youth",
+)
+
+
+def special_groups(conn: Connection, grid: str) -> dict[str, int] | None:
+    """The special-group counts of one grid (``special_group_by_grid``: sums per grid, for
+    the district and street roles only), None when the view shows the caller nothing. Show
+    them through :func:`mask_count`, never below grid level."""
+    row = conn.execute(
+        text(
+            "SELECT n_released_prisoners, n_community_correction, n_drug_users, "
+            "n_severe_mental_illness, n_key_youth FROM special_group_by_grid "
+            "WHERE grid_code = :g"
+        ),
+        {"g": grid},
+    ).first()
+    return None if row is None else {k: int(v or 0) for k, v in row._mapping.items()}

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import secrets
+import string
 import sys
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from store import access, vocab
 from store.errors import UserInputError
-from store.settings import get_access_settings
+from store.local import _write_private
+from store.settings import APP_URL_FILE, DEMO_LOGINS_FILE, AccessSettings, get_access_settings
 
 ROLE_HELP = "角色 / role: " + ", ".join(
     f"{r}={vocab.label('user_role', r)}" for r in vocab.USER_ROLES
@@ -65,10 +69,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = acts.add_parser(name, help=f"{zh}账号 / {name} an account")
         p.add_argument("login")
 
-    acts.add_parser(
+    app_pw = acts.add_parser(
         "app-password",
         help="为看板数据库账号 gridone_app 生成新密码 / new password for the dashboard's "
         "database role gridone_app (prints the URL)",
+    )
+    app_pw.add_argument(
+        "--save",
+        action="store_true",
+        help="保存到 .local/app.json（仅本人可读），看板自动使用 / keep the URL in "
+        ".local/app.json (mode 600), where the dashboard finds it; do not print it",
+    )
+    app_pw.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="已保存且可连接时不更换 / keep a saved URL that still connects",
+    )
+
+    acts.add_parser(
+        "demo-logins",
+        help="为演示数据创建区级、街道领导和审计员账号（随机密码）/ demo users (district, the "
+        "demo street's leader, an auditor) with generated passwords, kept in "
+        ".local/demo-logins.txt (mode 600) and printed",
     )
 
     totp = acts.add_parser(
@@ -113,6 +135,12 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
                 f"\t{u.scope_code or '-'}\t{state}"
             )
         return 0
+    if args.action == "app-password" and args.if_missing and _saved_app_url_works():
+        print(f"看板数据库账号已设置 / the dashboard's login is set up ({APP_URL_FILE})")
+        return 0
+    if args.action == "demo-logins":
+        print(demo_logins(engine, actor=actor, settings=settings))
+        return 0
     with engine.begin() as conn:
         if args.action == "add":
             password = _read_password(args.password_stdin)
@@ -147,10 +175,16 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
         elif args.action == "app-password":
             password = access.set_app_role_password(conn)
             url = engine.url.set(username=access.APP_ROLE, password=password)
-            print(
-                "看板应使用此数据库地址（请妥善保存）/ the dashboard connects with:\n  "
-                + url.render_as_string(hide_password=False)
-            )
+            rendered = url.render_as_string(hide_password=False)
+            if args.save:
+                APP_URL_FILE.parent.mkdir(parents=True, exist_ok=True)
+                _write_private(APP_URL_FILE, json.dumps({"url": rendered}) + "\n")
+                print(f"已保存看板数据库地址 / the dashboard's URL is kept in {APP_URL_FILE}")
+            else:
+                print(
+                    "看板应使用此数据库地址（请妥善保存）/ the dashboard connects with:\n  "
+                    + rendered
+                )
         elif args.action == "totp" and args.off:
             access.disable_totp(conn, args.login, actor=actor)
             print(f"已关闭动态口令 / second factor off for {args.login}")
@@ -164,3 +198,74 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
             n = access.purge_audit(conn, args.days or settings.audit_retention_days)
             print(f"已删除 / deleted {n} audit rows")
     return 0
+
+
+def _saved_app_url_works() -> bool:
+    """Whether ``.local/app.json`` holds a URL that connects (as gridone_app)."""
+    from store.db import make_engine
+
+    try:
+        url = json.loads(APP_URL_FILE.read_text(encoding="utf-8"))["url"]
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT session_user = 'gridone_app'")).scalar_one()
+        finally:
+            engine.dispose()
+    except Exception:  # missing, malformed, stale password: make a new one
+        return False
+
+
+def _generated_password() -> str:
+    """A random 16-character password that passes the rules (letters and digits)."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(16))
+        if any(c.isalpha() for c in pw) and any(c.isdigit() for c in pw):
+            return pw
+
+
+#: The demo users: login, display name, role, and which scope (district / first street).
+DEMO_USERS = (
+    ("demo-district", "区级演示账号", "district", "district"),
+    ("demo-street", "街道领导演示账号", "street", "street"),
+    ("demo-auditor", "审计员演示账号", "auditor", None),
+)
+
+
+def demo_logins(engine: Engine, *, actor: str, settings: AccessSettings) -> str:
+    """Create the demo users (or give them new passwords when the saved list is gone) with
+    generated passwords, keep the list in ``.local/demo-logins.txt`` (mode 600) and return
+    it. Never a fixed password: each installation has its own."""
+    if DEMO_LOGINS_FILE.exists():
+        with engine.connect() as conn:
+            if all(access.get_user(conn, login) for login, *_ in DEMO_USERS):
+                return DEMO_LOGINS_FILE.read_text(encoding="utf-8")
+    lines = ["演示账号 / demo logins (登录名 login  密码 password  角色 role  辖区 scope)"]
+    with engine.begin() as conn:
+        district, street = conn.execute(
+            text(
+                "SELECT (SELECT min(code) FROM admin_unit WHERE level = 'district'), "
+                "(SELECT min(code) FROM admin_unit WHERE level = 'street')"
+            )
+        ).one()
+        if district is None or street is None:
+            raise UserInputError(
+                "库中没有区划，请先载入演示数据 / no admin units in the store: load the demo "
+                "first (python -m loaders demo)"
+            )
+        for login, name, role, which in DEMO_USERS:
+            scope = {"district": district, "street": street, None: None}[which]
+            password = _generated_password()
+            if access.get_user(conn, login) is None:
+                access.create_user(
+                    conn, login, name, role, scope, password, actor=actor, settings=settings
+                )
+            else:
+                access.set_password(conn, login, password, actor=actor, settings=settings)
+                access.unlock_user(conn, login, actor=actor)
+            lines.append(f"  {login}  {password}  {role}  {scope or '-'}")
+    out = "\n".join(lines) + "\n"
+    DEMO_LOGINS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(DEMO_LOGINS_FILE, out)
+    return out

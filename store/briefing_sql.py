@@ -15,6 +15,8 @@ import pandas as pd
 from psycopg import sql as psql
 from sqlalchemy import Connection, text
 
+from store.access import scoped
+
 _FRESHNESS = text(
     """
     SELECT (SELECT max(i.reported_at) FROM incident i
@@ -57,50 +59,47 @@ def data_sources(conn: Connection) -> pd.DataFrame:
 
 # --- one consistent view across several connections ---------------------------------------
 
-#: The settings row-level security reads (store.access.scoped / migration 0003): a helper
-#: connection of a scoped request carries the same ones, or it would read nothing.
-SCOPE_SETTINGS = (
-    "gridone.role",
-    "gridone.scope",
-    "gridone.street_lo",
-    "gridone.street_hi",
-    "gridone.grid_lo",
-    "gridone.grid_hi",
-    "gridone.staff_code",
-)
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 _EXPORT = text("SELECT pg_export_snapshot()")
-_READ_SETTINGS = text(
-    "SELECT name, current_setting(name, true) FROM unnest(CAST(:names AS text[])) AS name"
-)
-_SET_SETTING = text("SELECT set_config(:name, :value, true)")
+_SCOPE_SET = text("SELECT coalesce(current_setting('gridone.sig', true), '') <> ''")
 
 
 @dataclass(frozen=True)
 class SharedView:
     """What a helper connection needs to see exactly what the leading connection sees:
-    its exported snapshot and its row-level security settings."""
+    its exported snapshot and the session token its scope was bound with (None: the
+    leading connection has no scope, e.g. the owner's command line).
+
+    The scope itself cannot be copied: its settings are signed over the backend and the
+    transaction (migration 0007), so a helper binds its own transaction to the same live
+    session with :func:`store.access.scoped`."""
 
     snapshot: str
-    settings: dict[str, str]
+    token: str | None = None
 
 
-def share_view(conn: Connection) -> SharedView:
-    """Export the snapshot of ``conn``'s transaction (valid while that transaction lasts)
-    and read its scope settings."""
+def scope_set(conn: Connection) -> bool:
+    """Whether ``conn``'s transaction is bound to a scope (signed settings present): a
+    helper connection then needs the session token to read the same rows."""
+    return bool(conn.execute(_SCOPE_SET).scalar_one())
+
+
+def share_view(conn: Connection, token: str | None = None) -> SharedView:
+    """Export the snapshot of ``conn``'s transaction (valid while that transaction lasts),
+    with the session ``token`` its scope was bound with (if any)."""
     snapshot = str(conn.execute(_EXPORT).scalar_one())
-    rows = conn.execute(_READ_SETTINGS, {"names": list(SCOPE_SETTINGS)}).all()
-    return SharedView(snapshot, {name: value for name, value in rows if value})
+    return SharedView(snapshot, token)
 
 
 def join_view(conn: Connection, view: SharedView) -> None:
     """Make ``conn``'s new transaction (REPEATABLE READ, nothing run in it yet) read the
-    snapshot and scope of :func:`share_view`. ``SET TRANSACTION SNAPSHOT`` takes no bound
-    parameter: the id, which the server made, is checked against its format and quoted."""
+    snapshot of :func:`share_view`, bound to the same session's scope when it has a token.
+    ``SET TRANSACTION SNAPSHOT`` takes no bound parameter: the id, which the server made,
+    is checked against its format and quoted."""
     if not _SNAPSHOT_ID.match(view.snapshot):
         raise ValueError(f"not a snapshot id: {view.snapshot!r}")
     raw = conn.connection.driver_connection
     statement = psql.SQL("SET TRANSACTION SNAPSHOT {}").format(psql.Literal(view.snapshot))
     conn.exec_driver_sql(statement.as_string(raw))  # type: ignore[arg-type]
-    for name, value in view.settings.items():
-        conn.execute(_SET_SETTING, {"name": name, "value": value})
+    if view.token is not None:
+        scoped(conn, view.token)

@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, text
+import json
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from store.errors import DatabaseUnavailableError
+from store.errors import DatabaseUnavailableError, UnsafeConnectionError
 from store.local import LocalCluster
-from store.settings import Settings
+from store.settings import APP_URL_FILE, Settings
 
 
 def normalise_url(url: str) -> str:
@@ -35,6 +38,56 @@ def resolve_url(settings: Settings) -> str:
     if settings.database_url:
         return normalise_url(settings.database_url)
     return local_cluster(settings).ensure()
+
+
+def resolve_app_url(settings: Settings) -> str:
+    """URL the dashboard connects with (as ``gridone_app``): ``GRIDONE_APP_DATABASE_URL``, or
+    the one ``python -m store users app-password --save`` kept in ``.local/app.json``
+    (starting the embedded cluster first when ``DATABASE_URL`` is unset). Raises
+    :class:`DatabaseUnavailableError` with the next step when there is none."""
+    if settings.app_database_url:
+        return normalise_url(settings.app_database_url)
+    if not settings.database_url:
+        local_cluster(settings).ensure()
+    try:
+        saved = json.loads(APP_URL_FILE.read_text(encoding="utf-8"))["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DatabaseUnavailableError(
+            "看板的数据库账号未设置：请运行 `python -m store users app-password --save`（或 "
+            "`bash scripts/setup.sh demo`），或设置 GRIDONE_APP_DATABASE_URL / the dashboard's "
+            "database login is not set up: run `python -m store users app-password --save` "
+            "(scripts/setup.sh does) or set GRIDONE_APP_DATABASE_URL"
+        ) from None
+    return normalise_url(saved)
+
+
+def make_app_engine(url: str) -> Engine:
+    """The dashboard's engine: every connection acts as ``gridone_app``. A login that is a
+    member of it (a test's own login) switches to it with SET ROLE; a superuser or a
+    BYPASSRLS login is refused, and so is one that may not become ``gridone_app`` (the
+    tables' owner): row-level security must bind the dashboard."""
+    engine = make_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _as_app_role(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(
+                "SELECT r.rolsuper OR r.rolbypassrls, pg_has_role(session_user, "
+                "'gridone_app', 'MEMBER') FROM pg_roles r WHERE r.rolname = session_user"
+            )
+            unsafe, member = cur.fetchone()
+            if unsafe or not member:
+                dbapi_conn.rollback()
+                raise UnsafeConnectionError(
+                    "看板必须以 gridone_app 连接数据库（不能用超级用户或表的所有者）：运行 "
+                    "`python -m store users app-password --save` / the dashboard must connect "
+                    "as gridone_app, not as a superuser or the tables' owner: run "
+                    "`python -m store users app-password --save`"
+                )
+            cur.execute("SET ROLE gridone_app")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Computed,
     Date,
     DateTime,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -657,7 +659,7 @@ class DataSource(Base):
 # --- access control (migration 0003) ----------------------------------------------------
 
 #: Tables of logins, sessions and the audit trail: not data, never emptied by a data reload.
-ACCESS_TABLES = ("app_user", "app_session", "audit_log")
+ACCESS_TABLES = ("app_user", "app_session", "audit_log", "gridone_secret")
 
 USER_SCOPE_CK = (
     r"(role = 'district' AND scope_code ~ '^\d{6}000000$') OR "
@@ -722,10 +724,29 @@ class AppSession(Base):
         DateTime(timezone=True), server_default=text("now()")
     )
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The timeouts in force at login (settings), checked by the database itself when the
+    #: token sets a transaction's scope (``gridone_scope_session``, migration 0007).
+    idle_minutes: Mapped[int] = mapped_column(Integer, server_default=text("30"))
+    max_hours: Mapped[int] = mapped_column(Integer, server_default=text("12"))
     __table_args__ = (
         CheckConstraint("octet_length(token_hash) = 32", name="token_hash_sha256"),
+        CheckConstraint(
+            "idle_minutes BETWEEN 1 AND 1440 AND max_hours BETWEEN 1 AND 168",
+            name="timeouts_range",
+        ),
         Index("ix_app_session_user_id", "user_id"),
     )
+
+
+#: The key of the scope signature (``gridone.sig``, migration 0007): one random row,
+#: readable by the owner only (no grants).
+gridone_secret = Table(
+    "gridone_secret",
+    Base.metadata,
+    Column("k", LargeBinary, nullable=False),
+    CheckConstraint("octet_length(k) >= 16", name="key_length"),
+    comment="Key of the scope signature (gridone.sig); readable by the owner only.",
+)
 
 
 class AuditLog(Base):

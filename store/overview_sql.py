@@ -235,12 +235,14 @@ def patrol_span(conn: Connection, *, street: str | None = None) -> tuple[Any, An
 
 _GRID_CONTACTS = text(
     """
-    SELECT 'grid_worker' AS role, s.name, s.phone, 0 AS ord
+    SELECT 'grid_worker' AS role, s.name, p.phone, 0 AS ord
       FROM grid g JOIN staff s ON s.id = g.worker_id
+      LEFT JOIN staff_phone p ON p.id = s.id
      WHERE g.code = :grid
     UNION
-    SELECT a.role, s.name, s.phone, 1 AS ord
+    SELECT a.role, s.name, p.phone, 1 AS ord
       FROM staff_assignment a JOIN staff s ON s.id = a.staff_id
+      LEFT JOIN staff_phone p ON p.id = s.id
      WHERE a.grid_code = :grid
        AND (a.valid_to IS NULL OR a.valid_to >= CURRENT_DATE)
        AND (s.active_to IS NULL OR s.active_to >= CURRENT_DATE)
@@ -251,7 +253,8 @@ _GRID_CONTACTS = text(
 
 def grid_contacts(conn: Connection, grid: str) -> pd.DataFrame:
     """The grid's worker, then the staff assigned to it: ``role``, ``name``, ``phone``
-    (unmasked: the page masks it)."""
+    (from ``staff_phone``: masked by the database except the user's own and for the
+    district role, issue 7; the page masks again what it shows)."""
     rows = conn.execute(_GRID_CONTACTS, {"grid": grid}).all()
     frame = pd.DataFrame(rows, columns=["role", "name", "phone", "ord"]).drop(columns="ord")
     # the worker is often also assigned to the grid: list each person and role once

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
             "PostGIS cluster in .local/pg inside the checkout."
         ),
     )
+    app_database_url: str | None = Field(
+        default=None,
+        validation_alias="GRIDONE_APP_DATABASE_URL",
+        description=(
+            "URL the dashboard connects with, as the role gridone_app (owns nothing, bypasses "
+            "no row-level security); its password from `python -m store users app-password`. "
+            "Unset: the URL that command saved in .local/app.json (scripts/setup.sh does it)."
+        ),
+    )
     local_pg_dir: Path = Field(
         default=PROJECT_ROOT / ".local" / "pg",
         description="Folder of the embedded PostGIS cluster used when DATABASE_URL is unset.",
@@ -75,6 +84,12 @@ class Settings(BaseSettings):
             "(12 streets, ~1,500 grids, 1,000,000 incidents; for benchmarks)."
         ),
     )
+
+
+#: Where ``python -m store users app-password --save`` keeps the dashboard's URL (mode 600).
+APP_URL_FILE = PROJECT_ROOT / ".local" / "app.json"
+#: Where ``python -m store users demo-logins`` keeps the demo users' passwords (mode 600).
+DEMO_LOGINS_FILE = PROJECT_ROOT / ".local" / "demo-logins.txt"
 
 
 @lru_cache(maxsize=1)

@@ -212,3 +212,48 @@ def app_engine(server: conftest.TestServer, db: str, login: tuple[str, str]) -> 
         dbapi_conn.commit()
 
     return engine
+
+
+# --- sessions: the only way the application sets a scope (migration 0007) -------------------
+
+#: One Argon2 hash for every test user (none of them logs in with a password here).
+_HASH: list[str] = []
+_TOKENS: dict[tuple[str, str, str | None, str | None, str | None], str] = {}
+
+
+def scope_code(role: str, prefix: str | None) -> str | None:
+    """The app_user scope code of a role and its code prefix (``370214`` → ``370214000000``,
+    a 9-digit street prefix → ``…000``); None for sysadmin and auditor."""
+    if role in ("sysadmin", "auditor") or not prefix:
+        return None
+    return prefix.ljust(12, "0") if role in ("district", "street") else prefix
+
+
+def session_token(
+    owner: Engine, role: str, prefix: str | None = None, *, staff: str | None = None
+) -> str:
+    """The token of a live session of a user with ``role`` over the scope ``prefix``
+    (created by the owner once per database, user and staff code)."""
+    from store.access import create_session, hash_password
+
+    key = (owner.url.database or "", role, prefix, staff, None)
+    if key in _TOKENS:
+        return _TOKENS[key]
+    if not _HASH:
+        _HASH.append(hash_password("not used 12345"))
+    code = scope_code(role, prefix)
+    login = f"t-{role}-{code or 'none'}-{staff or 'x'}".lower()
+    with owner.begin() as conn:
+        uid = conn.execute(
+            text(
+                "INSERT INTO app_user (login, display_name, role, scope_code, staff_code, "
+                "password_hash) VALUES (:l, :l, :r, :s, :st, :h) "
+                "ON CONFLICT (login) DO UPDATE SET active = true RETURNING id"
+            ),
+            {"l": login, "r": role, "s": code, "st": staff, "h": _HASH[0]},
+        ).scalar_one()
+        from store.access import User
+
+        token = create_session(conn, User(uid, login, login, role, code, staff))
+    _TOKENS[key] = token
+    return token

@@ -182,7 +182,7 @@ def test_injection_as_login_password_scope_and_search(
         access.create_user(conn, "evil", "x", "street", attack, PASSWORD, actor="t")
     # as search terms on the auditor's page: bound parameters, so they only match themselves
     with app.begin() as conn:
-        access.scoped(conn, access.User(0, "aud", "审计员", "auditor", None))
+        assert access.scoped(conn, access_data.session_token(db[1], "auditor"))
         assert access.search_audit(conn, action=attack) == []
         found = access.search_audit(conn, login=attack)
     assert {r["login"] for r in found} <= {shown} and len(found) >= 2
@@ -374,8 +374,8 @@ def test_auditor_searches_the_log(db, app: Engine) -> None:
     _add(db[1], "leader10")
     with pytest.raises(LoginFailedError):
         access.authenticate(app, "leader10", "Wrong123456", settings=FAST)
-    auditor = access.User(0, "aud", "审计员", "auditor", None)
-    leader = access.User(0, "leader10", "x", "street", STREET_A)
+    auditor = access_data.session_token(db[1], "auditor")
+    leader = access_data.session_token(db[1], "street", STREET_A[:9])
     with app.begin() as conn:
         access.scoped(conn, auditor)
         rows = access.search_audit(conn, login="leader10", action="login_failed")
@@ -490,3 +490,54 @@ def test_cli_manages_users(server: conftest.TestServer, db, app: Engine) -> None
         ).scalars()
         actions = list(actions)
     assert actions == ["user_add", "lock", "unlock", "password_set", "user_change"]
+
+
+# --- the demo's logins and the dashboard's engine (dashboard half) -------------------------
+
+
+def test_demo_logins_are_generated_private_and_work(
+    db, app: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each installation gets its own random passwords, kept in a file only its owner can
+    read; a second run prints the same list, a lost list means new passwords."""
+    from store import access_cli
+
+    kept = tmp_path / "demo-logins.txt"
+    monkeypatch.setattr(access_cli, "DEMO_LOGINS_FILE", kept)
+    first = access_cli.demo_logins(db[1], actor="test", settings=FAST)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    rows = [line.split() for line in first.splitlines()[1:]]
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("demo-district", "district", "370214000000"),
+        ("demo-street", "street", STREET_A),
+        ("demo-auditor", "auditor", "-"),
+    ]
+    for login, password, role, _ in rows:
+        assert access.authenticate(app, login, password, settings=FAST).role == role
+    assert access_cli.demo_logins(db[1], actor="test", settings=FAST) == first
+    kept.unlink()
+    again = access_cli.demo_logins(db[1], actor="test", settings=FAST)
+    assert {r[1] for r in rows}.isdisjoint(line.split()[1] for line in again.splitlines()[1:])
+
+
+def test_dashboard_engine_refuses_the_owner(db) -> None:
+    from store.db import make_app_engine
+    from store.errors import UnsafeConnectionError
+
+    engine = make_app_engine(db[1].url.render_as_string(hide_password=False))
+    try:
+        with pytest.raises(UnsafeConnectionError, match="gridone_app"), engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def test_dashboard_engine_acts_as_gridone_app(server: conftest.TestServer, db, app_login) -> None:
+    from store.db import make_app_engine
+
+    engine = make_app_engine(access_data.app_url(server, db[0], app_login))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT current_user")).scalar_one() == "gridone_app"
+    finally:
+        engine.dispose()

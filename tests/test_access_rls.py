@@ -18,7 +18,7 @@ from psycopg import errors, sql
 from sqlalchemy import Engine, text
 
 from store import kpi_summary
-from store.access import User, scoped
+from store.access import scoped
 from store.db import make_engine
 from store.errors import UnsafeConnectionError
 from tests import access_data, conftest
@@ -97,6 +97,7 @@ def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str,
         fill(conn)
         kpi_summary.refresh(conn)
         conn.execute(text("ANALYZE"))
+    _OWNER[:] = [engine]
     yield name, engine
     engine.dispose()
     server.drop(name)
@@ -112,9 +113,20 @@ def app(server: conftest.TestServer, rls_db, app_login) -> Iterator[psycopg.Conn
         yield conn
 
 
-def _scope(conn: psycopg.Connection, role: str | None, scope: str | None) -> None:
-    """What the dashboard does first in each transaction (bound parameters, SET LOCAL)."""
-    conn.execute("SELECT gridone_set_scope(%s, %s)", (role, scope))
+#: The owner engine of the two-street database (set by ``rls_db``), to make sessions.
+_OWNER: list[Engine] = []
+
+
+def _scope(
+    conn: psycopg.Connection, role: str | None, scope: str | None, staff: str | None = None
+) -> None:
+    """What the dashboard does first in each transaction: the scope of a live session of a
+    user with ``role`` over ``scope`` (bound parameters; the database looks the user up).
+    No role: a token no session has."""
+    token = (
+        access_data.session_token(_OWNER[0], role, scope, staff=staff) if role else "no such token"
+    )
+    conn.execute("SELECT gridone_scope_session(%s)", (token,))
 
 
 def q(template: str, **names: str) -> sql.Composed:
@@ -164,8 +176,19 @@ def test_app_role_owns_nothing_and_bypasses_nothing(app: psycopg.Connection) -> 
 def test_no_or_malformed_scope_reads_nothing(
     app: psycopg.Connection, rls_db, role: str | None, scope: str | None
 ) -> None:
+    """The application may not call gridone_set_scope at all (0004); the owner's call with
+    a scope that does not fit the role sets empty ranges."""
     assert _owner_count(rls_db[1], "incident") > 0
-    _scope(app, role, scope)
+    with pytest.raises(errors.InsufficientPrivilege):
+        app.execute("SELECT gridone_set_scope(%s, %s)", (role, scope))
+    app.rollback()
+    with rls_db[1].connect() as owner:
+        ok, lo = owner.execute(
+            text("SELECT gridone_set_scope(:r, :s), current_setting('gridone.street_lo', true)"),
+            {"r": role, "s": scope},
+        ).one()
+    assert (ok, lo) == (False, "")
+    _scope(app, None, None)
     for table in READABLE:
         assert app.execute(q("SELECT count(*) FROM {t}", t=table)).fetchone() == (0,), table
         assert app.execute(q("SELECT 1 FROM {t} LIMIT 1", t=table)).fetchone() is None, table
@@ -468,8 +491,7 @@ def test_phones_masked_except_own_and_district(app: psycopg.Connection, rls_db) 
     with rls_db[1].connect() as c:
         phones = dict(c.execute(text("SELECT id, phone FROM staff")).all())
         codes = dict(c.execute(text("SELECT code, id FROM staff")).all())
-    _scope(app, "street", STREET_A[:9])
-    app.execute("SELECT set_config('gridone.staff_code', 'W0', true)")
+    _scope(app, "street", STREET_A[:9], staff="W0")
     got = dict(app.execute("SELECT id, phone FROM staff_phone").fetchall())
     app.rollback()
     assert len(got) == 3
@@ -496,9 +518,9 @@ def app_engine(server: conftest.TestServer, rls_db, app_login) -> Iterator[Engin
 def test_scoped_limits_the_store_queries(app_engine: Engine, rls_db) -> None:
     from store import queries
 
-    leader = User(1, "leader", "甲街道书记", "street", STREET_A)
+    leader = access_data.session_token(rls_db[1], "street", STREET_A[:9])
     with app_engine.begin() as conn:
-        scoped(conn, leader)
+        assert scoped(conn, leader)
         own = queries.incidents(conn)
         other = queries.incidents(conn, street_code=STREET_B)
         other_grids = queries.grids(conn, street_code=STREET_B)
@@ -521,9 +543,9 @@ def test_every_street_filter_of_the_store_finds_nothing_of_another_street(
 
     since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     until = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
-    leader = User(1, "leader", "甲街道书记", "street", STREET_A)
+    leader = access_data.session_token(rls_db[1], "street", STREET_A[:9])
     with app_engine.begin() as conn:
-        scoped(conn, leader)
+        assert scoped(conn, leader)
         b = STREET_B
         sizes = {
             "admin_units": len(queries.admin_units(conn, "community", street_code=b)),
@@ -591,25 +613,26 @@ def test_kpis_in_a_scope_equal_the_owners(app_engine: Engine, rls_db) -> None:
         own_community = kpis.kpis(conn, unit="370214900001", **period).figures
     assert own_street.reported > 0
     with app_engine.begin() as conn:
-        scoped(conn, User(1, "leader", "甲街道书记", "street", STREET_A))
+        assert scoped(conn, access_data.session_token(rls_db[1], "street", STREET_A[:9]))
         assert kpi_summary.usable(conn, dict(kpi_summary.DEFAULT_RULE))
         assert kpis.kpis(conn, unit=STREET_A, **period).figures == own_street
     with app_engine.begin() as conn:
-        scoped(conn, User(2, "cadre", "社区", "community", "370214900001"))
+        assert scoped(conn, access_data.session_token(rls_db[1], "community", "370214900001"))
         assert not kpi_summary.usable(conn, dict(kpi_summary.DEFAULT_RULE))
         assert kpis.kpis(conn, unit="370214900001", **period).figures == own_community
 
 
-def test_scoped_with_a_forged_scope_reads_nothing(app_engine: Engine) -> None:
-    forged = User(1, "x", "x", "street", "370214900' OR '1'='1")
-    with app_engine.begin() as conn:
-        scoped(conn, forged)
-        assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
+def test_scoped_with_a_forged_token_reads_nothing(app_engine: Engine) -> None:
+    for forged in ("", "370214900' OR '1'='1", "x" * 43):
+        with app_engine.begin() as conn:
+            assert not scoped(conn, forged)
+            assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
 
 
 def test_scoped_refuses_a_connection_rls_does_not_bind(rls_db) -> None:
+    token = access_data.session_token(rls_db[1], "street", STREET_A[:9])
     with rls_db[1].begin() as conn, pytest.raises(UnsafeConnectionError, match="gridone_app"):
-        scoped(conn, User(1, "leader", "甲", "street", STREET_A))
+        scoped(conn, token)
 
 
 def test_downgrade_removes_the_policies_and_upgrade_restores_them(
@@ -623,7 +646,7 @@ def test_downgrade_removes_the_policies_and_upgrade_restores_them(
     engine = make_engine(server.url(name))
     try:
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0002")
+            command.downgrade(alembic_config(conn), "0002")  # through 0004
         with engine.connect() as conn:
             left = conn.execute(
                 text(

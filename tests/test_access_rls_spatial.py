@@ -24,12 +24,14 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from store import queries
-from store.access import User, scoped, spatial_index_usable
+from store.access import scoped, spatial_index_usable
 from store.db import make_engine
 from tests import access_data, conftest
 from tests.access_data import DISTRICT, GRIDS, STREET_A, STREET_B, fill
 
-STREET_A_USER = User(1, "leader-a", "甲街道书记", "street", STREET_A)
+#: (role, scope code as app_user holds it): a user is made with a live session per scope.
+Who = tuple[str, str]
+STREET_A_USER: Who = ("street", STREET_A)
 #: (role, scope code as app_user holds it) of every jurisdiction in the data, and two junk.
 SCOPES = (
     ("district", DISTRICT),
@@ -112,16 +114,27 @@ def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Eng
     server.drop(name)
 
 
-def _as_app(conn: Connection, user: User | None, *, before: bool = False) -> None:
-    """Turn the owner's transaction into gridone_app's with ``user``'s scope; ``before``:
-    0003's policies and no LEAKPROOF mark first (rolled back with the transaction)."""
+def _token(owner: Engine, user: Who) -> str:
+    """A live session's token of a user with this role and scope (a scope no user can have
+    gets a token no session has: it reads nothing, as the scope would)."""
+    role, scope = user
+    if user not in SCOPES:  # a junk scope: no user can hold it (app_user CHECKs it)
+        return "no such token"
+    return access_data.session_token(owner, role, scope)
+
+
+def _as_app(conn: Connection, user: Who | None, *, before: bool = False) -> None:
+    """Turn the owner's transaction into gridone_app's with the scope of a session of
+    ``user``; ``before``: 0003's policies and no LEAKPROOF mark first (rolled back with the
+    transaction)."""
+    token = _token(conn.engine, user) if user is not None else None
     if before:
         for statement in (M0005.UNMARK_SQL, M0005.policies_sql(before=True)):
             conn.execute(text(statement))
         conn.execute(text(M0005.SET_SCOPE_0003_SQL))
     conn.execute(text("SET LOCAL ROLE gridone_app"))
-    if user is not None:
-        scoped(conn, user)
+    if token is not None:
+        scoped(conn, token)
 
 
 def _plan(conn: Connection, sql: str, params: dict[str, Any]) -> str:
@@ -209,7 +222,7 @@ def test_grid_placement_uses_the_gist_index_as_the_app(db) -> None:
 # --- the same rows as the owner --------------------------------------------------------------
 
 
-def _owner_and_app(engine: Engine, owner_work, app_work, user: User = STREET_A_USER):
+def _owner_and_app(engine: Engine, owner_work, app_work, user: Who = STREET_A_USER):
     with engine.connect() as conn:
         expected = owner_work(conn)
     with engine.connect() as conn, conn.begin() as tx:
@@ -271,7 +284,7 @@ def _rows(conn: Connection, table: str) -> list[str]:
 
 @pytest.mark.parametrize(("role", "scope"), [*SCOPES, ("street", "370214"), ("grid", "x")])
 def test_new_policies_select_the_same_rows_as_0003s(db, role: str, scope: str) -> None:
-    user = User(2, "u", "u", role, scope)
+    user = (role, scope)
     tables = ["grid", *(t for t, _ in M0005.GRID_KEYED), "patrol_fix"]
     got, before = {}, {}
     for out, old in ((got, False), (before, True)):
@@ -337,7 +350,7 @@ def test_no_error_or_row_reveals_another_street(
             expected_codes = sorted(r[0] for r in expected)
         except DBAPIError:  # the condition raises on A's rows too
             expected_codes = None
-    app.execute("SELECT gridone_set_scope('street', %s)", (STREET_A[:9],))
+    app.execute("SELECT gridone_scope_session(%s)", (_token(db[1], STREET_A_USER),))
     app.execute("SELECT set_config('enable_seqscan', %s, true)", (seqscan,))
     if expected_codes is None:
         with pytest.raises(psycopg.Error):
@@ -348,13 +361,13 @@ def test_no_error_or_row_reveals_another_street(
     app.rollback()
 
 
-def test_the_box_operator_alone_never_raises_on_hidden_rows(app: psycopg.Connection) -> None:
+def test_the_box_operator_alone_never_raises_on_hidden_rows(app: psycopg.Connection, db) -> None:
     """As street A, && against every kind of box around street B's rows, in the index:
     no error, no notice, no row of B. (A NaN box overlaps everything, A's rows included:
     an answer about the caller's own box, the same for every row.)"""
     notices: list[str] = []
     app.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
-    app.execute("SELECT gridone_set_scope('street', %s)", (STREET_A[:9],))
+    app.execute("SELECT gridone_scope_session(%s)", (_token(db[1], STREET_A_USER),))
     app.execute("SET LOCAL enable_seqscan = off")
     for box in (
         "ST_MakeEnvelope(120.409, 36.300, 120.411, 36.302, 4490)",

@@ -215,15 +215,39 @@ def test_briefing_side_by_side_from_the_store_equals_one_after_the_other_live(
             assert sa == sb, (sa, sb)
 
 
-def test_helper_connections_read_the_leaders_snapshot_and_scope(demo_rw: Engine) -> None:
-    from store import briefing_sql
+@pytest.fixture(scope="module")
+def demo_app(server: conftest.TestServer, demo_rw: Engine, app_login) -> Iterator[Engine]:
+    """``demo_rw``'s database as exactly gridone_app (what the dashboard connects as)."""
+    from tests import access_data
 
-    count = text("SELECT count(*) FROM data_source")
-    with demo_rw.connect() as lead:
-        lead.execute(text("SELECT set_config('gridone.staff_code', 'W001', true)"))
-        before = lead.execute(count).scalar_one()
-        view = briefing_sql.share_view(lead)
-        assert view.settings == {"gridone.staff_code": "W001"}
+    engine = access_data.app_engine(server, demo_rw.url.database or "", app_login)
+    yield engine
+    engine.dispose()
+
+
+def _leader_token(demo_rw: Engine) -> str:
+    from tests import access_data
+
+    return access_data.session_token(demo_rw, "street", _street(demo_rw)[:9])
+
+
+def test_helper_connections_read_the_leaders_snapshot_and_scope(
+    demo_rw: Engine, demo_app: Engine
+) -> None:
+    """A helper joins the leader's snapshot and binds itself to the same session: it reads
+    what the leader reads. Copying the leader's signed settings instead reads nothing (the
+    signature covers the backend and the transaction)."""
+    from store import briefing_sql
+    from store.access import scoped
+
+    token = _leader_token(demo_rw)
+    count = text("SELECT (SELECT count(*) FROM data_source), (SELECT count(*) FROM incident)")
+    with demo_app.connect() as lead:
+        assert scoped(lead, token)
+        assert briefing_sql.scope_set(lead)
+        before = tuple(lead.execute(count).one())
+        assert before[1] > 0
+        view = briefing_sql.share_view(lead, token)
         with demo_rw.begin() as other:  # committed after the export
             other.execute(
                 text(
@@ -231,16 +255,69 @@ def test_helper_connections_read_the_leaders_snapshot_and_scope(demo_rw: Engine)
                     "VALUES ('patrols', 'x', now(), 1)"
                 )
             )
-        with demo_rw.connect() as helper:
+        with demo_app.connect() as helper:
             helper = helper.execution_options(isolation_level="REPEATABLE READ")
             briefing_sql.join_view(helper, view)
-            assert helper.execute(count).scalar_one() == before
-            got = helper.execute(text("SELECT current_setting('gridone.staff_code', true)"))
-            assert got.scalar_one() == "W001"
+            assert tuple(helper.execute(count).one()) == before
             helper.rollback()
+        names = ("role", "scope", "street_lo", "street_hi", "gcode_lo", "gcode_hi", "sig")
+        settings = {
+            n: lead.execute(
+                text("SELECT current_setting(:n, true)"), {"n": f"gridone.{n}"}
+            ).scalar_one()
+            for n in names
+        }
+        with demo_app.connect() as copied:
+            copied = copied.execution_options(isolation_level="REPEATABLE READ")
+            briefing_sql.join_view(copied, briefing_sql.SharedView(view.snapshot))
+            for n, v in settings.items():
+                copied.execute(
+                    text("SELECT set_config(:n, :v, true)"), {"n": f"gridone.{n}", "v": v}
+                )
+            assert tuple(copied.execute(count).one()) == (0, 0)
+            copied.rollback()
         lead.rollback()
     with pytest.raises(ValueError, match="snapshot"):
-        briefing_sql.join_view(lead, briefing_sql.SharedView("1'; DROP TABLE x; --", {}))
+        briefing_sql.join_view(lead, briefing_sql.SharedView("1'; DROP TABLE x; --"))
+
+
+def test_scoped_briefing_side_by_side_equals_one_after_the_other(
+    demo_rw: Engine, demo_app: Engine, demo
+) -> None:
+    """Built as a street leader through gridone_app: the sections side by side on helper
+    connections bound to the same session give the figures of the sequential run, and of
+    the owner's briefing of that street; without the token the scoped briefing runs one
+    after the other (same figures), never on helpers that would read nothing."""
+    from dashboard.briefing.data import gather
+    from store.access import scoped
+
+    token = _leader_token(demo_rw)
+    street = _street(demo_rw)
+    as_of = _last_day(demo)
+    period = {"street": street, "start": as_of.replace(day=1), "end": as_of}
+    with demo_rw.connect() as c:
+        owner = gather(c, parallel=False, **period)
+    made = {}
+    for name, parallel, tok in (("side", True, token), ("seq", False, None), ("no", True, None)):
+        with demo_app.connect() as c:
+            assert scoped(c, token)
+            made[name] = gather(c, parallel=parallel, token=tok, **period)
+            c.rollback()
+    assert set(made["side"].seconds) >= set(made["seq"].seconds)
+    for data in made.values():
+        for attr in ("unit", "level", "name", "period", "figures", "previous"):
+            assert getattr(data.report, attr) == getattr(owner.report, attr), attr
+        for got, want in (
+            (data.report.categories, owner.report.categories),
+            (data.report.overdue, owner.report.overdue),
+            (data.by_unit.current, owner.by_unit.current),
+            (data.grid_rates, owner.grid_rates),
+            (data.hot.units, owner.hot.units),
+            (data.buildings, owner.buildings),
+            (data.under, owner.under),
+        ):
+            pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(want), check_exact=True)
+    assert owner.report.figures.reported > 0
 
 
 def test_reloading_a_days_tracks_with_the_loader_recomputes_that_day(

@@ -30,7 +30,7 @@ from dashboard.briefing.data import BriefingData, EmptyPeriodError, gather
 from dashboard.briefing.maps import indicator_map, render_maps, spatial_maps
 from dashboard.briefing.render import to_docx, to_pdf
 from geo.hotspots import HotspotResult
-from store.access import User, audit
+from store.access import User, audit, scoped
 from store.vocab import Lang
 from store.watermark import Watermark
 
@@ -68,6 +68,7 @@ def build(
     docx: bool = True,
     parallel: bool = True,
     stored: bool = True,
+    token: str | None = None,
 ) -> Briefing:
     """The briefing of ``street`` (None: the whole district) for ``[start, end)``, made for
     ``watermark``'s user: the files carry it on every page (:mod:`store.watermark`).
@@ -80,7 +81,8 @@ def build(
         Unknown street, or an end not after the start.
 
     ``parallel`` and ``stored``: see :func:`dashboard.briefing.data.gather` (both on by
-    default; off only to measure what they save).
+    default; off only to measure what they save). ``token``: the session token ``conn``
+    is scoped with, for the helper connections (see ``gather``).
     """
     t0 = time.perf_counter()
 
@@ -106,6 +108,7 @@ def build(
         stored=stored,
         draw=draw if parallel else None,
         draw_rates=draw_rates if parallel else None,
+        token=token,
     )
     seconds = dict(data.seconds)
     t1 = time.perf_counter()
@@ -171,11 +174,15 @@ def build_audited(
     docx: bool = True,
     user: User | None = None,
     out: str | None = None,
+    token: str | None = None,
 ) -> Briefing:
     """:func:`build`, then :func:`audit_briefing` committed: what the page and the command
     line call, so no briefing leaves without its audit row (a failed audit raises and the
-    files are not returned)."""
+    files are not returned). ``token``: the logged-in user's session token; the briefing
+    is built in that session's scope (:func:`store.access.scoped`, helpers included)."""
     with engine.connect() as conn:
+        if token is not None:
+            scoped(conn, token)
         made = build(
             conn,
             street=street,
@@ -185,6 +192,7 @@ def build_audited(
             lang=lang,
             pdf=pdf,
             docx=docx,
+            token=token,
         )
     with engine.begin() as conn:
         audit_briefing(conn, made, watermark, via=via, user=user, out=out)

@@ -159,6 +159,7 @@ def gather(
     draw: Callable[[HotspotResult, gpd.GeoDataFrame, pd.DataFrame | None, gpd.GeoDataFrame], Any]
     | None = None,
     draw_rates: Callable[[gpd.GeoDataFrame, gpd.GeoDataFrame], Any] | None = None,
+    token: str | None = None,
 ) -> BriefingData:
     """Every figure of the briefing of ``street`` (None: the whole district) for reports
     in ``[start, end)`` (local dates).
@@ -173,6 +174,12 @@ def gather(
     there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
     thread that computed them (the indicator map). What they return is kept in
     ``early_maps`` (keys ``"spatial"`` and ``"indicator"``).
+
+    ``token``: the session token ``conn``'s scope was bound with
+    (:func:`store.access.scoped`); each helper connection binds its own transaction to
+    that session (a signed scope cannot be copied). When ``conn`` is scoped and no token
+    is given, the sections run one after the other on ``conn`` (a helper would read
+    nothing).
 
     Raises
     ------
@@ -246,11 +253,14 @@ def gather(
         seconds["maps_early"] = time.perf_counter() - t2
         return hot, cov, early
 
+    if parallel and token is None and briefing_sql.scope_set(conn):
+        parallel = False
     done = _concurrently(
         conn,
         {"spatial": spatial, "kpis": key_figures, "by_unit": per_unit, "grid_rates": rates},
         seconds,
         parallel,
+        token,
     )
     report = _result(done["kpis"])
     if report.figures.reported == 0:  # before any other section's failure on no data
@@ -328,13 +338,15 @@ def _concurrently(
     jobs: dict[str, Callable[[Connection], Any]],
     seconds: dict[str, float],
     parallel: bool,
+    token: str | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` (name → function of a connection): the first on ``conn``, the others
-    each in a thread on a connection of its own that reads the same snapshot and scope
-    (:func:`store.briefing_sql.share_view`), so the database's cores work side by side
-    and every section still sees the same data. Each job's own time goes to ``seconds``
-    under its name. A job that raises gives a :class:`_Failed` (see :func:`_result`), so
-    that the caller chooses which failure to report. ``parallel`` False: one after the
+    each in a thread on a connection of its own that reads the same snapshot, bound to the
+    scope of the session ``token`` when given (:func:`store.briefing_sql.share_view`), so
+    the database's cores work side by side and every section still sees the same data.
+    Each job's own time goes to ``seconds`` under its name. A job that raises gives a
+    :class:`_Failed` (see :func:`_result`), so that the caller chooses which failure to
+    report. ``parallel`` False: one after the
     other on ``conn``."""
     names = list(jobs)
 
@@ -349,7 +361,7 @@ def _concurrently(
 
     if not parallel:
         return {name: timed(name, conn) for name in names}
-    view = briefing_sql.share_view(conn)
+    view = briefing_sql.share_view(conn, token)
 
     def helper(name: str) -> Any:
         with conn.engine.connect() as own:

@@ -70,8 +70,9 @@ TEXT: dict[str, tuple[str, str]] = {
         "One week or one month per step; at least 3 steps, trends are reliable from about 10.",
     ),
     "bad_param": (
-        "链接参数 {name}={value} 无效，已改用 {used}。",
-        "The link's parameter {name}={value} is not valid; {used} is used instead.",
+        "链接参数 {name}={value} 无效或不在您的辖区内，已改用 {used}。",
+        "The link's parameter {name}={value} is not valid or not in your jurisdiction; {used} "
+        "is used instead.",
     ),
     "default_value": ("默认值", "the default"),
     "emerging_too_short": (

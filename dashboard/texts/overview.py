@@ -102,12 +102,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "ov_no_patrols": ("没有巡查记录。", "No patrol on record."),
     "ov_incident": ("事件 {code}：{title}", "Incident {code}: {title}"),
     "ov_incident_unknown": (
-        "找不到事件“{code}”。请检查链接中的事件编号。",
-        "No incident “{code}”. Check the incident code in the link.",
+        "找不到事件“{code}”，或它不在您的辖区内。请检查链接中的事件编号。",
+        "No incident “{code}”, or it is not in your jurisdiction. Check the incident code in "
+        "the link.",
     ),
     "ov_unknown_code": (
-        "链接中的{what}“{code}”在所选街道中不存在，已忽略。",
-        "The {what} “{code}” in the link is not in the chosen street; ignored.",
+        "链接中的{what}“{code}”在所选街道中不存在或不在您的辖区内，已忽略。",
+        "The {what} “{code}” in the link is not in the chosen street or not in your "
+        "jurisdiction; ignored.",
     ),
     "ov_no_tracks": ("{day} 没有巡查轨迹。", "No patrol track on {day}."),
     "ov_layer_failed": (

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import auth, data, data_briefing
 from dashboard import briefing_view as bv
-from dashboard import data, data_briefing
 from dashboard.briefing import EmptyPeriodError, build_audited
 from dashboard.i18n import t
 from store.watermark import Watermark, for_service
 
 
 def viewer_watermark() -> Watermark:
-    """The watermark of whoever views this page. Until the dashboard has logins: the
-    service, shown as "dashboard", with the OS user running it as the login. With logins:
-    the logged-in user (display name and login) — wire it here."""
-    return for_service("dashboard")
+    """The watermark of whoever views this page: the logged-in user (display name and
+    login; app.py lets no one without a login reach a page). Without a user (a session
+    ended between the login check and here): the service, shown as "dashboard"."""
+    user = auth.current_user()
+    if user is None:
+        return for_service("dashboard")
+    return Watermark.now(user.login, user.display_name)
 
 
 lang = data.language()
@@ -77,6 +80,8 @@ if st.button(t("br_build", lang), type="primary"):
                 watermark=watermark,
                 via="dashboard",
                 lang=lang,
+                user=auth.current_user(),
+                token=data.session_scope()[1],
             )
     except EmptyPeriodError:
         st.info(t("br_empty_period", lang, period=label))

@@ -9,7 +9,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, map_render
+from dashboard import access_view, auth, data, data_access, map_render
 from dashboard import data_overview as dov
 from dashboard import overview_view as ov
 from dashboard.i18n import t
@@ -337,6 +337,19 @@ left.markdown(f"**{t('ov_contacts', lang)}**")
 left.table(panel.contacts.style.hide(axis="index"))
 left.markdown(f"**{t('ov_population', lang)}**")
 left.table(panel.population.style.hide(axis="index"))
+viewer = auth.current_user()
+if viewer is not None and viewer.sees_special_groups:  # district and street leaders only
+    groups = data_access.special_groups(grid)
+    if groups is not None:
+        left.markdown(f"**{t('au_special_groups', lang)}**")
+        sg = access_view.special_group_table(
+            groups,
+            text=lambda k: t(k, lang),
+            figure=t("ov_col_figure", lang),
+            value=t("ov_value", lang),
+        )
+        left.table(sg.style.hide(axis="index"))
+        left.caption(t("au_sg_note", lang))
 right.markdown(f"**{t('ov_kpis', lang)}**")
 right.table(kpi_table.style.hide(axis="index"))
 st.markdown(f"**{t('ov_open', lang, n=len(open_now))}**")

@@ -10,7 +10,12 @@
 * ``serve``: starts a threaded ``http.server`` on 127.0.0.1 (free port) serving one or more
   folders under URL prefixes; returns the base URL.
 * ``app_url``: a real ``streamlit run dashboard/app.py`` against the street demo database
-  (``demo_engine``), one per test module, in Chinese; returns its base URL.
+  (``demo_engine``), one per test module, in Chinese, connected as ``gridone_app`` (the
+  session's ``app_login``, which switches to it); returns its base URL.
+* Every page asks for a login first: ``demo_users`` are a district user, the demo street's
+  leader and an auditor made in the demo database (generated passwords); :func:`goto`
+  opens a URL and logs in (the street leader unless told otherwise), :func:`login` fills the
+  form of a page already open.
   ``stopped_db_app``: a factory starting the app against a database that is not there.
 * :func:`map_frame`: waits for the streamlit-folium iframe and returns it with its frame;
   :func:`wait_map_settled`: waits until Leaflet has finished its opening zoom (a screenshot
@@ -26,6 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import secrets
 import shutil
 import subprocess
 import sys
@@ -52,7 +58,7 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from store.local import free_port
 from store.settings import PROJECT_ROOT
@@ -258,15 +264,22 @@ def serve() -> Iterator[Callable[[Mapping[str, Path]], str]]:
 def start_streamlit(
     database_url: str,
     *,
+    app_database_url: str | None = None,
     timeout: float = 60,
     script: str = "dashboard/app.py",
     cwd: Path = PROJECT_ROOT,
 ) -> tuple[subprocess.Popen, str]:
     """Start ``streamlit run <script>`` (the dashboard by default) on a free port against
     ``database_url`` (in Chinese) and wait for its health endpoint; returns the process and
-    its base URL."""
+    its base URL. ``app_database_url``: what the dashboard connects with (as gridone_app);
+    unset, the same as ``database_url``."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "GRIDONE_LANGUAGE": "zh"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "GRIDONE_APP_DATABASE_URL": app_database_url or database_url,
+        "GRIDONE_LANGUAGE": "zh",
+    }
     # a file, not a pipe: a chatty server never blocks; closed by stop_streamlit
     log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
@@ -316,13 +329,89 @@ def stop_streamlit(proc: subprocess.Popen) -> None:
     proc.log.close()  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class DemoUser:
+    """A dashboard user of the demo database and its password."""
+
+    login: str
+    password: str
+    role: str
+    scope_code: str | None
+
+
+#: The users made in the demo database, by role (the street leader is the default).
+DEMO_USERS: dict[str, DemoUser] = {}
+
+
+@pytest.fixture(scope="session")
+def demo_users(demo_engine: Engine) -> dict[str, DemoUser]:
+    """A district user, the demo street's leader, its first community's user, an auditor
+    and a system administrator, with generated passwords (made once per session in the
+    demo database)."""
+    from store import access
+
+    with demo_engine.begin() as conn:
+        district, street, community = conn.execute(
+            text(
+                "SELECT (SELECT min(code) FROM admin_unit WHERE level = 'district'), "
+                "(SELECT min(code) FROM admin_unit WHERE level = 'street'), "
+                "(SELECT min(code) FROM admin_unit WHERE level = 'community')"
+            )
+        ).one()
+        for role, scope in (
+            ("district", district),
+            ("street", street),
+            ("community", community),
+            ("auditor", None),
+            ("sysadmin", None),
+        ):
+            login = f"test-{role}"
+            password = "Pw" + secrets.token_urlsafe(12) + "7"
+            if access.get_user(conn, login) is None:
+                access.create_user(conn, login, f"测试{role}", role, scope, password, actor="t")
+            else:
+                access.set_password(conn, login, password, actor="t")
+            DEMO_USERS[role] = DemoUser(login, password, role, scope)
+    return DEMO_USERS
+
+
+def app_database_url(engine: Engine, login: tuple[str, str], **where: object) -> str:
+    """``engine``'s database reached as the test session's member of gridone_app
+    (``where``: another host/port, e.g. a relay)."""
+    url = engine.url.set(username=login[0], password=login[1], **where)  # type: ignore[arg-type]
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="module")
-def app_url(demo_engine: Engine) -> Iterator[str]:
-    """Base URL of the dashboard serving the street demo."""
+def app_url(demo_engine: Engine, app_login: tuple[str, str], demo_users) -> Iterator[str]:
+    """Base URL of the dashboard serving the street demo (as gridone_app)."""
     url = demo_engine.url.render_as_string(hide_password=False)
-    proc, base = start_streamlit(url)
+    proc, base = start_streamlit(url, app_database_url=app_database_url(demo_engine, app_login))
     yield base
     stop_streamlit(proc)
+
+
+#: The login form's submit button and the sidebar's logout button (Chinese).
+LOGIN_BUTTON = "登录"
+LOGOUT_BUTTON = "退出登录"
+
+
+def login(page: Page, role: str = "street", *, timeout: float = 60_000) -> None:
+    """Log in as the demo user of ``role`` on the login form of the page now open, and wait
+    until the app has moved on (the sidebar's logout button)."""
+    user = DEMO_USERS[role]
+    form = page.locator('[data-testid="stForm"]')
+    form.wait_for(timeout=timeout)
+    form.get_by_label("登录名").fill(user.login)
+    form.get_by_label("密码", exact=True).fill(user.password)
+    form.get_by_role("button", name=LOGIN_BUTTON).click()
+    page.get_by_role("button", name=LOGOUT_BUTTON).wait_for(timeout=timeout)
+
+
+def goto(page: Page, url: str, role: str = "street", *, timeout: float = 60_000) -> None:
+    """Open ``url`` and log in (every page asks first); its query parameters survive."""
+    page.goto(url)
+    login(page, role, timeout=timeout)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from geo.kpis import kpis_by_unit
 from geo.settings import default_settings
 from store import queries
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, OfflinePage
+from tests.browser.conftest import ARTIFACTS, OfflinePage, goto
 
 VIEWPORT = {"width": 1280, "height": 1800}
 RANKING = '[data-testid="stTable"]'
@@ -86,7 +86,7 @@ def assert_clean(offline: OfflinePage) -> None:
 def open_page(offline: OfflinePage, url: str) -> Page:
     page = offline.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(url)
+    goto(page, url)
     page.locator(RANKING).first.wait_for(timeout=90_000)
     return page
 

@@ -22,8 +22,7 @@ from dashboard.briefing.data import KEY_FIGURES
 from geo.kpis import FIGURES, kpis
 from store import queries
 from store.settings import get_settings
-from store.watermark import os_user
-from tests.browser.conftest import ARTIFACTS, OfflinePage
+from tests.browser.conftest import ARTIFACTS, DEMO_USERS, OfflinePage, goto
 from tests.pdf import pdf_marks, pdf_text
 
 VIEWPORT = {"width": 1280, "height": 900}
@@ -84,11 +83,15 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     app_url: str, offline_page: OfflinePage, demo_engine: Engine, default_view: tuple, tmp_path
 ) -> None:
     street, start, end = default_view
+    user = DEMO_USERS["street"]  # goto logs in as the street leader
     with demo_engine.connect() as conn:
         report = kpis(conn, unit=street, start=start, end=end + dt.timedelta(days=1))
+        shown = conn.execute(
+            text("SELECT display_name FROM app_user WHERE login = :l"), {"l": user.login}
+        ).scalar_one()
     page = offline_page.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{app_url}/briefing")
+    goto(page, f"{app_url}/briefing")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
     page.wait_for_url(f"**from={start.isoformat()}**to={end.isoformat()}**")
     audited = len(briefing_audits(demo_engine))
@@ -107,23 +110,23 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     download.save_as(path)
     reader = PdfReader(path)
     body = path.read_bytes()
-    text = squash(pdf_text(body))  # the content, without the diagonal watermark
-    viewer = f"dashboard（{os_user()}）"  # the page's viewer_watermark() until logins exist
+    content = squash(pdf_text(body))  # the content, without the diagonal watermark
+    viewer = f"{shown}（{user.login}）"  # the logged-in user, on every page
     marks = pdf_marks(body)
     assert len(marks) == len(reader.pages)
     assert all(m and all(x.startswith(viewer) for x in m) for m in marks)
-    assert text.count(squash(f"{viewer} 于")) == len(reader.pages)  # every page's footer
+    assert content.count(squash(f"{viewer} 于")) == len(reader.pages)  # every page's footer
     for title in SECTIONS:
-        assert title in text
-    assert squash(f"统计时段：{start} 至 {end}") in text
+        assert title in content
+    assert squash(f"统计时段：{start} 至 {end}") in content
     cur, prev = report.figures.as_dict(), report.previous.as_dict()
     for name in KEY_FIGURES:
         zh, _, kind = FIGURES[name]
         c, p = cur[name], prev[name]
         change = None if c is None or p is None else c - p
         row = f"{zh} {fmt_value(kind, c)} {fmt_value(kind, p)} {fmt_change(kind, change)}"
-        assert squash(row) in text, row
-    assert report.overdue.iloc[0]["code"] in text
+        assert squash(row) in content, row
+    assert report.overdue.iloc[0]["code"] in content
 
     with page.expect_download() as info:
         page.get_by_text("下载 Word", exact=False).click()
@@ -140,7 +143,7 @@ def test_one_click_downloads_the_pdf_with_geos_figures(
     assert len(rows) == audited + 1  # one click, one row; the downloads add none
     login, detail = rows[-1]
     assert (login, detail["code"], detail["from"], detail["to"]) == (
-        os_user(),
+        user.login,
         street,
         str(start),
         str(end),
@@ -156,7 +159,7 @@ def test_url_reproduces_a_view_and_empty_period_is_explained(
     street, _, _ = default_view
     page = offline_page.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{app_url}/briefing?street={street}&from=2001-01-01&to=2001-01-31")
+    goto(page, f"{app_url}/briefing?street={street}&from=2001-01-01&to=2001-01-31")
     page.get_by_role("button", name="生成简报").wait_for(timeout=60_000)
     build_button = page.get_by_role("button", name="生成简报")
     build_button.click()
@@ -164,7 +167,7 @@ def test_url_reproduces_a_view_and_empty_period_is_explained(
     assert page.get_by_text("下载 PDF", exact=False).count() == 0
     no_traceback(page)
 
-    page.goto(f"{app_url}/briefing?street=nonsense&from=2026-13-01")
+    goto(page, f"{app_url}/briefing?street=nonsense&from=2026-13-01")
     page.get_by_text("链接参数 street=nonsense 无效", exact=False).wait_for(timeout=60_000)
     page.get_by_text("链接参数 from=2026-13-01 无效", exact=False).wait_for()
     no_traceback(page)

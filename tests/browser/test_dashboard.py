@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from dashboard.maps import GRID_COLOR
-from tests.browser.conftest import ARTIFACTS, map_frame, wait_map_settled
+from tests.browser.conftest import ARTIFACTS, goto, map_frame, wait_map_settled
 
 
 @pytest.mark.browser
 def test_overview_map_draws_grids_offline(app_url: str, offline_page) -> None:
     page = offline_page.page
-    page.goto(app_url)
+    goto(page, app_url)
     handle, frame = map_frame(page)
     # every one of the demo street's 41 grids is drawn as its own polygon
     frame.wait_for_function(
@@ -48,7 +48,7 @@ def test_language_switch_follows_the_user_across_pages(app_url: str, offline_pag
     """The sidebar's 中文 / English picker changes every text at once and stays picked on
     the next page (session state), without touching GRIDONE_LANGUAGE."""
     page = offline_page.page
-    page.goto(f"{app_url}/hotspots")
+    goto(page, f"{app_url}/hotspots")
     page.get_by_role("heading", name="热点", exact=True).wait_for(timeout=60_000)
     # let the page's download button fetch its file first: a rerun started meanwhile
     # drops that file on the server (Streamlit's media manager) and the fetch 404s

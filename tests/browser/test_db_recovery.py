@@ -13,7 +13,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from tests.browser.conftest import ARTIFACTS, map_frame, start_streamlit, stop_streamlit
+from tests.browser.conftest import (
+    ARTIFACTS,
+    app_database_url,
+    login,
+    map_frame,
+    start_streamlit,
+    stop_streamlit,
+)
 from tests.browser.relay import Relay
 
 #: Longer than the app's 5 s reconnect interval plus a rerun at street scale.
@@ -21,13 +28,18 @@ RECOVERY_MS = 60_000
 
 
 @pytest.fixture
-def relayed_app(demo_engine: Engine) -> Iterator[tuple[str, Relay]]:
+def relayed_app(demo_engine: Engine, app_login, demo_users) -> Iterator[tuple[str, Relay]]:
     """The dashboard on the street demo, reaching its database through a :class:`Relay`."""
     url = demo_engine.url
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     relay.on()
     via = make_url(url.render_as_string(hide_password=False)).set(host="127.0.0.1", port=relay.port)
-    proc, base = start_streamlit(via.render_as_string(hide_password=False))
+    proc, base = start_streamlit(
+        via.render_as_string(hide_password=False),
+        app_database_url=app_database_url(
+            demo_engine, app_login, host="127.0.0.1", port=relay.port
+        ),
+    )
     try:
         yield base, relay
     finally:
@@ -39,6 +51,7 @@ def test_page_recovers_by_itself_when_the_database_returns(relayed_app, offline_
     base, relay = relayed_app
     page = offline_page.page
     page.goto(base)
+    login(page)
     map_frame(page)  # the overview map is up: the database is reachable
 
     relay.off()
@@ -51,5 +64,6 @@ def test_page_recovers_by_itself_when_the_database_returns(relayed_app, offline_
 
     relay.on()  # nobody clicks anything: the page must come back by itself
     page.get_by_text("无法连接数据库", exact=False).wait_for(state="detached", timeout=RECOVERY_MS)
+    login(page)  # the reload started a new session: the token lives in the old one only
     map_frame(page, timeout=RECOVERY_MS)
     assert page.locator("text=Traceback").count() == 0

@@ -22,6 +22,7 @@ from tests.browser.conftest import (
     ARTIFACTS,
     MAP_IFRAME,
     OfflinePage,
+    goto,
     map_frame,
     wait_map_settled,
 )
@@ -123,7 +124,7 @@ def assert_clean(offline: OfflinePage) -> None:
 def open_page(offline: OfflinePage, url: str) -> Page:
     page = offline.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(url)
+    goto(page, url)
     return page
 
 

@@ -19,7 +19,7 @@ from geo.kpis import KpiReport, kpis
 from geo.trend import incident_trend
 from store import queries
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, OfflinePage
+from tests.browser.conftest import ARTIFACTS, OfflinePage, goto
 
 VIEWPORT = {"width": 1400, "height": 3000}
 METRIC = '[data-testid="stMetric"]'
@@ -42,7 +42,7 @@ def geo_report(engine: Engine, unit: str, start: dt.date, end: dt.date) -> KpiRe
 def open_page(offline: OfflinePage, url: str) -> Page:
     page = offline.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(url)
+    goto(page, url)
     return page
 
 
@@ -243,7 +243,7 @@ def test_bad_parameters_and_an_empty_period_give_messages(
     assert_cards(wait_cards(page, report), report)  # the default view
     assert_no_traceback(page)
     shot(page, "incidents_bad_param.png")
-    page.goto(f"{app_url}/incidents?period=custom&from=2020-01-01&to=2020-01-31")
+    goto(page, f"{app_url}/incidents?period=custom&from=2020-01-01&to=2020-01-31")
     page.get_by_text("没有上报、到期或办结的事件", exact=False).wait_for(timeout=60_000)
     page.get_by_text("本年", exact=False).first.wait_for()
     assert page.locator(METRIC).count() == 0

@@ -22,7 +22,14 @@ from geo import overview as geo_overview
 from store import overview_sql, queries
 from store.offsets import wgs84_to_gcj02
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, MAP_IFRAME, OfflinePage, map_frame, wait_map_settled
+from tests.browser.conftest import (
+    ARTIFACTS,
+    MAP_IFRAME,
+    OfflinePage,
+    goto,
+    map_frame,
+    wait_map_settled,
+)
 
 VIEWPORT = {"width": 1280, "height": 1900}
 
@@ -43,7 +50,7 @@ def view(demo_engine: Engine) -> dict:
 def open_page(offline: OfflinePage, url: str) -> Page:
     page = offline.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(url)
+    goto(page, url)
     return page
 
 
@@ -148,7 +155,7 @@ def test_category_filter_changes_the_indicator_to_geo_values(
     page = open_page(offline_page, app_url)
     frame = wait_grids(page, len(view["grids"]))
     before = legend_text(frame)
-    page.goto(f"{app_url}/?category=01")
+    goto(page, f"{app_url}/?category=01")
     page.wait_for_function(
         "([iframe, before]) => { const d = document.querySelector(iframe)?.contentDocument;"
         " const t = d ? [...d.querySelectorAll('.gridone-legend')].map(e => e.innerText)"
@@ -184,7 +191,8 @@ def test_grid_link_opens_its_panel_with_geo_kpis(
             conn, unit=view["street"], start=view["start"], end=end_x, repeats=False
         ).figures
     grid_row = view["kpis"].current.loc[code]
-    table = page.locator('[data-testid="stTable"]').nth(2)
+    # the KPI table (the special-group counts come before it for a street leader)
+    table = page.locator('[data-testid="stTable"]').filter(has_text="办结率")
     rows = {
         r[0]: r[1:]
         for r in (
@@ -268,7 +276,7 @@ def test_gcj02_switch_moves_layers_by_the_offset(
     row = view["grids"].iloc[5]
     page = open_page(offline_page, app_url)
     plain = grid_bounds(wait_grids(page, len(view["grids"])), row["name"])
-    page.goto(f"{app_url}/?gcj02=1")
+    goto(page, f"{app_url}/?gcj02=1")
     page.wait_for_function("() => location.search.includes('gcj02=1')", timeout=60_000)
     deadline = time.monotonic() + 90
     while True:

@@ -18,7 +18,7 @@ from dashboard.patrol_view import SESSION_COLORS
 from geo.coverage import coverage_day, unvisited_buildings
 from store import patrol_sql, queries
 from store.settings import get_settings
-from tests.browser.conftest import ARTIFACTS, MAP_IFRAME, OfflinePage, wait_map_settled
+from tests.browser.conftest import ARTIFACTS, MAP_IFRAME, OfflinePage, goto, wait_map_settled
 
 VIEWPORT = {"width": 1280, "height": 2200}
 METRIC = '[data-testid="stMetricValue"]'
@@ -105,7 +105,7 @@ def shot(page: Page, name: str) -> None:
 def open_page(offline: OfflinePage, url: str) -> Page:
     page = offline.page
     page.set_viewport_size(VIEWPORT)
-    page.goto(url)
+    goto(page, url)
     return page
 
 
