@@ -42,8 +42,27 @@ from store.kpi_summary import REGULAR as REGULAR_I
 #   overdue    open as of T, reported before T, deadline in force before T
 # The candidate filter below is a superset of their union that needs no log lookup.
 
+#: An incident's state as of T, from ``lg`` (its stored row, ``stale`` when a step came at
+#: or after T, ``last_step`` and ``ext_due`` read from the log before T): one definition for
+#: the statement over the incidents and the summary's correction of the incidents open
+#: across T, so the two paths cannot drift apart.
+_STATE_AS_OF_T = """\
+               CASE WHEN lg.stale THEN COALESCE((lg.last_step).to_status, 'reported')
+                    ELSE lg.status END AS s_status,
+               CASE WHEN lg.stale THEN COALESCE((lg.last_step).tier, 'grid')
+                    ELSE lg.tier END AS s_tier,
+               CASE WHEN lg.stale
+                    THEN CASE WHEN (lg.last_step).to_status = 'closed'
+                              THEN (lg.last_step).at END
+                    ELSE lg.closed_at END AS s_closed_at,
+               COALESCE(CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END,
+                        lg.due_at) AS deadline,
+               (CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END) IS NOT NULL
+                   AS s_extended,
+"""
+
 KPI_FIGURES = text(
-    """
+    f"""
     WITH p AS (
         SELECT v.period, v.t0, v.t1, v.as_of
           FROM (VALUES
@@ -157,19 +176,7 @@ KPI_FIGURES = text(
         OFFSET 0  -- evaluate each subquery once, not once per field taken from it
     ), st AS (
         SELECT lg.*,
-               CASE WHEN lg.stale THEN COALESCE((lg.last_step).to_status, 'reported')
-                    ELSE lg.status END AS s_status,
-               CASE WHEN lg.stale THEN COALESCE((lg.last_step).tier, 'grid')
-                    ELSE lg.tier END AS s_tier,
-               CASE WHEN lg.stale
-                    THEN CASE WHEN (lg.last_step).to_status = 'closed'
-                              THEN (lg.last_step).at END
-                    ELSE lg.closed_at END AS s_closed_at,
-               COALESCE(CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END,
-                        lg.due_at) AS deadline,
-               (CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END) IS NOT NULL
-                   AS s_extended,
-               lg.steps[1] AS reworked,
+{_STATE_AS_OF_T}               lg.steps[1] AS reworked,
                lg.steps[2] AS returned
           FROM lg
     ), f AS (
@@ -215,7 +222,7 @@ KPI_FIGURES = text(
            count(*) FILTER (WHERE f.in_r AND f.repeat) AS repeats
       FROM f
      GROUP BY GROUPING SETS ((f.period, f.unit), (f.period, f.unit, f.category_code))
-    """
+    """  # noqa: S608 (constants only; every value is a bound parameter)
 )
 
 # Units of a level, with names, so that a unit without incidents still gets a row of zeros.
@@ -499,19 +506,7 @@ KPI_SUMMARY_FIGURES = text(
         OFFSET 0
     ), st AS (
         SELECT lg.*,
-               CASE WHEN lg.stale THEN COALESCE((lg.last_step).to_status, 'reported')
-                    ELSE lg.status END AS s_status,
-               CASE WHEN lg.stale THEN COALESCE((lg.last_step).tier, 'grid')
-                    ELSE lg.tier END AS s_tier,
-               CASE WHEN lg.stale
-                    THEN CASE WHEN (lg.last_step).to_status = 'closed'
-                              THEN (lg.last_step).at END
-                    ELSE lg.closed_at END AS s_closed_at,
-               COALESCE(CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END,
-                        lg.due_at) AS deadline,
-               (CASE WHEN lg.stale THEN lg.ext_due ELSE lg.extended_due_at END) IS NOT NULL
-                   AS s_extended,
-               COALESCE(lg.extended_due_at, lg.due_at) AS c_deadline,
+{_STATE_AS_OF_T}               COALESCE(lg.extended_due_at, lg.due_at) AS c_deadline,
                (lg.reported_at >= lg.t0 AND lg.reported_at < lg.t1) AS in_r
           FROM lg
     ), f AS (
