@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from dashboard import url_state as us
 from geo.overview import INDICATORS, WORSE_HIGH
+from store.access import mask_phone as mask_staff_phone
 from store.offsets import gcj02_to_wgs84, wgs84_to_gcj02
 from store.vocab import INCIDENT_STATUSES, Lang, label
 
@@ -58,7 +59,6 @@ NO_DATA_COLOR = "#d9d9d9"
 #: ColorBrewer YlOrRd (higher is worse) and its reverse for "higher is better" indicators.
 RAMP: tuple[str, ...] = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 
-_PHONE = re.compile(r"^(\d{3})\d{4}(\d{4})$")
 #: ``street`` value of the whole district (every street), so that the view is linkable.
 ALL_STREETS = "all"
 
@@ -427,20 +427,14 @@ def grid_at(lng: float, lat: float, grids: gpd.GeoDataFrame) -> str | None:
     return None if hit.empty else str(sorted(hit["code"])[0])
 
 
-#: A phone number the database's ``staff_phone`` view has masked already.
-_MASKED_PHONE = re.compile(r"^(\d{3})\*{4}(\d{4})$")
-
-
 def mask_phone(phone: object) -> str:
-    """A mobile number with its middle four digits hidden (``138****1234``); anything else
-    that is not a 11-digit number is hidden whole (``****``); missing: ``—``."""
+    """A mobile number with its middle four digits hidden (``138****1234``,
+    :func:`store.access.mask_phone`, which the exports use too); anything else that is not
+    a 11-digit number is hidden whole (``****``); missing: ``—``."""
     if phone is None or (isinstance(phone, float) and math.isnan(phone)):
         return "—"
     text = str(phone).strip()
-    if not text:
-        return "—"
-    m = _PHONE.match(text) or _MASKED_PHONE.match(text)  # the database may have masked it
-    return f"{m.group(1)}****{m.group(2)}" if m else "****"
+    return mask_staff_phone(text) if text else "—"
 
 
 def to_gcj02(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

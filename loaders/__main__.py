@@ -206,7 +206,12 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
             "Special-group figures are never exported (they are shown per grid only). Every "
             "export carries a watermark (user, time) where the format has a place for it "
             "(GeoJSON, GeoPackage, XLSX; not CSV or Open311) and is recorded in the audit log "
-            "with the file's SHA-256."
+            "with the file's SHA-256. "
+            "网格员手机号隐去中间四位（138****1234），仅当 --user 是区级用户时完整导出，"
+            "或该行是 --user 本人的记录。 "
+            "Worker phone numbers are masked (138****1234) unless --user is a district-role "
+            "dashboard user, or the row is that user's own record (app_user.staff_code); a "
+            "file with masked numbers does not load back."
         ),
         epilog=filters_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -234,8 +239,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--user",
-        help="水印和审计日志中的用户（默认为运行本命令的系统用户）/ the user named in the "
-        f"watermark and the audit log (default: the OS user running this, now {os_user()!r})",
+        help="水印和审计日志中的用户（默认为运行本命令的系统用户）；区级用户可得完整手机号 / "
+        "the user named in the watermark and the audit log (default: the OS user running "
+        f"this, now {os_user()!r}); a district-role dashboard user gets phone numbers in full",
     )
 
 

@@ -47,6 +47,12 @@ csv       nothing: a comment line or an extra column would change what every rea
 open311   nothing: GeoReport v2 is a bare JSON array; likewise the SHA-256
 ========  ==================================================================================
 
+Worker phone numbers (``workers``) leave as the dashboard shows them (issue 7): masked
+(``138****1234``, :func:`store.access.mask_phone`) unless the export is made for a
+district-role dashboard user, or the row is that user's own record
+(:class:`store.access.PhoneView`, the rule of the database's ``staff_phone`` view). A file
+with masked numbers does not load back: the loader refuses a masked number as a phone.
+
 ``--where`` filters never reach SQL as text: each ``FIELD OP VALUE`` is checked against the
 kind's whitelist of filterable fields (:attr:`ExportSpec.filters`) and a fixed set of
 operators, its value parsed to the field's type, and compiled to a clause with a bound
@@ -61,12 +67,10 @@ import hashlib
 import json
 import os
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import geopandas as gpd
 import numpy as np
@@ -79,11 +83,17 @@ from sqlalchemy.engine import Dialect
 from loaders import coords
 from loaders.kinds import KINDS, Kind
 from loaders.sniff import InputError
-from store.access import User, audit
+from store.access import PhoneView, User, audit, phone_view
 from store.crs import STORAGE_EPSG, WEB_EPSG
 from store.models import HousingSpecialCount, HousingUnit
 from store.queries import read_gdf
-from store.watermark import Watermark, os_user
+from store.watermark import (
+    WATERMARK_KEY,
+    Watermark,
+    finish_xlsx,
+    os_user,
+    watermark_fields,
+)
 
 #: Export formats, in the order ``--help`` lists them.
 FORMATS = ("geojson", "gpkg", "csv", "xlsx", "open311")
@@ -562,6 +572,7 @@ def export_kind(
     watermark: Watermark | None = None,
     user: User | None = None,
     via: str = "python",
+    phones: PhoneView | None = None,
 ) -> ExportResult:
     """Export the rows of ``kind_name`` matching ``where`` to ``path``, watermarked, and
     record it in ``audit_log``.
@@ -589,6 +600,10 @@ def export_kind(
         The dashboard user exporting, if any (the audit row's role and scope).
     via
         What made the export, for the audit row (``cli``, ``dashboard``…).
+    phones
+        Whose worker phone numbers the file carries in full; default: those the user
+        (``user``, else the dashboard login named by the watermark) may see
+        (:func:`store.access.phone_view`: all for the district role, else only their own).
 
     Returns
     -------
@@ -612,7 +627,7 @@ def export_kind(
         "watermark": watermark.as_dict(),
     }
     try:
-        done = _export(engine, kind_name, path, fmt, crs, tz, watermark, user, detail)
+        done = _export(engine, kind_name, path, fmt, crs, tz, watermark, user, detail, phones)
     except ExportError as exc:
         with engine.begin() as conn:
             _audit_export(conn, user, watermark, {**detail, "refused": str(exc)}, ok=False)
@@ -636,6 +651,7 @@ def _export(
     watermark: Watermark,
     user: User | None,
     detail: dict[str, Any],
+    phones: PhoneView | None,
 ) -> ExportResult:
     """:func:`export_kind` once the audit detail is started: checks, reads, writes the
     file under a temporary name, audits it, gives it its name."""
@@ -652,6 +668,8 @@ def _export(
         else:
             result = conn.execute(stmt, params)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        if "phone" in frame.columns and phones is None:
+            phones = phone_view(conn, user.login if user else watermark.login)
     check_no_special_groups(kind_name, frame.columns)
     if kind.footprints:
         frame["footprint"] = shapely.from_wkb(frame["footprint"].to_numpy(dtype=object))
@@ -659,6 +677,8 @@ def _export(
     if missing:  # the spec drifted from the kind: a bug here, not the user's
         raise RuntimeError(f"EXPORTS[{kind_name!r}] does not select {missing}")
     done = ExportResult(kind_name, path, fmt, len(frame), str(target) if target else None)
+    if "phone" in frame.columns and phones is not None:
+        detail["phones"] = _mask_phones(frame, phones, done)
     if WITHHELD.get(kind_name):
         done.warnings.append(
             f"未导出特殊人群字段 {', '.join(WITHHELD[kind_name])}；再导入本文件不会改变库中的"
@@ -694,6 +714,22 @@ def _export(
     finally:
         partial.unlink(missing_ok=True)
     return done
+
+
+def _mask_phones(frame: pd.DataFrame, phones: PhoneView, done: ExportResult) -> str:
+    """Mask in ``frame`` the phone numbers ``phones`` does not show in full; say so in
+    ``done``'s warnings. Returns what the audit row records: ``full``, ``masked`` or
+    ``masked_but_own``."""
+    frame["phone"] = [phones.show(c, p) for c, p in zip(frame["code"], frame["phone"], strict=True)]
+    if phones.full:
+        return "full"
+    if frame["phone"].notna().any():
+        done.warnings.append(
+            "手机号已隐去中间四位（仅区级用户或本人可见完整号码）；本文件不能再导入手机号 / "
+            "phone numbers are masked (138****1234): only a district-role user sees them all, "
+            "anyone else only their own; the masked numbers do not load back"
+        )
+    return "masked_but_own" if phones.own else "masked"
 
 
 def _long_wkt_warning(frame: pd.DataFrame, fmt: str) -> list[str]:
@@ -823,15 +859,6 @@ def _xy_text(points: np.ndarray, target: coords.CrsSpec, index: pd.Index) -> pd.
 # --- writers --------------------------------------------------------------------------------
 
 Writer = Callable[[pd.DataFrame, Kind, "coords.CrsSpec | None", Path, str, Watermark], None]
-
-#: Name of the GeoJSON foreign member and prefix of the GeoPackage metadata items.
-WATERMARK_KEY = "gridone_watermark"
-
-
-def watermark_fields(watermark: Watermark) -> dict[str, str]:
-    """What a file's metadata says of its watermark: user, login, time (ISO, +08:00) and
-    the sentence in both languages."""
-    return {**watermark.as_dict(), "text": watermark.bilingual()}
 
 
 def _write_vector(
@@ -964,7 +991,7 @@ def _write_xlsx(
     """XLSX through GDAL: whole numbers as number cells, everything else (codes, times,
     coordinates) as text cells, so nothing is rounded or turned into scientific notation.
     The watermark goes into the document properties and the sheet's printed header and
-    footer (:func:`_finish_xlsx`)."""
+    footer (:func:`store.watermark.finish_xlsx`)."""
     table = _table(frame, kind, target, tz)
     for name in kind.fields:
         if _field_type(kind, name) == "int":
@@ -972,56 +999,7 @@ def _write_xlsx(
                 [None if v is None else int(v) for v in table[name].tolist()], dtype="Int64"
             )
     pyogrio.write_dataframe(table, path, driver="XLSX", layer=kind.name)
-    _finish_xlsx(path, list(table.columns) if table.empty else None, watermark)
-
-
-def _header_footer_text(value: str) -> str:
-    """Text for a SpreadsheetML header or footer: ``&`` starts a code there."""
-    return escape(value.replace("&", "&&"))
-
-
-def _finish_xlsx(path: Path, empty_header: list[str] | None, watermark: Watermark) -> None:
-    """What GDAL's XLSX driver cannot write, put into its file.
-
-    * The watermark: author (``dc:creator``), last modified by, description and creation
-      time in ``docProps/core.xml``; the sheet's printed header (Chinese) and footer
-      (English, page numbers), after ``sheetData`` as the schema orders them.
-    * ``empty_header``: GDAL writes an empty sheet for an empty table; a user filling in
-      the template (and our reader) needs the header row, so it is put in as inline
-      strings.
-    """
-    sheet, core = "xl/worksheets/sheet1.xml", "docProps/core.xml"
-    with zipfile.ZipFile(path) as zin:
-        parts = {n: zin.read(n) for n in zin.namelist()}
-    xml = parts[sheet].decode("utf-8")
-    if empty_header is not None:
-        cells = "".join(f'<c t="inlineStr"><is><t>{escape(c)}</t></is></c>' for c in empty_header)
-        xml = re.sub(
-            r"<sheetData>\s*</sheetData>|<sheetData/>",
-            f'<sheetData><row r="1">{cells}</row></sheetData>',
-            xml,
-        )
-    head = _header_footer_text(watermark.line("zh"))
-    foot = _header_footer_text(watermark.line("en"))
-    header_footer = (
-        f"<headerFooter><oddHeader>&amp;C{head}</oddHeader>"
-        f"<oddFooter>&amp;L{foot}&amp;R&amp;P / &amp;N</oddFooter></headerFooter>"
-    )
-    parts[sheet] = xml.replace("</sheetData>", "</sheetData>" + header_footer, 1).encode("utf-8")
-    created = watermark.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    props = (
-        f"<dc:creator>{escape(watermark.who)}</dc:creator>"
-        f"<cp:lastModifiedBy>{escape(watermark.login)}</cp:lastModifiedBy>"
-        f"<dc:description>{escape(watermark.bilingual())}</dc:description>"
-        f'<dcterms:created xsi:type="dcterms:W3CDTF">{created}</dcterms:created>'
-    )
-    core_xml = parts[core].decode("utf-8")
-    parts[core] = core_xml.replace(
-        "</cp:coreProperties>", props + "</cp:coreProperties>", 1
-    ).encode("utf-8")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name, data in parts.items():
-            zout.writestr(name, data)
+    finish_xlsx(path, watermark, list(table.columns) if table.empty else None)
 
 
 def _write_open311(

@@ -832,6 +832,60 @@ def mask_count(n: int | None, threshold: int = 5) -> str:
     return f"<{threshold}" if n < threshold else str(n)
 
 
+#: A mobile number, and one the database's ``staff_phone`` view has masked already.
+_PHONE = re.compile(r"^(\d{3})\d{4}(\d{4})$")
+_MASKED_PHONE = re.compile(r"^(\d{3})\*{4}(\d{4})$")
+
+
+def mask_phone(phone: str) -> str:
+    """A worker's phone number with its middle four digits hidden (``138****1234``), as
+    ``staff_phone`` masks it in the database (issue 7); anything that is not an 11-digit
+    number is hidden whole (``****``)."""
+    text_ = phone.strip()
+    m = _PHONE.match(text_) or _MASKED_PHONE.match(text_)
+    return f"{m.group(1)}****{m.group(2)}" if m else "****"
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    """Whose phone numbers a user sees in full, the rest masked (:func:`mask_phone`): the
+    rule of the ``staff_phone`` view (migration 0003) for files made outside the dashboard's
+    database role: every number for the district role, else only the user's own record.
+
+    Attributes
+    ----------
+    full
+        Every number in full (a district-role user).
+    own
+        The staff code of the user's own record (``app_user.staff_code``), shown in full.
+    """
+
+    full: bool = False
+    own: str | None = None
+
+    def show(self, code: object, phone: object) -> object:
+        """``phone`` of the staff member ``code`` as this user may see it (a missing value,
+        None or NaN, stays as it is)."""
+        if not isinstance(phone, str) or self.full or (self.own is not None and code == self.own):
+            return phone
+        return mask_phone(phone)
+
+
+def phone_view(conn: Connection, login: str | None) -> PhoneView:
+    """The :class:`PhoneView` of the dashboard user ``login`` (active, not locked out of
+    its role); anyone else (an operating-system user, an unknown name) sees every number
+    masked."""
+    if not login:
+        return PhoneView()
+    row = conn.execute(
+        text("SELECT role, staff_code FROM app_user WHERE login = :login AND active"),
+        {"login": login},
+    ).first()
+    if row is None:
+        return PhoneView()
+    return PhoneView(full=row.role == "district", own=row.staff_code)
+
+
 def scope_name(conn: Connection, user: User) -> str | None:
     """The name of ``user``'s jurisdiction (a grid's or an admin unit's), read inside a
     transaction scoped for that user; None for sysadmin and auditor."""

@@ -6,8 +6,14 @@ turns up where it should not, whose copy it was; the audit row written with it
 (:func:`store.access.audit`, actions ``briefing`` and ``export``) says what the file held.
 
 Where it goes per format: the briefing PDF and Word file (``dashboard/briefing/render.py``),
-GeoJSON, GeoPackage and XLSX exports (``loaders/export.py``). CSV and Open311 JSON have no
-place for it that every reader ignores; their audit row holds the file's SHA-256 instead.
+GeoJSON, GeoPackage and XLSX exports (``loaders/export.py``), the analyses' GeoJSON and
+Parquet files (``geo/output.py``) and the dashboard's XLSX downloads
+(``dashboard/downloads.py``). CSV and Open311 JSON have no place for it that every reader
+ignores; their audit row holds the file's SHA-256 instead.
+
+The pieces every writer shares live here, so that one file format carries the watermark
+one way whoever writes it: :data:`WATERMARK_KEY` (the GeoJSON foreign member, the Parquet
+key, the GeoPackage metadata prefix), :func:`watermark_fields` and :func:`finish_xlsx`.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
@@ -133,3 +143,65 @@ def for_service(service: str = "dashboard") -> Watermark:
     """The watermark of a process without a logged-in user: ``service`` as the name shown,
     the OS user running it as the login."""
     return Watermark.now(os_user(), service)
+
+
+# --- in files ------------------------------------------------------------------------------
+
+#: Name of the GeoJSON foreign member and of the Parquet key-value metadata entry, and the
+#: prefix of the GeoPackage metadata items.
+WATERMARK_KEY = "gridone_watermark"
+
+
+def watermark_fields(watermark: Watermark) -> dict[str, str]:
+    """What a file's metadata says of its watermark: user, login, time (ISO, +08:00) and
+    the sentence in both languages."""
+    return {**watermark.as_dict(), "text": watermark.bilingual()}
+
+
+def _header_footer_text(value: str) -> str:
+    """Text for a SpreadsheetML header or footer: ``&`` starts a code there."""
+    return escape(value.replace("&", "&&"))
+
+
+def finish_xlsx(path: Path, watermark: Watermark, empty_header: list[str] | None = None) -> None:
+    """Put into an XLSX file (GDAL's XLSX driver's) what that driver cannot write.
+
+    * The watermark: author (``dc:creator``), last modified by, description and creation
+      time in ``docProps/core.xml``; the sheet's printed header (Chinese) and footer
+      (English, page numbers), after ``sheetData`` as the schema orders them.
+    * ``empty_header``: GDAL writes an empty sheet for an empty table; a user filling in
+      the template (and our reader) needs the header row, so it is put in as inline
+      strings.
+    """
+    sheet, core = "xl/worksheets/sheet1.xml", "docProps/core.xml"
+    with zipfile.ZipFile(path) as zin:
+        parts = {n: zin.read(n) for n in zin.namelist()}
+    xml = parts[sheet].decode("utf-8")
+    if empty_header is not None:
+        cells = "".join(f'<c t="inlineStr"><is><t>{escape(c)}</t></is></c>' for c in empty_header)
+        xml = re.sub(
+            r"<sheetData>\s*</sheetData>|<sheetData/>",
+            f'<sheetData><row r="1">{cells}</row></sheetData>',
+            xml,
+        )
+    head = _header_footer_text(watermark.line("zh"))
+    foot = _header_footer_text(watermark.line("en"))
+    header_footer = (
+        f"<headerFooter><oddHeader>&amp;C{head}</oddHeader>"
+        f"<oddFooter>&amp;L{foot}&amp;R&amp;P / &amp;N</oddFooter></headerFooter>"
+    )
+    parts[sheet] = xml.replace("</sheetData>", "</sheetData>" + header_footer, 1).encode("utf-8")
+    created = watermark.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    props = (
+        f"<dc:creator>{escape(watermark.who)}</dc:creator>"
+        f"<cp:lastModifiedBy>{escape(watermark.login)}</cp:lastModifiedBy>"
+        f"<dc:description>{escape(watermark.bilingual())}</dc:description>"
+        f'<dcterms:created xsi:type="dcterms:W3CDTF">{created}</dcterms:created>'
+    )
+    core_xml = parts[core].decode("utf-8")
+    parts[core] = core_xml.replace(
+        "</cp:coreProperties>", props + "</cp:coreProperties>", 1
+    ).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in parts.items():
+            zout.writestr(name, data)

@@ -38,6 +38,8 @@ from loaders.export import (
 )
 from loaders.kinds import KINDS
 from loaders.sniff import EmptyFileError
+from store import access
+from store.access import PhoneView
 from store.db import make_engine
 from store.settings import get_settings
 from store.watermark import Watermark, os_user
@@ -222,10 +224,12 @@ def _differences(a: Engine, b: Engine, tables: list[str] | None = None) -> dict[
 
 
 def _export_all(engine: Engine, fmt: str, folder: Path) -> dict[str, Path]:
+    """Every kind exported as for a district-role user: worker phone numbers in full, so
+    that the workers file loads back (masked numbers do not: see the phone tests)."""
     paths = {}
     for kind in _kinds():
         paths[kind] = folder / f"{kind}{SUFFIX[fmt]}"
-        export_kind(engine, kind, paths[kind], fmt=fmt)
+        export_kind(engine, kind, paths[kind], fmt=fmt, phones=PhoneView(full=True))
     return paths
 
 
@@ -729,3 +733,106 @@ def test_cli_export_names_the_user_in_watermark_and_audit(
         assert "1–64" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+# --- worker phone numbers ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def phone_users(source: Engine) -> dict[str, str]:
+    """A district-role login, a grid-role login whose own record is a worker with a phone,
+    and that worker's code (made once in the module's store)."""
+    with source.begin() as conn:
+        own, grid = conn.execute(
+            text(
+                "SELECT s.code, g.code FROM staff s JOIN grid g ON g.worker_id = s.id "
+                "WHERE s.phone IS NOT NULL ORDER BY s.code LIMIT 1"
+            )
+        ).one()
+        district = conn.execute(
+            text("SELECT left(code, 6) || '000000' FROM admin_unit WHERE level = 'street' LIMIT 1")
+        ).scalar_one()
+        if access.get_user(conn, "qu_phone") is None:
+            access.create_user(
+                conn, "qu_phone", "区级", "district", district, "Secret123456", actor="test"
+            )
+            access.create_user(
+                conn,
+                "wg_phone",
+                "网格员",
+                "grid",
+                grid,
+                "Secret123456",
+                staff_code=own,
+                actor="test",
+            )
+    return {"district": "qu_phone", "grid": "wg_phone", "own": own}
+
+
+def _stored_phones(engine: Engine) -> dict[str, str | None]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT code, phone FROM staff ORDER BY code")).all())
+
+
+def _exported_phones(path: Path) -> dict[str, str | None]:
+    frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    return {c: p or None for c, p in zip(frame["code"], frame["phone"], strict=True)}
+
+
+def _cli_workers(source: Engine, path: Path, *user: str) -> int:
+    return main(["export", "workers", str(path), *(("--user", *user) if user else ())])
+
+
+@pytest.fixture
+def cli_source(source: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setenv("DATABASE_URL", source.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    yield source
+    get_settings.cache_clear()
+
+
+def test_a_district_user_exports_phone_numbers_in_full(
+    cli_source: Engine, phone_users: dict[str, str], tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "workers.csv"
+    assert _cli_workers(cli_source, path, phone_users["district"]) == 0
+    assert "masked" not in capsys.readouterr().out
+    stored = _stored_phones(cli_source)
+    assert _exported_phones(path) == stored
+    assert sum(p is not None for p in stored.values()) > 10
+    row = _last_export_audit(cli_source)
+    assert (row.login, row.detail["phones"]) == ("qu_phone", "full")
+
+
+def test_anyone_else_sees_phone_numbers_masked_but_their_own(
+    cli_source: Engine, phone_users: dict[str, str], tmp_path: Path, capsys
+) -> None:
+    stored = _stored_phones(cli_source)
+    own = phone_users["own"]
+    for user, full in ((phone_users["grid"], {own}), (None, set())):
+        path = tmp_path / f"workers_{user}.csv"
+        assert _cli_workers(cli_source, path, *([user] if user else [])) == 0
+        assert "phone numbers are masked" in capsys.readouterr().out
+        got = _exported_phones(path)
+        assert got.keys() == stored.keys()
+        for code, phone in stored.items():
+            if phone is None:
+                assert got[code] is None
+            elif code in full:
+                assert got[code] == phone
+            else:  # as the dashboard shows it: 3 digits, 4 stars, 4 digits
+                assert got[code] == f"{phone[:3]}****{phone[-4:]}"
+        row = _last_export_audit(cli_source)
+        expected = "masked_but_own" if full else "masked"
+        assert (row.login, row.detail["phones"]) == (user or os_user(), expected)
+        assert row.detail["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_masked_workers_file_does_not_overwrite_stored_phones(
+    source: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "workers.csv"
+    export_kind(source, "workers", path, phones=PhoneView())
+    before = _stored_phones(source)
+    load_file(source, "workers", path, Options())
+    assert _stored_phones(source) == before
