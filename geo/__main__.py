@@ -2,6 +2,10 @@
 line, for an analyst or a scheduled job. Every command writes one file (``.geojson``,
 ``.csv`` or ``.parquet``, by its extension) and prints a short summary, Chinese first.
 
+Every file carries a watermark (``--user``, default the operating-system user, and the
+time) where the format has room for it, and is recorded in the audit log with its SHA-256
+(:func:`geo.output.write_audited`), as ``python -m loaders export`` does.
+
 The figures are those the dashboard shows: both call the same functions.
 """
 
@@ -16,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection
 
-from geo.output import OutputError, check_output, write_result
+from geo.output import OutputError, check_output, write_audited
 from geo.period import as_instant
 from store.db import check_connection, make_engine, resolve_url
 from store.errors import StoreError
 from store.settings import get_settings
+from store.watermark import for_command, os_user
 
 Command = Callable[[Connection, argparse.Namespace], tuple[pd.DataFrame, list[str]]]
 
@@ -66,6 +71,12 @@ def _common(p: argparse.ArgumentParser, *, period: bool = True) -> None:
         type=Path,
         required=True,
         help="输出文件 .geojson / .csv / .parquet / output file (format by extension)",
+    )
+    p.add_argument(
+        "--user",
+        help="水印和审计日志中的用户（默认为运行本命令的系统用户）/ the user named in the "
+        "watermark (GeoJSON, Parquet; not CSV) and the audit log (default: the OS user "
+        f"running this, now {os_user()!r})",
     )
 
 
@@ -498,16 +509,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_connection(engine)
         with engine.connect() as conn:
+            watermark = for_command(conn, args.user)  # a bad --user before the analysis
             frame, lines = COMMANDS[args.command](conn, args)
-        write_result(frame, args.out)
+        done = write_audited(
+            engine,
+            frame,
+            args.out,
+            watermark=watermark,
+            detail={"via": "cli", "kind": f"geo {args.command}", "filters": _filters(args)},
+        )
     except (StoreError, OutputError, ValueError) as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
+        print(f"错误 / error: {exc}\n未写出文件 / nothing was written", file=sys.stderr)
         return 2
     finally:
         engine.dispose()
     print("\n".join(lines))
-    print(f"已写入 written: {args.out} ({len(frame):,} 行 rows)")
+    print(done.summary())
     return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, object]:
+    """The command's arguments as the audit row records them (given ones only, dates as
+    ISO text), less the output path and the user (recorded on their own)."""
+    return {
+        k: v.isoformat() if isinstance(v, dt.date) else v
+        for k, v in sorted(vars(args).items())
+        if k not in ("command", "out", "user") and v is not None
+    }
 
 
 if __name__ == "__main__":
