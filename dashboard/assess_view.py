@@ -329,14 +329,21 @@ def worker_table(
     return pd.DataFrame(rows)
 
 
-def worker_csv(frame: pd.DataFrame, settings: AnalyticsSettings, lang: Lang = "zh") -> bytes:
+def worker_export(
+    frame: pd.DataFrame, settings: AnalyticsSettings, lang: Lang = "zh"
+) -> pd.DataFrame:
     """Every column of the assessment with a rank first, labelled in ``lang`` (geo's
-    labels), UTF-8 with a BOM so that Excel opens it right."""
+    labels): the table the page offers for download."""
     out = frame[list(COLUMNS)].copy()
     out.insert(0, "rank", ranks(frame, settings))
     labels = {k: v[0 if lang == "zh" else 1] for k, v in COLUMNS.items()}
     labels["rank"] = t("as_col_rank", lang)
-    return out.rename(columns=labels).to_csv(index=False).encode("utf-8-sig")
+    return out.rename(columns=labels)
+
+
+def worker_csv(frame: pd.DataFrame, settings: AnalyticsSettings, lang: Lang = "zh") -> bytes:
+    """:func:`worker_export` as CSV, UTF-8 with a BOM so that Excel opens it right."""
+    return worker_export(frame, settings, lang).to_csv(index=False).encode("utf-8-sig")
 
 
 @dataclass(frozen=True)

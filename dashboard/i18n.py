@@ -12,6 +12,7 @@ from dashboard.texts import (
     auth,
     briefing,
     common,
+    downloads,
     hotspots,
     incidents,
     overview,
@@ -32,6 +33,7 @@ def _merge(*parts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 
 TEXT: dict[str, tuple[str, str]] = _merge(
     common.TEXT,
+    downloads.TEXT,
     assess.TEXT,
     auth.TEXT,
     briefing.TEXT,

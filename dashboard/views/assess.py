@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from dashboard import assess_view as av
 from dashboard import data, data_assess
+from dashboard.downloads import offer
 from dashboard.i18n import t
 from geo.settings import default_settings
 from store.workcal import CalendarNotCoveredError
@@ -164,6 +165,12 @@ with st.expander(t("as_formula_title", lang)):
     st.markdown("\n".join(f"- {p}" for p in (*f.parts, f.renorm, f.stars, *f.grades)))
 
 # --- the workers, ranked ----------------------------------------------------------------------
+#: What the downloads were filtered by (the URL's parameters but the worker picked below).
+filters = av.to_params(
+    av.AssessQuery(
+        street=street_code, month=month, community=community or None, patrols=patrols, worker=None
+    )
+)
 st.subheader(t("as_rank_title", lang))
 if shown.empty:
     st.info(t("as_no_community_workers", lang, month=month_text))
@@ -172,11 +179,14 @@ names = grid_kpis["name"].dropna().to_dict()
 table = av.worker_table(frame, rules, month, lang, grid_names=names, community=community or None)
 st.caption(t("as_rank_caption", lang, n=len(table)))
 st.table(table.set_index(table.columns[0]))
-st.download_button(
+offer(
     t("as_download_workers", lang),
-    av.worker_csv(av.filter_community(frame, community or None), rules, lang),
-    file_name=f"assess_{street_code or 'all'}_{month}.csv",
-    mime="text/csv",
+    av.worker_export(av.filter_community(frame, community or None), rules, lang),
+    page="assess",
+    what="assess_workers",
+    file_stem=f"assess_{street_code or 'all'}_{month}",
+    lang=lang,
+    filters=filters,
 )
 
 # --- one worker -----------------------------------------------------------------------------
@@ -206,11 +216,14 @@ st.subheader(t("as_grid_title", lang))
 grids = av.grid_table(frame, grid_kpis, rules, lang, community=community or None)
 st.caption(t("as_grid_caption", lang))
 st.table(grids.set_index(grids.columns[0]))
-st.download_button(
+offer(
     t("as_download_grids", lang),
-    grids.to_csv(index=False).encode("utf-8-sig"),
-    file_name=f"assess_grids_{street_code or 'all'}_{month}.csv",
-    mime="text/csv",
+    grids,
+    page="assess",
+    what="assess_grids",
+    file_stem=f"assess_grids_{street_code or 'all'}_{month}",
+    lang=lang,
+    filters=filters,
 )
 
 st.query_params.from_dict(

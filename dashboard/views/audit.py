@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import audit_view as av
 from dashboard import auth, data
+from dashboard.downloads import offer
 from dashboard.i18n import t
 from store import access, vocab
 
@@ -67,21 +68,14 @@ st.caption(t("au_found", lang, n=len(frame), limit=av.LIMIT))
 st.dataframe(frame.rename(columns=av.headers(lang)), hide_index=True, use_container_width=True)
 
 
-def _audit_download() -> None:
-    with data.scoped_conn() as conn:
-        access.audit(
-            conn,
-            "export",
-            user=user,
-            detail={"page": "audit", "what": "audit_csv", "filters": q.params(), "n": len(frame)},
-        )
-
-
-st.download_button(
+offer(
     t("au_csv", lang),
-    data=av.csv_bytes(frame, lang),
-    file_name=f"audit_{q.start:%Y%m%d}_{q.end:%Y%m%d}.csv",
-    mime="text/csv",
-    on_click=_audit_download,
-    icon=":material/download:",
+    frame,
+    page="audit",
+    what="audit_csv",
+    file_stem=f"audit_{q.start:%Y%m%d}_{q.end:%Y%m%d}",
+    lang=lang,
+    filters=q.params(),
+    csv=av.csv_bytes(frame, lang),
+    xlsx=False,
 )

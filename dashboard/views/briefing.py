@@ -17,19 +17,8 @@ import streamlit as st
 from dashboard import auth, data, data_briefing
 from dashboard import briefing_view as bv
 from dashboard.briefing import EmptyPeriodError, build_audited
+from dashboard.downloads import viewer_watermark
 from dashboard.i18n import t
-from store.watermark import Watermark, for_service
-
-
-def viewer_watermark() -> Watermark:
-    """The watermark of whoever views this page: the logged-in user (display name and
-    login; app.py lets no one without a login reach a page). Without a user (a session
-    ended between the login check and here): the service, shown as "dashboard"."""
-    user = auth.current_user()
-    if user is None:
-        return for_service("dashboard")
-    return Watermark.now(user.login, user.display_name)
-
 
 lang = data.language()
 st.title(t("page_briefing", lang))

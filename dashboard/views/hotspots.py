@@ -11,6 +11,7 @@ from streamlit_folium import st_folium
 
 from dashboard import data
 from dashboard import hotspot_view as hv
+from dashboard.downloads import offer
 from dashboard.i18n import t
 from dashboard.maps import hotspot_map
 
@@ -171,11 +172,14 @@ else:
     shown = min(len(result.ranked), hv.TOP_ROWS)
     st.caption(t("ranked_caption", lang, n=len(result.ranked), shown=shown))
     st.table(result.ranked.head(hv.TOP_ROWS).style.format(precision=2).hide(axis="index"))
-    st.download_button(
+    offer(
         t("download_csv", lang),
-        result.ranked.to_csv(index=False).encode("utf-8-sig"),
-        file_name=f"hotspots_{q.method}_{q.start}_{q.end}.csv",
-        mime="text/csv",
+        result.ranked,
+        page="hotspots",
+        what=f"hotspots_{q.method}",
+        file_stem=f"hotspots_{q.method}_{q.start}_{q.end}",
+        lang=lang,
+        filters=hv.to_params(q),
     )
 
 if result.kind == "hotspots":

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import data
 from dashboard import data_incidents as di
 from dashboard import incidents_view as iv
+from dashboard.downloads import offer
 from dashboard.i18n import t
 
 lang = data.language()
@@ -219,12 +220,14 @@ st.dataframe(
         )
     },
 )
-st.download_button(
+offer(
     t("inc_download", lang),
-    utable.to_csv(index=False).encode("utf-8-sig"),
-    file_name=f"incident_units_{q.start}_{q.end}.csv",
-    mime="text/csv",
-    key="inc_dl_units",
+    utable,
+    page="incidents",
+    what="incident_units",
+    file_stem=f"incident_units_{q.start}_{q.end}",
+    lang=lang,
+    filters=iv.to_params(q),
 )
 
 st.subheader(t("inc_overdue", lang))
@@ -237,10 +240,12 @@ else:
     as_of = report.period.as_of.strftime("%Y-%m-%d %H:%M")
     st.caption(t("inc_overdue_caption", lang, n=len(otable), shown=shown, as_of=as_of))
     st.markdown(iv.overdue_markdown(otable))
-    st.download_button(
+    offer(
         t("inc_download", lang),
-        otable.to_csv(index=False).encode("utf-8-sig"),
-        file_name=f"incidents_overdue_{q.end}.csv",
-        mime="text/csv",
-        key="inc_dl_overdue",
+        otable,
+        page="incidents",
+        what="incidents_overdue",
+        file_stem=f"incidents_overdue_{q.end}",
+        lang=lang,
+        filters=iv.to_params(q),
     )

@@ -15,6 +15,7 @@ from streamlit_folium import st_folium
 from dashboard import data, url_state
 from dashboard import data_patrol as dp
 from dashboard import patrol_view as pv
+from dashboard.downloads import offer
 from dashboard.i18n import t
 from dashboard.patrol_maps import patrol_map
 
@@ -241,11 +242,14 @@ with next(tabs):
     )
     table = pv.grid_table(grid_sum, span, lang)
     st.table(table.style.hide(axis="index"))
-    st.download_button(
+    offer(
         t("pat_download_grids", lang),
-        table.to_csv(index=False).encode("utf-8-sig"),
-        file_name=f"patrol_grids_{q.days[0]}_{day}.csv",
-        mime="text/csv",
+        table,
+        page="patrol",
+        what="patrol_grids",
+        file_stem=f"patrol_grids_{q.days[0]}_{day}",
+        lang=lang,
+        filters=pv.to_params(q),
     )
 if span == "week":
     with next(tabs):
@@ -255,11 +259,14 @@ with next(tabs):
     st.caption(t("pat_workers_caption", lang))
     wtable = pv.worker_table(workers, grids_in, lang)
     st.dataframe(wtable, hide_index=True, use_container_width=True)
-    st.download_button(
+    offer(
         t("pat_download_workers", lang),
-        wtable.to_csv(index=False).encode("utf-8-sig"),
-        file_name=f"patrol_workers_{q.days[0]}_{day}.csv",
-        mime="text/csv",
+        wtable,
+        page="patrol",
+        what="patrol_workers",
+        file_stem=f"patrol_workers_{q.days[0]}_{day}",
+        lang=lang,
+        filters=pv.to_params(q),
     )
 
 with next(tabs):
@@ -272,9 +279,12 @@ with next(tabs):
         )
         utable = pv.unvisited_table(unvisited, lang)
         st.dataframe(utable, hide_index=True, use_container_width=True)
-        st.download_button(
+        offer(
             t("pat_download_unvisited", lang),
-            utable.to_csv(index=False).encode("utf-8-sig"),
-            file_name=f"unvisited_{window}d_{day}.csv",
-            mime="text/csv",
+            utable,
+            page="patrol",
+            what="patrol_unvisited",
+            file_stem=f"unvisited_{window}d_{day}",
+            lang=lang,
+            filters=pv.to_params(q),
         )

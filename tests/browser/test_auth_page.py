@@ -10,6 +10,7 @@ the other unit's figures and no traceback. Expected figures are read by the owne
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import urllib.parse
@@ -227,7 +228,8 @@ def test_auditor_sees_the_audit_log_only(
         before = conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar_one()
     with page.expect_download() as dl:
         page.get_by_role("button", name="下载 CSV", exact=False).click()
-    body = dl.value.path().read_bytes().decode("utf-8-sig")
+    raw = dl.value.path().read_bytes()
+    body = raw.decode("utf-8-sig")
     assert body.splitlines()[0].startswith("时间,登录名") and len(body.splitlines()) == want + 1
     exported = _wait_for_row(
         demo_engine,
@@ -235,7 +237,8 @@ def test_auditor_sees_the_audit_log_only(
         "AND id > :before ORDER BY id DESC LIMIT 1",
         {"l": DEMO_USERS["auditor"].login, "before": before},
     )
-    assert exported["what"] == "audit_csv" and exported["filters"]["login"] == leader
+    assert exported["kind"] == "audit_csv" and exported["filters"]["login"] == leader
+    assert exported["sha256"] == hashlib.sha256(raw).hexdigest() and exported["rows"] == want
     _no_traceback(page)
 
 

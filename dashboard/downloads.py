@@ -1,0 +1,199 @@
+"""Every table a page offers for download, through one function, audited on the click
+(issue 7: "exports and briefings carry a watermark (user, time)" and are audited).
+
+:func:`offer` draws the download button(s) of one table: CSV always, XLSX where the page
+asks for it. Clicking one writes one ``audit_log`` row (action ``export``, as
+``python -m loaders export`` and ``python -m geo`` write; :func:`audit_detail`): the
+logged-in user, the page and the table, the page's filters (its URL parameters), the
+rows, the file's name, format, size and SHA-256, and the watermark. The row is written by
+the button's ``on_click`` callback, which Streamlit runs when the browser has asked for
+the file (before the page runs again), so a table merely shown writes nothing.
+
+Where the watermark goes: CSV has no place for it that every reader ignores (a comment
+line or an extra column breaks Excel's reading and every script's), so the CSV stays
+clean and the audit row's SHA-256 identifies it. XLSX carries it in the document
+properties and the printed header and footer, written as ``python -m loaders export``
+writes them (:func:`store.watermark.finish_xlsx`).
+
+The files are made on each run of the page from what it shows, so the hash recorded is
+that of the bytes the button hands over (the callback's arguments are bound in the run
+that drew the button).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyogrio
+import streamlit as st
+
+from dashboard import auth
+from dashboard.i18n import t
+from store.vocab import Lang
+from store.watermark import Watermark, finish_xlsx, for_service
+
+CSV_MIME = "text/csv"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def viewer_watermark() -> Watermark:
+    """The watermark of whoever views the page: the logged-in user (display name and
+    login; app.py lets no one without a login reach a page). Without a user (a session
+    ended between the login check and here): the service, shown as "dashboard"."""
+    user = auth.current_user()
+    if user is None:
+        return for_service("dashboard")
+    return Watermark.now(user.login, user.display_name)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as CSV in UTF-8 with a BOM (Excel in China reads a BOM-less file as GBK),
+    without the index."""
+    return frame.to_csv(index=False).encode("utf-8-sig")
+
+
+def xlsx_bytes(frame: pd.DataFrame, watermark: Watermark, sheet: str = "data") -> bytes:
+    """``frame`` as an XLSX workbook (GDAL's XLSX driver, as the exports) carrying
+    ``watermark`` in its properties and printed header and footer. Numbers stay number
+    cells; every other value is written as its text."""
+    table = pd.DataFrame(
+        {
+            str(c): frame[c]
+            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+            else frame[c].map(lambda v: None if _missing(v) else str(v)).astype(object)
+            for c in frame.columns
+        },
+        index=range(len(frame)),
+    )
+    with tempfile.TemporaryDirectory(prefix="gridone_dl_") as folder:
+        path = Path(folder) / "table.xlsx"
+        pyogrio.write_dataframe(table, path, driver="XLSX", layer=sheet[:31])
+        finish_xlsx(path, watermark, list(table.columns) if table.empty else None)
+        return path.read_bytes()
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array cell
+        return False
+
+
+def audit_detail(
+    *,
+    page: str,
+    what: str,
+    fmt: str,
+    file_name: str,
+    body: bytes,
+    rows: int,
+    filters: Mapping[str, str],
+    watermark: Watermark,
+) -> dict[str, Any]:
+    """The ``audit_log`` detail of one download: the shape of the export rows of the
+    command line (via, kind, format, filters, rows, size, SHA-256, watermark) plus the
+    page and the file's name."""
+    return {
+        "via": "dashboard",
+        "page": page,
+        "kind": what,
+        "format": fmt,
+        "filters": dict(filters),
+        "rows": rows,
+        "file_name": file_name,
+        "bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "watermark": watermark.as_dict(),
+    }
+
+
+def _record(detail: dict[str, Any]) -> None:
+    """The buttons' ``on_click``: the download's audit row, as the logged-in user."""
+    auth.record("export", detail)
+
+
+def offer(
+    label: str,
+    frame: pd.DataFrame,
+    *,
+    page: str,
+    what: str,
+    file_stem: str,
+    lang: Lang,
+    filters: Mapping[str, str] | None = None,
+    csv: bytes | None = None,
+    xlsx: bool = True,
+    container: Any = None,
+) -> None:
+    """Offer ``frame`` for download as CSV (and XLSX), each click audited.
+
+    Parameters
+    ----------
+    label
+        The CSV button's text (the XLSX button's is shared).
+    frame
+        The table as shown (its rows are counted; the XLSX is made from it).
+    page, what
+        The page (its url_path, or ``overview``) and the table's name, for the audit row;
+        ``what`` also keys the buttons, so it is unique on its page.
+    file_stem
+        The file name without extension.
+    lang
+        The page's language.
+    filters
+        What the table was filtered by; default the page's URL parameters.
+    csv
+        The CSV's bytes when the page makes them its own way (default :func:`csv_bytes`).
+    xlsx
+        Offer the watermarked XLSX too.
+    container
+        Where to draw (a column); default the page.
+    """
+    where = container if container is not None else st
+    filters = dict(st.query_params.to_dict() if filters is None else filters)
+    watermark = viewer_watermark()
+    body = csv if csv is not None else csv_bytes(frame)
+    files = [("csv", body, CSV_MIME, label, ":material/download:")]
+    if xlsx:
+        files.append(
+            (
+                "xlsx",
+                xlsx_bytes(frame, watermark, sheet=what),
+                XLSX_MIME,
+                t("dl_xlsx", lang),
+                ":material/table_view:",
+            )
+        )
+    # the buttons side by side at the left, not spread over the page's width
+    cols = where.columns([1, 1, 2])[:2] if len(files) > 1 else [where]
+    for col, (fmt, data, mime, text, icon) in zip(cols, files, strict=True):
+        name = f"{file_stem}.{fmt}"
+        detail = audit_detail(
+            page=page,
+            what=what,
+            fmt=fmt,
+            file_name=name,
+            body=data,
+            rows=len(frame),
+            filters=filters,
+            watermark=watermark,
+        )
+        help_ = t("dl_help", lang)
+        if fmt == "xlsx":
+            help_ += " " + t("dl_xlsx_help", lang, line=watermark.line(lang))
+        col.download_button(
+            text,
+            data,
+            file_name=name,
+            mime=mime,
+            key=f"dl_{page}_{what}_{fmt}",
+            help=help_,
+            on_click=_record,
+            args=(detail,),
+            icon=icon,
+        )
