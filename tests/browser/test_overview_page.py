@@ -511,3 +511,49 @@ def test_map_comes_back_after_another_page_and_a_fresh_frame(
     shot(page, frame, "overview_fresh_reloaded.png")
     no_traceback(page)
     offline_page.assert_clean()
+
+
+#: JavaScript: the outlines drawn in the map (SVG paths with a stroke), as "colour width".
+DRAWN_STROKES = """() => [...document.querySelectorAll('path.leaflet-interactive')]
+    .filter(p => p.getAttribute('stroke')).map(p =>
+        p.getAttribute('stroke') + ' ' + p.getAttribute('stroke-width'))"""
+
+
+def test_community_user_map_draws_each_outline_once_at_its_width(
+    app_url: str, offline_page: OfflinePage, demo_engine: Engine, demo_users
+) -> None:
+    """A community user's map (zoomed in on one community): each grid, the community and
+    the street outlined once, at the widths of dashboard.maps, no zoom scale left on the
+    drawing, before and after filter changes (layers swapped in place) and a community
+    chosen (a new map)."""
+    from collections import Counter
+
+    from dashboard.maps import COMMUNITY_COLOR, STREET_COLOR
+
+    community = demo_users["community"].scope_code
+    with demo_engine.connect() as conn:
+        n = len(overview_sql.map_grids(conn, community=community))
+    want = Counter({f"{GRID_COLOR} 1": n, f"{COMMUNITY_COLOR} 2": 1, f"{STREET_COLOR} 3": 1})
+    page = offline_page.page
+    page.set_viewport_size(VIEWPORT)
+    goto(page, app_url, "community")
+    for step in ("open", "矛盾纠纷", "安全隐患", "community"):
+        if step == "community":
+            page.get_by_role("combobox", name="社区").click()
+            page.get_by_role("option", name=re.compile("社区$")).last.click()
+            page.wait_for_function(
+                "(c) => location.search.includes('community=' + c)", arg=community, timeout=60_000
+            )
+        elif step != "open":
+            page.get_by_role("combobox", name="事件类别").click()
+            page.get_by_role("option", name=step, exact=True).click()
+        frame = wait_grids(page, n)
+        page.mouse.move(5, 5)  # no outline under the pointer (hover draws it wider)
+        shot(page, frame, f"overview_community_{step}.png")
+        assert Counter(frame.evaluate(DRAWN_STROKES)) == want, step
+        assert frame.evaluate(
+            "() => [...document.querySelectorAll('.leaflet-pane svg')]"
+            "  .every(s => !/scale/.test(s.style.transform))"
+        ), step
+    no_traceback(page)
+    offline_page.assert_clean()
