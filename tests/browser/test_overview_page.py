@@ -2,7 +2,9 @@
 request blocked: the grids are drawn and coloured by what geo/ computes, a filter changes
 them to geo/'s new values, a click (or ``?grid=``) opens the grid's panel with geo/'s KPIs,
 ``?incident=`` centres on the incident, the URL reproduces centre and zoom, and the GCJ-02
-switch moves the layers by the GCJ-02 offset."""
+switch moves the layers by the GCJ-02 offset; a filter change does not send the base map
+again, a fresh map frame asks for it, and a community user's outlines are drawn once each
+at their widths."""
 
 from __future__ import annotations
 
