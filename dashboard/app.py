@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 import streamlit as st  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
-from dashboard import auth, data  # noqa: E402
+from dashboard import auth, data, map_render  # noqa: E402
 from dashboard.i18n import t  # noqa: E402
 from dashboard.offline import use_local_assets  # noqa: E402
 from store import access  # noqa: E402
@@ -134,6 +134,7 @@ def run() -> None:
     pages of the user's role), the page."""
     lang = data.language()
     st.set_page_config(page_title=t("app_title", lang), page_icon="🗺️", layout="wide")
+    map_render.new_run()  # which maps the browser already holds (their base not sent again)
     use_local_assets(ASSET_BASE)
     try:
         data.check()

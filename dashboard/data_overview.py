@@ -13,7 +13,7 @@ from dashboard import map_render
 from dashboard.data import scoped_cache, scoped_conn
 from dashboard.maps import OneMapLayers, onemap_base, onemap_layers
 from dashboard.overview_view import MapBase, OverviewQuery
-from geo import coverage as geo_coverage
+from geo import coverage_store
 from geo import hotspots as geo_hotspots
 from geo import kde as geo_kde
 from geo import kpis as geo_kpis
@@ -198,9 +198,12 @@ def tracks(street: str | None, community: str | None, day: dt.date) -> gpd.GeoDa
 
 @scoped_cache
 def unvisited(street: str | None, as_of: dt.date, days: int) -> gpd.GeoDataFrame:
-    """:func:`geo.coverage.unvisited_buildings` not passed in ``days`` days up to ``as_of``."""
+    """:func:`geo.coverage.unvisited_buildings` not passed in ``days`` days up to ``as_of``:
+    from the stored days (:func:`geo.coverage_store.unvisited_buildings`, the same frame)
+    when all are stored, else replayed from the fixes day by day."""
     with scoped_conn() as conn:
-        return geo_coverage.unvisited_buildings(conn, as_of, (days,), street)
+        frame, _ = coverage_store.unvisited_buildings(conn, as_of, (days,), street)
+    return frame
 
 
 @scoped_cache

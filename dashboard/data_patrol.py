@@ -12,6 +12,7 @@ import pandas as pd
 
 from dashboard.data import scoped_cache, scoped_conn, settings
 from geo import coverage as geo_coverage
+from geo import coverage_store
 from geo import replay as geo_replay
 from geo.period import as_instant
 from geo.settings import CoverageParams, default_settings
@@ -61,9 +62,12 @@ def coverage_day(street: str | None, day: dt.date) -> geo_coverage.CoverageResul
 
 @scoped_cache
 def unvisited(street: str | None, day: dt.date) -> gpd.GeoDataFrame:
-    """:func:`geo.coverage.unvisited_buildings` (7/14/30 days) as of ``day``."""
+    """:func:`geo.coverage.unvisited_buildings` (7/14/30 days) as of ``day``: from the
+    stored days (:func:`geo.coverage_store.unvisited_buildings`, the same frame) when all
+    30 are stored, else replayed from the fixes day by day."""
     with scoped_conn() as conn:
-        return geo_coverage.unvisited_buildings(conn, day, street=street, params=params())
+        frame, _ = coverage_store.unvisited_buildings(conn, day, street=street, params=params())
+    return frame
 
 
 @scoped_cache

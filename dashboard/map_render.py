@@ -12,6 +12,18 @@ stays the same, the component keeps its map and, when the layers change, swaps o
 (streamlit-folium's ``feature_group_to_add``): no new iframe, no Leaflet loaded and no
 outlines parsed and drawn again.
 
+Once the component has drawn a map, it ignores the map's script, header, html and files in
+every later message (streamlit-folium's frontend only reads them while it has no map): yet
+Streamlit sends every argument on every run, megabytes of outlines at district scale for
+a filter change that swaps a few kilobytes of layers. :func:`show` therefore sends the base
+only when the browser may need it — the first run that shows this map, or one after a run
+that did not show it (another page, a run stopped early: the frame then starts anew) — and
+a few bytes (:data:`STUB`) otherwise. Should a fresh frame still receive the stub (a frame
+that was mounted but not ready when the next run came, a frame remounted by the browser),
+the stub asks for the base (:data:`BASE_MISSING`, a new value of the component, so a
+rerun) and the next run sends it; the map a user sees is never left empty. This needs
+:func:`new_run` at the start of every script run (``dashboard.app.run``).
+
 It uses streamlit-folium's module-level helpers (``_get_html``, ``_get_header``,
 ``_get_map_string``, ``_get_feature_group_string``, ``generate_js_hash``,
 ``_component_func``), pinned in requirements.txt; ``tests/test_map_render.py`` checks that
@@ -21,13 +33,31 @@ the strings equal what ``st_folium`` sends.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import branca
 import folium
+import streamlit as st
 import streamlit_folium as sf
+
+#: Session-state keys: the components (their keys) drawn with their base in this run and in
+#: the previous one, and the last request for the base answered, per component key.
+_DRAWN = "_map_render_drawn"
+_DRAWN_BEFORE = "_map_render_drawn_before"
+_ANSWERED = "_map_render_answered"
+#: What a frame that has no map yet reports when it receives :data:`STUB`: a fresh value
+#: (so Streamlit reruns the page) under this name.
+BASE_MISSING = "gridone_base_missing"
+#: The script sent instead of the base to a frame that already has its map. streamlit-folium
+#: runs it only in a frame without a map (``script + "window.map = map_div; …"``): there it
+#: asks for the base; its trailing ``//`` comments out what the component appends (which
+#: would fail without a map).
+STUB = (
+    "if (!window.map && window.Streamlit) { window.Streamlit.setComponentValue("
+    f'{{"{BASE_MISSING}": String(Date.now()) + Math.random()}}); }} //'
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,25 @@ def render_layers(group: folium.FeatureGroup) -> str:
     return sf._get_feature_group_string(group, map=host, idx=0)
 
 
+def new_run(state: MutableMapping[str, Any] | None = None) -> None:
+    """Start a script run (``state``: the session state, ``st.session_state`` by default):
+    the maps drawn in the run before are those :func:`show` may send without their base."""
+    state = st.session_state if state is None else state
+    state[_DRAWN_BEFORE] = state.pop(_DRAWN, frozenset())
+
+
+def _needs_base(hash_key: str, state: MutableMapping[str, Any]) -> bool:
+    """Whether the frame of component ``hash_key`` may lack its map: not drawn in the run
+    before, or it asked for the base (:data:`STUB`) and has not been answered yet."""
+    asked = state.get(hash_key)
+    request = asked.get(BASE_MISSING) if isinstance(asked, dict) else None
+    answered = state.setdefault(_ANSWERED, {})
+    if request is not None and answered.get(hash_key) != request:
+        answered[hash_key] = request
+        return True
+    return hash_key not in state.get(_DRAWN_BEFORE, frozenset())
+
+
 def show(
     rendered: RenderedMap,
     *,
@@ -105,21 +154,27 @@ def show(
     height: int = 640,
     returned_objects: Sequence[str] = ("last_clicked",),
     defaults: dict[str, Any] | None = None,
+    state: MutableMapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Draw ``rendered`` with the streamlit-folium component (full container width), with
     ``layers`` (:func:`render_layers`) on it, and return what the map reports
     (``returned_objects``; ``defaults`` until it reports).
 
     The component is the same (the map in the browser kept) as long as ``rendered`` is:
-    new ``layers`` then replace the previous ones in place."""
+    new ``layers`` then replace the previous ones in place, and the base is not sent again
+    (:data:`STUB` instead; see the module's docstring). ``state``: the session state
+    (``st.session_state`` by default)."""
+    state = st.session_state if state is None else state
     digest = rendered.digest or sf.generate_js_hash(rendered.script)
     hash_key = hashlib.sha256(f"{digest}|{key}|{sorted(returned_objects)}".encode()).hexdigest()
     base = {"last_clicked": None, "zoom": rendered.zoom, "center": None}
     default = {k: (defaults or {}).get(k, base.get(k)) for k in returned_objects}
-    return sf._component_func(
-        script=rendered.script,
-        header=rendered.header,
-        html=rendered.html,
+    full = _needs_base(hash_key, state)
+    state[_DRAWN] = state.get(_DRAWN, frozenset()) | {hash_key}
+    out = sf._component_func(
+        script=rendered.script if full else STUB,
+        header=rendered.header if full else "",
+        html=rendered.html if full else "",
         id=rendered.map_id,
         key=hash_key,
         height=height,
@@ -132,8 +187,11 @@ def show(
         return_on_hover=False,
         layer_control=None,
         pixelated=False,
-        css_links=list(rendered.css_links),
-        js_links=list(rendered.js_links),
+        css_links=list(rendered.css_links) if full else [],
+        js_links=list(rendered.js_links) if full else [],
         on_change=None,
         wrap_longitude=False,
     )
+    if isinstance(out, dict) and BASE_MISSING in out:  # a request, not what the map reports
+        return default
+    return out

@@ -235,13 +235,16 @@ def last_passed_or_live(
     days: int,
     *,
     street: str | None = None,
+    params: CoverageParams | None = None,
+    timezone: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, bool]:
     """The stored answer when complete, else :func:`geo.coverage.last_passed` computed
-    live; and whether it came from the store."""
-    stored = last_passed(conn, as_of, days, street=street)
+    live (with the same ``params`` and ``timezone``); and whether it came from the store."""
+    stored = last_passed(conn, as_of, days, street=street, params=params, timezone=timezone)
     if stored is not None:
         return stored, True
-    return live_last_passed(conn, as_of, days, street=street), False
+    live = live_last_passed(conn, as_of, days, street=street, params=params, timezone=timezone)
+    return live, False
 
 
 def unvisited_buildings(
@@ -249,6 +252,9 @@ def unvisited_buildings(
     as_of: dt.date,
     days: Sequence[int] = DEFAULT_WINDOWS,
     street: str | None = None,
+    *,
+    params: CoverageParams | None = None,
+    timezone: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, bool]:
     """:func:`geo.coverage.unvisited_buildings` (not passed in 7 / 14 / 30 days) from the
     stored days when all of the longest window are there, else live; and whether it came
@@ -256,7 +262,9 @@ def unvisited_buildings(
     windows = sorted({int(d) for d in days})
     if not windows or windows[0] < 1:
         raise ValueError("days must be positive numbers of days, e.g. (7, 14, 30)")
-    lp, from_store = last_passed_or_live(conn, as_of, windows[-1], street=street)
+    lp, from_store = last_passed_or_live(
+        conn, as_of, windows[-1], street=street, params=params, timezone=timezone
+    )
     return _unvisited_frame(lp, windows), from_store
 
 

@@ -56,7 +56,7 @@ def test_rendered_map_is_what_st_folium_sends(monkeypatch: pytest.MonkeyPatch) -
     assert ours.size > len(ours.script) > 0
     captured: dict = {}
     monkeypatch.setattr(sf, "_component_func", lambda **kw: captured.update(kw))
-    map_render.show(ours, key="k", returned_objects=("last_clicked", "zoom"))
+    map_render.show(ours, key="k", returned_objects=("last_clicked", "zoom"), state={})
     assert captured["script"] == ours.script
     assert captured["default"] == {"last_clicked": None, "zoom": ours.zoom}
     assert captured["returned_objects"] == ["last_clicked", "zoom"]
@@ -101,9 +101,67 @@ def test_show_keeps_the_map_while_the_base_is_the_same(monkeypatch: pytest.Monke
     base = map_render.render(_map())
     other = map_render.render(layers.base_map((121.0, 37.0, 121.1, 37.1)))
     one, two = map_render.render_layers(_group()), map_render.render_layers(folium.FeatureGroup())
-    map_render.show(base, layers=one, key="k")
-    map_render.show(base, layers=two, key="k")
-    map_render.show(other, layers=one, key="k")
+    map_render.show(base, layers=one, key="k", state={})
+    map_render.show(base, layers=two, key="k", state={})
+    map_render.show(other, layers=one, key="k", state={})
     assert captured[0]["key"] == captured[1]["key"] != captured[2]["key"]
     assert (captured[0]["feature_group"], captured[1]["feature_group"]) == (one, two)
     assert base.digest == sf.generate_js_hash(base.script)
+
+
+def test_show_sends_the_base_only_to_a_frame_that_may_lack_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The base goes with the first run that shows a map, after a run that did not show it
+    and when the frame asks for it; otherwise a few bytes. The layers go every time."""
+    captured: list[dict] = []
+    reported: dict = {}
+
+    def component(**kw: object) -> object:
+        captured.append(kw)
+        return reported.get("value", kw["default"])
+
+    monkeypatch.setattr(sf, "_component_func", component)
+    base = map_render.render(_map())
+    other = map_render.render(layers.base_map((121.0, 37.0, 121.1, 37.1)))
+    one, two = map_render.render_layers(_group()), map_render.render_layers(folium.FeatureGroup())
+    state: dict = {}
+
+    def run(rendered: map_render.RenderedMap, group: str) -> dict:
+        map_render.new_run(state)
+        out = map_render.show(rendered, layers=group, key="k", state=state)
+        return {**captured[-1], "out": out}
+
+    def full(args: dict, rendered: map_render.RenderedMap) -> bool:
+        sent = (args["script"], args["header"], args["html"], tuple(args["js_links"]))
+        if sent == (rendered.script, rendered.header, rendered.html, rendered.js_links):
+            return True
+        assert sent == (map_render.STUB, "", "", ())
+        assert args["css_links"] == []
+        return False
+
+    first = run(base, one)
+    assert full(first, base) and first["feature_group"] == one
+    second = run(base, two)  # a filter change: the layers only
+    assert not full(second, base) and second["feature_group"] == two
+    assert second["key"] == first["key"] and second["id"] == first["id"]
+    assert len(str(second)) < len(base.script) / 4
+    shown = run(other, two)  # a new base (another street): a new map
+    assert full(shown, other) and shown["key"] != first["key"]
+    assert not full(run(other, one), other)
+    map_render.new_run(state)  # a run that stopped before the map, or another page
+    assert full(run(other, one), other)
+    # a frame that got the stub without a map asks for the base (Streamlit keeps the
+    # component's value under its key): the base is sent once per request
+    state[shown["key"]] = reported["value"] = {map_render.BASE_MISSING: "17.3"}
+    asked = run(other, one)
+    assert full(asked, other)
+    assert asked["out"] == asked["default"], "the request is no map report"
+    assert not full(run(other, one), other)
+    state[shown["key"]] = reported["value"] = {map_render.BASE_MISSING: "18.9"}
+    assert full(run(other, one), other)
+    state[shown["key"]] = reported["value"] = {"last_clicked": {"lat": 36.0, "lng": 120.0}}
+    clicked = run(other, one)
+    assert not full(clicked, other) and clicked["out"] == reported["value"]
+    assert 'setComponentValue({"gridone_base_missing"' in map_render.STUB
+    assert map_render.STUB.endswith("//")

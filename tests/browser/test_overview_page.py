@@ -2,7 +2,9 @@
 request blocked: the grids are drawn and coloured by what geo/ computes, a filter changes
 them to geo/'s new values, a click (or ``?grid=``) opens the grid's panel with geo/'s KPIs,
 ``?incident=`` centres on the incident, the URL reproduces centre and zoom, and the GCJ-02
-switch moves the layers by the GCJ-02 offset."""
+switch moves the layers by the GCJ-02 offset; a filter change does not send the base map
+again, a fresh map frame asks for it, and a community user's outlines are drawn once each
+at their widths."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Frame, Page
+from playwright.sync_api import Frame, Page, WebSocket
 from sqlalchemy import Engine
 
 from dashboard import overview_view as ov
@@ -409,4 +411,151 @@ def test_filter_change_recolours_the_map_in_place(
     page.wait_for_function("() => location.search.includes('category=01')", timeout=60_000)
     no_traceback(page)
     shot(page, frame, "overview_filter_in_place.png")
+    offline_page.assert_clean()
+
+
+def _ws_received(page: Page) -> list[bytes]:
+    """Every WebSocket frame the page receives from now on (Streamlit's messages)."""
+    frames: list[bytes] = []
+
+    def on_ws(ws: WebSocket) -> None:
+        ws.on(
+            "framereceived",
+            lambda p: frames.append(p if isinstance(p, bytes) else p.encode()),
+        )
+
+    page.on("websocket", on_ws)
+    return frames
+
+
+#: A piece of the base map's script only (the map made), never of the layers swapped in.
+BASE_MARK = b"L.map("
+
+
+def test_filter_change_does_not_send_the_base_map_again(
+    app_url: str, offline_page: OfflinePage, view: dict
+) -> None:
+    """The base (outlines, files) goes to the browser with the first map only: a filter
+    change sends the new layers and a few bytes in its place, and the map drawn stays."""
+    frames = _ws_received(offline_page.page)
+    page = open_page(offline_page, f"{app_url}/?layers=indicator,boundaries,incidents")
+    frame = wait_grids(page, len(view["grids"]))
+    shot(page, frame, "overview_base_once_before.png")  # waits for the run to end
+    first = b"".join(frames)
+    assert BASE_MARK in first
+    frame.evaluate("() => { document.querySelector('.leaflet-container').dataset.kept = '1'; }")
+    before = len(frames)
+    legend = legend_text(frame)
+    page.get_by_role("combobox", name="事件类别").click()
+    page.get_by_role("option", name="矛盾纠纷", exact=True).click()
+    frame.wait_for_function(
+        "(before) => [...document.querySelectorAll('.gridone-legend')]"
+        "  .map(e => e.innerText).join('\\n') !== before",
+        arg=legend,
+        timeout=90_000,
+        polling=250,
+    )
+    shot(page, frame, "overview_base_once_after.png")
+    change = b"".join(frames[before:])
+    assert BASE_MARK not in change, "the filter change sent the base map again"
+    assert frame.locator(".leaflet-container[data-kept='1']").count() == 1, "a new map was drawn"
+    assert len(change) < len(first) / 2
+    print(f"\nfirst map {len(first) / 1e3:.0f} kB, filter change {len(change) / 1e3:.0f} kB")
+    no_traceback(page)
+    offline_page.assert_clean()
+
+
+def test_map_comes_back_after_another_page_and_a_fresh_frame(
+    app_url: str, offline_page: OfflinePage, view: dict
+) -> None:
+    """Another page and back in the same session draws the map anew (its base sent again);
+    a component frame that starts anew while the page keeps it (reloaded here) gets the
+    few bytes, asks for the base and draws the map."""
+    frames = _ws_received(offline_page.page)
+    page = open_page(offline_page, app_url)
+    frame = wait_grids(page, len(view["grids"]))
+    shot(page, frame, "overview_fresh_before.png")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/incidents"]').click()
+    page.wait_for_function("() => location.pathname.endsWith('/incidents')", timeout=60_000)
+    page.wait_for_selector(MAP_IFRAME, state="detached", timeout=60_000)
+    page.locator('[data-testid="stSidebarNav"] a').first.click()
+    frame = wait_grids(page, len(view["grids"]))
+    shot(page, frame, "overview_fresh_back.png")
+    legend = legend_text(frame)
+    page.get_by_role("combobox", name="事件类别").click()  # a run sending the few bytes
+    page.get_by_role("option", name="矛盾纠纷", exact=True).click()
+    frame.wait_for_function(
+        "(before) => [...document.querySelectorAll('.gridone-legend')]"
+        "  .map(e => e.innerText).join('\\n') !== before",
+        arg=legend,
+        timeout=90_000,
+        polling=250,
+    )
+    shot(page, frame, "overview_fresh_filtered.png")
+    before = len(frames)
+    assert BASE_MARK not in b"".join(frames[-3:])
+    page.evaluate(
+        "(sel) => { const w = document.querySelector(sel).contentWindow;"
+        " w.document.body.dataset.old = '1'; w.location.reload(); }",
+        MAP_IFRAME,
+    )
+    page.wait_for_function(
+        "([sel, color, n]) => { const d = document.querySelector(sel)?.contentDocument;"
+        "  return !!d && !!d.body && !d.body.dataset.old && d.querySelectorAll("
+        "    `path.leaflet-interactive[stroke='${color}']`).length === n; }",
+        arg=[MAP_IFRAME, GRID_COLOR, len(view["grids"])],
+        timeout=90_000,
+        polling=250,
+    )
+    frame = map_frame(page)[1]
+    assert BASE_MARK in b"".join(frames[before:]), "the fresh frame was not sent the base"
+    assert legend_text(frame) != legend, "the fresh frame lost the filter's layers"
+    shot(page, frame, "overview_fresh_reloaded.png")
+    no_traceback(page)
+    offline_page.assert_clean()
+
+
+#: JavaScript: the outlines drawn in the map (SVG paths with a stroke), as "colour width".
+DRAWN_STROKES = """() => [...document.querySelectorAll('path.leaflet-interactive')]
+    .filter(p => p.getAttribute('stroke')).map(p =>
+        p.getAttribute('stroke') + ' ' + p.getAttribute('stroke-width'))"""
+
+
+def test_community_user_map_draws_each_outline_once_at_its_width(
+    app_url: str, offline_page: OfflinePage, demo_engine: Engine, demo_users
+) -> None:
+    """A community user's map (zoomed in on one community): each grid, the community and
+    the street outlined once, at the widths of dashboard.maps, no zoom scale left on the
+    drawing, before and after filter changes (layers swapped in place) and a community
+    chosen (a new map)."""
+    from collections import Counter
+
+    from dashboard.maps import COMMUNITY_COLOR, STREET_COLOR
+
+    community = demo_users["community"].scope_code
+    with demo_engine.connect() as conn:
+        n = len(overview_sql.map_grids(conn, community=community))
+    want = Counter({f"{GRID_COLOR} 1": n, f"{COMMUNITY_COLOR} 2": 1, f"{STREET_COLOR} 3": 1})
+    page = offline_page.page
+    page.set_viewport_size(VIEWPORT)
+    goto(page, app_url, "community")
+    for step in ("open", "矛盾纠纷", "安全隐患", "community"):
+        if step == "community":
+            page.get_by_role("combobox", name="社区").click()
+            page.get_by_role("option", name=re.compile("社区$")).last.click()
+            page.wait_for_function(
+                "(c) => location.search.includes('community=' + c)", arg=community, timeout=60_000
+            )
+        elif step != "open":
+            page.get_by_role("combobox", name="事件类别").click()
+            page.get_by_role("option", name=step, exact=True).click()
+        frame = wait_grids(page, n)
+        page.mouse.move(5, 5)  # no outline under the pointer (hover draws it wider)
+        shot(page, frame, f"overview_community_{step}.png")
+        assert Counter(frame.evaluate(DRAWN_STROKES)) == want, step
+        assert frame.evaluate(
+            "() => [...document.querySelectorAll('.leaflet-pane svg')]"
+            "  .every(s => !/scale/.test(s.style.transform))"
+        ), step
+    no_traceback(page)
     offline_page.assert_clean()
