@@ -7,7 +7,9 @@ the hotspots page does); coverage and "hot but under-patrolled" are
 :func:`geo.coverage.last_passed` (read from the stored days of :mod:`geo.coverage_store`
 when they are all there), :func:`geo.coverage.coverage_by_unit` and
 :func:`geo.coverage.under_patrolled` with the hotspots page's defaults (7 days, 80 %). The
-per-grid rate is geo.overview's incidents per 1,000 households of geo's grid counts.
+per-grid rate is geo.overview's incidents per 1,000 households of the incidents reported
+per grid (:func:`geo.grid_reported.reported_by_grid`, the ``reported`` of
+:func:`geo.kpis.kpis_by_unit` at grid level, counted alone).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,8 +30,9 @@ from sqlalchemy import Connection
 
 from geo import coverage_store
 from geo.coverage import coverage_by_unit, last_passed, under_patrolled
+from geo.grid_reported import reported_by_grid
 from geo.hotspots import HotspotResult, hotspots
-from geo.kpis import KpiReport, UnitKpis, kpis, kpis_by_unit
+from geo.kpis import KpiReport, UnitKpis, from_incidents, kpis, kpis_by_unit
 from geo.overview import per_1000_households
 from store import briefing_sql, queries
 from store.settings import get_settings
@@ -166,9 +170,12 @@ def gather(
 
     The key figures, the per-grid rates and the spatial sections (hot spots, coverage) run
     side by side on their own connections, reading one snapshot (``parallel`` False: one
-    after the other on ``conn``). ``stored`` False: patrol coverage always computed live
-    from the fixes, never read from :mod:`geo.coverage_store` (for the benchmark's
-    comparison; the figures are the same). ``draw``, given the hot spots, the grids, their
+    after the other on ``conn``). ``stored`` False: every figure the straightforward way,
+    for the benchmark's baseline (the figures are the same): patrol coverage computed live
+    from the fixes, never read from :mod:`geo.coverage_store`; the KPIs from the
+    incidents, never from the per street and day sums (:func:`geo.kpis.from_incidents`);
+    the incidents per grid from :func:`geo.kpis.kpis_by_unit`, not counted alone
+    (:func:`geo.grid_reported.reported_by_grid`). ``draw``, given the hot spots, the grids, their
     coverage and the outlines as soon as the spatial sections are done, runs on the calling
     thread while the key figures may still be computed (the briefing draws two maps
     there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
@@ -214,18 +221,24 @@ def gather(
         level = "street"
 
     def key_figures(c: Connection) -> KpiReport:
-        return kpis(c, unit=code, start=start, end=end)
+        with _kpi_path(stored):
+            return kpis(c, unit=code, start=start, end=end)
 
     def per_unit(c: Connection) -> UnitKpis:
-        return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
+        with _kpi_path(stored):
+            return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
 
     def rates(c: Connection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, Any]:
         grids = queries.grids(c, street_code=street)
-        per_grid = kpis_by_unit(
-            c, "grid", start, end, within=code, previous=False, repeats=False
-        ).current
+        if stored:  # the count alone (geo.grid_reported: the same figure)
+            per_grid = reported_by_grid(c, start, end, within=code)
+        else:
+            with _kpi_path(stored):
+                per_grid = kpis_by_unit(
+                    c, "grid", start, end, within=code, previous=False, repeats=False
+                ).current["reported"]
         grid_rates = grids[["code", "name", "households", "geometry"]].copy()
-        grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
+        grid_rates["reported"] = grid_rates["code"].map(per_grid).fillna(0).astype(int)
         grid_rates["per_1000"] = per_1000_households(
             grid_rates["reported"], grid_rates["households"]
         ).to_numpy()
@@ -390,6 +403,14 @@ def _result(outcome: Any) -> Any:
     if isinstance(outcome, _Failed):
         raise outcome.error
     return outcome
+
+
+def _kpi_path(stored: bool) -> AbstractContextManager[None]:
+    """The KPIs from the per street and day sums where they serve (``stored``), else
+    always from the incidents (:func:`geo.kpis.from_incidents`: the benchmark's
+    baseline). Entered inside each job: the choice is a context variable, which the
+    helper threads would not inherit."""
+    return nullcontext() if stored else from_incidents()
 
 
 def _midnight(day: dt.date, tz: str) -> dt.datetime:
