@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from threadpoolctl import threadpool_limits
 
 from dashboard.briefing.data import BriefingData
 from dashboard.i18n import t
@@ -65,8 +66,13 @@ _breaks_lock = threading.Lock()
 
 def _natural_breaks(values: np.ndarray, k: int) -> mapclassify.NaturalBreaks:
     """mapclassify's natural breaks, reproducible: the global generator is seeded for the
-    call and put back after it (under a lock: the briefing draws maps in threads)."""
-    with _breaks_lock:
+    call and put back after it (under a lock: the briefing draws maps in threads).
+
+    scikit-learn's k-means underneath runs on one OpenMP thread here: on a loaded
+    machine its threads spin waiting for each other (a district's 1,500 grids: 8–10 s
+    with two threads at load 10, 0.3 s with one, the same classes), and one thread also
+    sums the clusters in a fixed order."""
+    with _breaks_lock, threadpool_limits(limits=1):
         state = np.random.get_state()
         np.random.seed(_BREAKS_SEED)
         try:
