@@ -1,19 +1,22 @@
-"""The queries that make the briefing fast, against the ways they replace, on the street
-demo: incidents reported per grid (geo.grid_reported) equal ``reported`` of
+"""What makes the briefing fast, against the ways it replaces, on the street demo:
+incidents reported per grid (geo.grid_reported) equal ``reported`` of
 geo.kpis.kpis_by_unit at grid level; the buildings read by one CSV COPY
-(store.coverage_sql.buildings) equal the row fetch, whatever the addresses hold."""
+(store.coverage_sql.buildings) equal the row fetch, whatever the addresses hold; the
+maps' polygons filled without a patch each are the pixels geopandas draws."""
 
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, text
 
+from dashboard.briefing import maps
 from geo.grid_reported import reported_by_grid
 from geo.kpis import kpis_by_unit
 from store import coverage_sql, queries
@@ -140,3 +143,37 @@ def test_buildings_by_copy_keep_any_address(demo_engine: Engine, addresses, no_g
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert got.set_index("building_id").loc[ids, "address"].tolist() == addresses
     assert pd.isna(got.set_index("building_id").loc[ids[0], "grid_code"]) == no_grid
+
+
+def _by_geopandas(ax, shapes, color, *, edgecolor, linewidth) -> None:
+    shapes.plot(ax=ax, color=color, edgecolor=edgecolor, linewidth=linewidth)
+
+
+def _png(fill, shapes, color, edge: str, width: float) -> bytes:
+    fig, ax = maps._axes()
+    fill(ax, shapes, color, edgecolor=edge, linewidth=width)
+    return maps._png(fig)
+
+
+def test_fill_draws_what_geopandas_draws() -> None:
+    """Holes, multipolygons, an empty and a missing geometry, one colour or one each, with
+    and without edges: the same PNG bytes as ``GeoDataFrame.plot``."""
+    from shapely import box
+    from shapely.geometry import MultiPolygon, Polygon
+
+    ring = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], holes=[[(1, 1), (1, 2), (2, 2), (2, 1)]])
+    shapes = gpd.GeoDataFrame(
+        geometry=[
+            ring,
+            MultiPolygon([box(5, 0, 6, 1), box(7, 0, 8, 2)]),
+            Polygon(),
+            None,
+            box(0, 5, 3, 6).buffer(0.5),
+        ],
+        crs=3857,
+    )
+    colours = ["#d7191c", "#fdae61", "#a6d96a", "#1a9641", "#2b83ba"]
+    for color in (colours, "#eeeeee"):
+        for edge, width in (("#666666", 0.4), ("white", 0.0)):
+            want = _png(_by_geopandas, shapes, color, edge, width)
+            assert _png(maps._fill, shapes, color, edge, width) == want, (color, edge, width)
