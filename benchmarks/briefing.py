@@ -49,8 +49,10 @@ from store.watermark import Watermark
 AIM_S = 15.0
 STREETS = "SELECT code FROM admin_unit WHERE level = 'street' ORDER BY code"
 #: Steps printed, in order (keys of ``Briefing.seconds``): the four sections of the data
-#: step (wall time of each, overlapping when side by side), the parts of the spatial one,
-#: the data step's wall time, then the maps and files.
+#: step (wall time of each, overlapping when side by side; the hot spots are a section of
+#: their own since the coverage no longer waits for them: "hotspots_wait" is how long it
+#: still did), the parts of the spatial one, the data step's wall time, then the maps and
+#: files.
 STEPS = (
     "kpis",
     "by_unit",
@@ -58,6 +60,7 @@ STEPS = (
     "spatial",
     "hotspots",
     "coverage",
+    "hotspots_wait",
     "maps_early",
     "maps_indicator",
     "freshness",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -168,18 +168,20 @@ def gather(
     """Every figure of the briefing of ``street`` (None: the whole district) for reports
     in ``[start, end)`` (local dates).
 
-    The key figures, the per-grid rates and the spatial sections (hot spots, coverage) run
-    side by side on their own connections, reading one snapshot (``parallel`` False: one
-    after the other on ``conn``). ``stored`` False: every figure the straightforward way,
-    for the benchmark's baseline (the figures are the same): patrol coverage computed live
-    from the fixes, never read from :mod:`geo.coverage_store`; the KPIs from the
-    incidents, never from the per street and day sums (:func:`geo.kpis.from_incidents`);
-    the incidents per grid from :func:`geo.kpis.kpis_by_unit`, not counted alone
-    (:func:`geo.grid_reported.reported_by_grid`). ``draw``, given the hot spots, the grids, their
-    coverage and the outlines as soon as the spatial sections are done, runs on the calling
-    thread while the key figures may still be computed (the briefing draws two maps
-    there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
-    thread that computed them (the indicator map). What they return is kept in
+    The key figures, the per-unit table, the per-grid rates, the hot spots and the patrol
+    coverage run side by side on their own connections, reading one snapshot (the
+    coverage takes the hot spots only at its end, for "hot but under-patrolled";
+    ``parallel`` False: one after the other on ``conn``). ``stored`` False: every figure
+    the straightforward way, for the benchmark's baseline (the figures are the same):
+    patrol coverage computed live from the fixes, never read from
+    :mod:`geo.coverage_store`; the KPIs from the incidents, never from the per street and
+    day sums (:func:`geo.kpis.from_incidents`); the incidents per grid from
+    :func:`geo.kpis.kpis_by_unit`, not counted alone
+    (:func:`geo.grid_reported.reported_by_grid`). ``draw``, given the hot spots, the
+    grids, their coverage and the outlines as soon as the spatial sections are done, runs
+    on the calling thread while the key figures may still be computed (the briefing draws
+    two maps there); ``draw_rates``, given the per-grid rates and the outlines, likewise
+    on the thread that computed them (the indicator map). What they return is kept in
     ``early_maps`` (keys ``"spatial"`` and ``"indicator"``).
 
     ``token``: the session token ``conn``'s scope was bound with
@@ -250,31 +252,50 @@ def gather(
         seconds["maps_indicator"] = time.perf_counter() - t0
         return grid_rates, outlines, picture
 
+    # the hot spots are their own section, computed beside the patrol coverage (which
+    # needs them only at its end, for "hot but under-patrolled"): handed over here
+    hot_done: Future[HotspotResult] = Future()
+
+    def hot_spots(c: Connection) -> HotspotResult:
+        try:
+            hot = hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
+        except BaseException as exc:
+            hot_done.set_exception(exc)
+            raise
+        hot_done.set_result(hot)
+        return hot
+
     def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
-        t0 = time.perf_counter()
-        hot = hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
         t1 = time.perf_counter()
-        seconds["hotspots"] = t1 - t0
         grids = queries.grids(c, street_code=street)
-        cov = _coverage(c, street, end, hot, grids, tz, stored)
+        buildings, grid_coverage = _coverage(c, street, end, grids, tz, stored)
         t2 = time.perf_counter()
-        seconds["coverage"] = t2 - t1
+        hot = hot_done.result()
+        t3 = time.perf_counter()
+        under = _under_patrolled(hot, buildings)
+        t4 = time.perf_counter()
+        seconds["coverage"] = (t2 - t1) + (t4 - t3)
+        seconds["hotspots_wait"] = t3 - t2
+        cov = (buildings, grid_coverage, under)
         if draw is None:
             return hot, cov, None
         outlines = grids if scope == "street" else queries.admin_units(c, "street")
-        early = draw(hot, grids, cov[1], outlines[["code", "geometry"]])
-        seconds["maps_early"] = time.perf_counter() - t2
+        early = draw(hot, grids, grid_coverage, outlines[["code", "geometry"]])
+        seconds["maps_early"] = time.perf_counter() - t4
         return hot, cov, early
 
     if parallel and token is None and briefing_sql.scope_set(conn):
         parallel = False
-    done = _concurrently(
-        conn,
-        {"spatial": spatial, "kpis": key_figures, "by_unit": per_unit, "grid_rates": rates},
-        seconds,
-        parallel,
-        token,
-    )
+    sections: dict[str, Callable[[Connection], Any]] = {
+        "spatial": spatial,  # the longest, on ``conn`` (the first job)
+        "hotspots": hot_spots,
+        "kpis": key_figures,
+        "by_unit": per_unit,
+        "grid_rates": rates,
+    }
+    if not parallel:  # one after the other: the hot spots before the coverage waits for them
+        sections = {"hotspots": hot_spots, **sections}
+    done = _concurrently(conn, sections, seconds, parallel, token)
     report = _result(done["kpis"])
     if report.figures.reported == 0:  # before any other section's failure on no data
         raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
@@ -320,30 +341,36 @@ def _coverage(
     conn: Connection,
     street: str | None,
     end: dt.date,
-    hot: HotspotResult,
     grids: gpd.GeoDataFrame,
     tz: str,
     stored: bool,
-) -> _Coverage:
-    """Buildings last passed over the look-back ending on the period's last day, the
-    grids' coverage and "hot but under-patrolled" (all None when no fix in the window)."""
+) -> tuple[gpd.GeoDataFrame | None, pd.DataFrame | None]:
+    """Buildings last passed over the look-back ending on the period's last day and the
+    grids' coverage (both None when no fix in the window)."""
     as_of = end - dt.timedelta(days=1)
     since = as_of - dt.timedelta(days=COVERAGE_DAYS - 1)
     if not queries.patrol_fixes_exist(
         conn, street_code=street, since=_midnight(since, tz), until=_midnight(end, tz)
     ):
-        return None, None, None
+        return None, None
     # the stored days when every one is there (geo.coverage_store: the same figures),
     # else computed live from the fixes
     if stored:
         buildings, _ = coverage_store.last_passed_or_live(conn, as_of, COVERAGE_DAYS, street=street)
     else:
         buildings = last_passed(conn, as_of, COVERAGE_DAYS, street=street)
-    grid_coverage = coverage_by_unit(grids, buildings, unit_col="code")
-    under = under_patrolled(
+    return buildings, coverage_by_unit(grids, buildings, unit_col="code")
+
+
+def _under_patrolled(
+    hot: HotspotResult, buildings: gpd.GeoDataFrame | None
+) -> gpd.GeoDataFrame | None:
+    """ "Hot but under-patrolled" hexagons (None without tracks)."""
+    if buildings is None:
+        return None
+    return under_patrolled(
         hot.units, coverage_by_unit(hot.units, buildings), COVERAGE_MIN
     ).reset_index(drop=True)
-    return buildings, grid_coverage, under
 
 
 def _concurrently(
