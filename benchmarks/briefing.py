@@ -51,8 +51,8 @@ STREETS = "SELECT code FROM admin_unit WHERE level = 'street' ORDER BY code"
 #: Steps printed, in order (keys of ``Briefing.seconds``): the four sections of the data
 #: step (wall time of each, overlapping when side by side; the hot spots are a section of
 #: their own since the coverage no longer waits for them: "hotspots_wait" is how long it
-#: still did), the parts of the spatial one, the data step's wall time, then the maps and
-#: files.
+#: still did; the coverage's reading of the buildings last passed and its shares per grid
+#: and hexagon), the data step's wall time, then the maps and files.
 STEPS = (
     "kpis",
     "by_unit",
@@ -60,6 +60,8 @@ STEPS = (
     "spatial",
     "hotspots",
     "coverage",
+    "coverage_read",
+    "coverage_units",
     "hotspots_wait",
     "maps_early",
     "maps_indicator",

@@ -268,13 +268,17 @@ def gather(
     def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
         t1 = time.perf_counter()
         grids = queries.grids(c, street_code=street)
-        buildings, grid_coverage = _coverage(c, street, end, grids, tz, stored)
+        buildings = _last_passed(c, street, end, tz, stored)
+        t_read = time.perf_counter()
+        grid_coverage = _grid_coverage(grids, buildings)
         t2 = time.perf_counter()
         hot = hot_done.result()
         t3 = time.perf_counter()
         under = _under_patrolled(hot, buildings)
         t4 = time.perf_counter()
         seconds["coverage"] = (t2 - t1) + (t4 - t3)
+        seconds["coverage_read"] = t_read - t1
+        seconds["coverage_units"] = (t2 - t_read) + (t4 - t3)
         seconds["hotspots_wait"] = t3 - t2
         cov = (buildings, grid_coverage, under)
         if draw is None:
@@ -337,29 +341,30 @@ def gather(
 _Coverage = tuple[gpd.GeoDataFrame | None, pd.DataFrame | None, gpd.GeoDataFrame | None]
 
 
-def _coverage(
-    conn: Connection,
-    street: str | None,
-    end: dt.date,
-    grids: gpd.GeoDataFrame,
-    tz: str,
-    stored: bool,
-) -> tuple[gpd.GeoDataFrame | None, pd.DataFrame | None]:
-    """Buildings last passed over the look-back ending on the period's last day and the
-    grids' coverage (both None when no fix in the window)."""
+def _last_passed(
+    conn: Connection, street: str | None, end: dt.date, tz: str, stored: bool
+) -> gpd.GeoDataFrame | None:
+    """Buildings last passed over the look-back ending on the period's last day (None
+    when no fix in the window)."""
     as_of = end - dt.timedelta(days=1)
     since = as_of - dt.timedelta(days=COVERAGE_DAYS - 1)
     if not queries.patrol_fixes_exist(
         conn, street_code=street, since=_midnight(since, tz), until=_midnight(end, tz)
     ):
-        return None, None
+        return None
     # the stored days when every one is there (geo.coverage_store: the same figures),
     # else computed live from the fixes
     if stored:
         buildings, _ = coverage_store.last_passed_or_live(conn, as_of, COVERAGE_DAYS, street=street)
-    else:
-        buildings = last_passed(conn, as_of, COVERAGE_DAYS, street=street)
-    return buildings, coverage_by_unit(grids, buildings, unit_col="code")
+        return buildings
+    return last_passed(conn, as_of, COVERAGE_DAYS, street=street)
+
+
+def _grid_coverage(
+    grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None
+) -> pd.DataFrame | None:
+    """The grids' coverage (None without tracks)."""
+    return None if buildings is None else coverage_by_unit(grids, buildings, unit_col="code")
 
 
 def _under_patrolled(
