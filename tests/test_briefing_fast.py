@@ -177,3 +177,27 @@ def test_fill_draws_what_geopandas_draws() -> None:
         for edge, width in (("#666666", 0.4), ("white", 0.0)):
             want = _png(_by_geopandas, shapes, color, edge, width)
             assert _png(maps._fill, shapes, color, edge, width) == want, (color, edge, width)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_section_waiting_for_a_failed_one_gets_its_error(demo_engine: Engine, parallel) -> None:
+    """The coverage waits for the hot spots (gather's ``settle``): when the hot spots
+    fail, the wait ends with their error instead of hanging."""
+    from concurrent.futures import Future
+
+    from dashboard.briefing.data import _concurrently, _Failed
+
+    waited: Future = Future()
+
+    def waits(c: Connection) -> int:
+        return waited.result(timeout=60)
+
+    def fails(c: Connection) -> int:
+        raise RuntimeError("hot spots failed")
+
+    jobs = {"waits": waits, "fails": fails} if parallel else {"fails": fails, "waits": waits}
+    with demo_engine.connect() as conn:
+        out = _concurrently(conn, jobs, {}, parallel, settle={"fails": waited})
+    for name in ("waits", "fails"):
+        assert isinstance(out[name], _Failed)
+        assert str(out[name].error) == "hot spots failed"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -254,16 +254,10 @@ def gather(
 
     # the hot spots are their own section, computed beside the patrol coverage (which
     # needs them only at its end, for "hot but under-patrolled"): handed over here
-    hot_done: Future[HotspotResult] = Future()
+    hot_done: Future[Any] = Future()
 
     def hot_spots(c: Connection) -> HotspotResult:
-        try:
-            hot = hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
-        except BaseException as exc:
-            hot_done.set_exception(exc)
-            raise
-        hot_done.set_result(hot)
-        return hot
+        return hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
 
     def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
         t1 = time.perf_counter()
@@ -299,7 +293,7 @@ def gather(
     }
     if not parallel:  # one after the other: the hot spots before the coverage waits for them
         sections = {"hotspots": hot_spots, **sections}
-    done = _concurrently(conn, sections, seconds, parallel, token)
+    done = _concurrently(conn, sections, seconds, parallel, token, {"hotspots": hot_done})
     report = _result(done["kpis"])
     if report.figures.reported == 0:  # before any other section's failure on no data
         raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
@@ -384,6 +378,7 @@ def _concurrently(
     seconds: dict[str, float],
     parallel: bool,
     token: str | None = None,
+    settle: Mapping[str, Future[Any]] | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` (name → function of a connection): the first on ``conn``, the others
     each in a thread on a connection of its own that reads the same snapshot, bound to the
@@ -391,9 +386,23 @@ def _concurrently(
     the database's cores work side by side and every section still sees the same data.
     Each job's own time goes to ``seconds`` under its name. A job that raises gives a
     :class:`_Failed` (see :func:`_result`), so that the caller chooses which failure to
-    report. ``parallel`` False: one after the
-    other on ``conn``."""
+    report. ``parallel`` False: one after the other on ``conn``.
+
+    ``settle``: futures (by job name) resolved with that job's value or error as soon as
+    it ends — its helper connection failing included — so that another job can wait for
+    it without ever waiting forever (one after the other, the job waited for must come
+    first)."""
     names = list(jobs)
+    waited = dict(settle or {})
+
+    def done(name: str, outcome: Any) -> Any:
+        future = waited.get(name)
+        if future is not None and not future.done():
+            if isinstance(outcome, _Failed):
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome)
+        return outcome
 
     def timed(name: str, c: Connection) -> Any:
         t0 = time.perf_counter()
@@ -405,21 +414,24 @@ def _concurrently(
             seconds.setdefault(name, time.perf_counter() - t0)
 
     if not parallel:
-        return {name: timed(name, conn) for name in names}
+        return {name: done(name, timed(name, conn)) for name in names}
     view = briefing_sql.share_view(conn, token)
 
     def helper(name: str) -> Any:
-        with conn.engine.connect() as own:
-            own = own.execution_options(isolation_level="REPEATABLE READ")
-            briefing_sql.join_view(own, view)
-            try:
-                return timed(name, own)
-            finally:
-                own.rollback()
+        try:
+            with conn.engine.connect() as own:
+                own = own.execution_options(isolation_level="REPEATABLE READ")
+                briefing_sql.join_view(own, view)
+                try:
+                    return done(name, timed(name, own))
+                finally:
+                    own.rollback()
+        except Exception as exc:  # the connection itself failed
+            return done(name, _Failed(exc))
 
     with ThreadPoolExecutor(max_workers=len(names) - 1) as pool:
         futures = {name: pool.submit(helper, name) for name in names[1:]}
-        first = timed(names[0], conn)
+        first = done(names[0], timed(names[0], conn))
         return {names[0]: first, **{name: f.result() for name, f in futures.items()}}
 
 
