@@ -358,12 +358,13 @@ def copy_csv_frame(
     with raw.cursor() as cur, cur.copy(statement, compiled.params) as copy:  # type: ignore[union-attr]
         for chunk in copy:
             buf += chunk
+        encoding = cur.connection.info.encoding  # the client encoding COPY wrote in
     names = list(types)
     if not buf:
         return pd.DataFrame({name: [] for name in names})
     table = pa_csv.read_csv(
         pa.py_buffer(bytes(buf)),
-        read_options=pa_csv.ReadOptions(column_names=names, encoding=raw.info.encoding),
+        read_options=pa_csv.ReadOptions(column_names=names, encoding=encoding),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types=dict(types),
