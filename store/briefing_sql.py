@@ -1,8 +1,10 @@
 """SQL of the briefing (``dashboard/briefing``) that no analysis module already has: how fresh
-the data of a jurisdiction is, and where the store's data came from.
+the data of a jurisdiction is, where the store's data came from, and the count of incidents
+reported per grid.
 
-Every figure of the briefing itself comes from :mod:`geo`; these two queries only feed its
-"data sources and freshness" section.
+Every figure of the briefing itself comes from :mod:`geo`: the first two queries only feed
+its "data sources and freshness" section; the count per grid is read through
+:func:`geo.grid_reported.reported_by_grid`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,37 @@ def data_sources(conn: Connection) -> pd.DataFrame:
     rows``."""
     result = conn.execute(_SOURCES)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+_REPORTED_BY_GRID = text(
+    """
+    SELECT i.grid_code AS grid, count(*) AS reported
+      FROM incident i
+     WHERE i.reported_at >= :start AND i.reported_at < :upto
+       AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
+       AND (CAST(:district AS text) IS NULL
+            OR left(i.street_code, 6) = left(CAST(:district AS text), 6))
+     GROUP BY i.grid_code
+    """
+)
+
+
+def reported_by_grid(
+    conn: Connection,
+    start: dt.datetime,
+    upto: dt.datetime,
+    *,
+    street: str | None = None,
+    district: str | None = None,
+) -> pd.DataFrame:
+    """Incidents reported in ``[start, upto)`` per ``grid_code`` (``grid``, NULL for the
+    incidents outside every grid; ``reported``), of one street or district (codes; None:
+    no filter). One index range scan on ``reported_at``: the period's incidents only, not
+    the state of every incident as of T that ``store.kpi_sql.KPI_FIGURES`` works out."""
+    result = conn.execute(
+        _REPORTED_BY_GRID, {"start": start, "upto": upto, "street": street, "district": district}
+    )
+    return pd.DataFrame(result.fetchall(), columns=["grid", "reported"])
 
 
 # --- one consistent view across several connections ---------------------------------------

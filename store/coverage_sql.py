@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
-from store.queries import copy_float_columns
+from store.queries import copy_csv_frame, copy_float_columns
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,26 @@ _BUILDINGS = text(
 )
 
 
+_BUILDING_TYPES = {
+    "building_id": pa.int64(),
+    "building_code": pa.string(),
+    "address": pa.string(),
+    "grid_code": pa.string(),
+    "street_code": pa.string(),
+    "lon": pa.float64(),
+    "lat": pa.float64(),
+}
+
+
 def buildings(conn: Connection, *, street: str | None = None) -> pd.DataFrame:
     """Buildings in scope with their point in the storage CRS (``lon``, ``lat``).
 
     Plain coordinates, transformed by the caller with pyproj: for 200,000 buildings that
-    is a tenth of the time ``ST_Transform`` takes per row.
+    is a tenth of the time ``ST_Transform`` takes per row. Read with one CSV ``COPY``
+    (:func:`store.queries.copy_csv_frame`: the same frame as a row fetch, a third to a
+    fifth of the time).
     """
-    return _frame(conn, _BUILDINGS, {"street": street})
+    return copy_csv_frame(conn, _BUILDINGS, {"street": street}, _BUILDING_TYPES)
 
 
 _ROADS = text(

@@ -21,6 +21,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyproj
 import shapely
 from sqlalchemy import Connection, TextClause, text
@@ -333,6 +335,45 @@ def copy_float_columns(
     for k in range(ncols):
         out[:, k] = body[f"v{k}"]
     return out
+
+
+def copy_csv_frame(
+    conn: Connection, clause: TextClause, params: Mapping[str, Any], types: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The result of ``clause`` as a frame, through ``COPY (…) TO STDOUT (FORMAT csv)``
+    parsed by pyarrow's CSV reader; ``types`` names every column of the result, in order,
+    with its pyarrow type (``pa.int64()``, ``pa.string()``, ``pa.float64()``).
+
+    Why: fetching rows builds a Python object per value (200,000 buildings × 7 columns:
+    1.5–3.5 s under load), where this reads one buffer and parses it in C++ (0.7 s, a
+    quarter of the client CPU). The frame is the one a row fetch gives: NULL is NaN/None
+    and an empty string stays an empty string (PostgreSQL quotes empty strings in CSV and
+    leaves NULL unquoted, and the reader is told so); float8 values come back exactly
+    (PostgreSQL writes the shortest text that reads back to the same double).
+    """
+    compiled = clause.bindparams(**params).compile(dialect=_COPY_DIALECT)
+    statement = f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)"
+    buf = bytearray()
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(statement, compiled.params) as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            buf += chunk
+        encoding = cur.connection.info.encoding  # the client encoding COPY wrote in
+    names = list(types)
+    if not buf:
+        return pd.DataFrame({name: [] for name in names})
+    table = pa_csv.read_csv(
+        pa.py_buffer(bytes(buf)),
+        read_options=pa_csv.ReadOptions(column_names=names, encoding=encoding),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict(types),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table.to_pandas()
 
 
 def incident_lonlat(

@@ -4,9 +4,10 @@ No Streamlit here: the page (``dashboard/views/briefing.py``), the command line
 (``python -m dashboard.briefing``) and the tests call :func:`build`. Steps:
 
 1. :func:`dashboard.briefing.data.gather` reads every figure from :mod:`geo`;
-   — the key figures, the per-grid rates and the spatial sections side by side on their own
-   connections (one snapshot), patrol coverage from the stored days
-   (:mod:`geo.coverage_store`) when they are all there;
+   — the key figures, the per-unit table, the per-grid rates, the hot spots and the patrol
+   coverage side by side on their own connections (one snapshot), the KPIs from the per
+   street and day sums where they serve (:mod:`store.kpi_summary`), patrol coverage from
+   the stored days (:mod:`geo.coverage_store`) when they are all there;
 2. :func:`dashboard.briefing.maps.render_maps` draws three static maps (matplotlib; the
    maps already while the key figures are being computed, on the threads that computed
    their data);

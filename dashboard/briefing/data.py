@@ -7,15 +7,18 @@ the hotspots page does); coverage and "hot but under-patrolled" are
 :func:`geo.coverage.last_passed` (read from the stored days of :mod:`geo.coverage_store`
 when they are all there), :func:`geo.coverage.coverage_by_unit` and
 :func:`geo.coverage.under_patrolled` with the hotspots page's defaults (7 days, 80 %). The
-per-grid rate is geo.overview's incidents per 1,000 households of geo's grid counts.
+per-grid rate is geo.overview's incidents per 1,000 households of the incidents reported
+per grid (:func:`geo.grid_reported.reported_by_grid`, the ``reported`` of
+:func:`geo.kpis.kpis_by_unit` at grid level, counted alone).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,8 +30,9 @@ from sqlalchemy import Connection
 
 from geo import coverage_store
 from geo.coverage import coverage_by_unit, last_passed, under_patrolled
+from geo.grid_reported import reported_by_grid
 from geo.hotspots import HotspotResult, hotspots
-from geo.kpis import KpiReport, UnitKpis, kpis, kpis_by_unit
+from geo.kpis import KpiReport, UnitKpis, from_incidents, kpis, kpis_by_unit
 from geo.overview import per_1000_households
 from store import briefing_sql, queries
 from store.settings import get_settings
@@ -164,15 +168,20 @@ def gather(
     """Every figure of the briefing of ``street`` (None: the whole district) for reports
     in ``[start, end)`` (local dates).
 
-    The key figures, the per-grid rates and the spatial sections (hot spots, coverage) run
-    side by side on their own connections, reading one snapshot (``parallel`` False: one
-    after the other on ``conn``). ``stored`` False: patrol coverage always computed live
-    from the fixes, never read from :mod:`geo.coverage_store` (for the benchmark's
-    comparison; the figures are the same). ``draw``, given the hot spots, the grids, their
-    coverage and the outlines as soon as the spatial sections are done, runs on the calling
-    thread while the key figures may still be computed (the briefing draws two maps
-    there); ``draw_rates``, given the per-grid rates and the outlines, likewise on the
-    thread that computed them (the indicator map). What they return is kept in
+    The key figures, the per-unit table, the per-grid rates, the hot spots and the patrol
+    coverage run side by side on their own connections, reading one snapshot (the
+    coverage takes the hot spots only at its end, for "hot but under-patrolled";
+    ``parallel`` False: one after the other on ``conn``). ``stored`` False: every figure
+    the straightforward way, for the benchmark's baseline (the figures are the same):
+    patrol coverage computed live from the fixes, never read from
+    :mod:`geo.coverage_store`; the KPIs from the incidents, never from the per street and
+    day sums (:func:`geo.kpis.from_incidents`); the incidents per grid from
+    :func:`geo.kpis.kpis_by_unit`, not counted alone
+    (:func:`geo.grid_reported.reported_by_grid`). ``draw``, given the hot spots, the
+    grids, their coverage and the outlines as soon as the spatial sections are done, runs
+    on the calling thread while the key figures may still be computed (the briefing draws
+    two maps there); ``draw_rates``, given the per-grid rates and the outlines, likewise
+    on the thread that computed them (the indicator map). What they return is kept in
     ``early_maps`` (keys ``"spatial"`` and ``"indicator"``).
 
     ``token``: the session token ``conn``'s scope was bound with
@@ -214,18 +223,24 @@ def gather(
         level = "street"
 
     def key_figures(c: Connection) -> KpiReport:
-        return kpis(c, unit=code, start=start, end=end)
+        with _kpi_path(stored):
+            return kpis(c, unit=code, start=start, end=end)
 
     def per_unit(c: Connection) -> UnitKpis:
-        return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
+        with _kpi_path(stored):
+            return kpis_by_unit(c, level, start, end, within=code)  # type: ignore[arg-type]
 
     def rates(c: Connection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, Any]:
         grids = queries.grids(c, street_code=street)
-        per_grid = kpis_by_unit(
-            c, "grid", start, end, within=code, previous=False, repeats=False
-        ).current
+        if stored:  # the count alone (geo.grid_reported: the same figure)
+            per_grid = reported_by_grid(c, start, end, within=code)
+        else:
+            with _kpi_path(stored):
+                per_grid = kpis_by_unit(
+                    c, "grid", start, end, within=code, previous=False, repeats=False
+                ).current["reported"]
         grid_rates = grids[["code", "name", "households", "geometry"]].copy()
-        grid_rates["reported"] = grid_rates["code"].map(per_grid["reported"]).fillna(0).astype(int)
+        grid_rates["reported"] = grid_rates["code"].map(per_grid).fillna(0).astype(int)
         grid_rates["per_1000"] = per_1000_households(
             grid_rates["reported"], grid_rates["households"]
         ).to_numpy()
@@ -237,31 +252,48 @@ def gather(
         seconds["maps_indicator"] = time.perf_counter() - t0
         return grid_rates, outlines, picture
 
+    # the hot spots are their own section, computed beside the patrol coverage (which
+    # needs them only at its end, for "hot but under-patrolled"): handed over here
+    hot_done: Future[Any] = Future()
+
+    def hot_spots(c: Connection) -> HotspotResult:
+        return hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
+
     def spatial(c: Connection) -> tuple[HotspotResult, _Coverage, Any]:
-        t0 = time.perf_counter()
-        hot = hotspots(c, street=street, start=start, end=end, unit="hex", resolution=None)
         t1 = time.perf_counter()
-        seconds["hotspots"] = t1 - t0
         grids = queries.grids(c, street_code=street)
-        cov = _coverage(c, street, end, hot, grids, tz, stored)
+        buildings = _last_passed(c, street, end, tz, stored)
+        t_read = time.perf_counter()
+        grid_coverage = _grid_coverage(grids, buildings)
         t2 = time.perf_counter()
-        seconds["coverage"] = t2 - t1
+        hot = hot_done.result()
+        t3 = time.perf_counter()
+        under = _under_patrolled(hot, buildings)
+        t4 = time.perf_counter()
+        seconds["coverage"] = (t2 - t1) + (t4 - t3)
+        seconds["coverage_read"] = t_read - t1
+        seconds["coverage_units"] = (t2 - t_read) + (t4 - t3)
+        seconds["hotspots_wait"] = t3 - t2
+        cov = (buildings, grid_coverage, under)
         if draw is None:
             return hot, cov, None
         outlines = grids if scope == "street" else queries.admin_units(c, "street")
-        early = draw(hot, grids, cov[1], outlines[["code", "geometry"]])
-        seconds["maps_early"] = time.perf_counter() - t2
+        early = draw(hot, grids, grid_coverage, outlines[["code", "geometry"]])
+        seconds["maps_early"] = time.perf_counter() - t4
         return hot, cov, early
 
     if parallel and token is None and briefing_sql.scope_set(conn):
         parallel = False
-    done = _concurrently(
-        conn,
-        {"spatial": spatial, "kpis": key_figures, "by_unit": per_unit, "grid_rates": rates},
-        seconds,
-        parallel,
-        token,
-    )
+    sections: dict[str, Callable[[Connection], Any]] = {
+        "spatial": spatial,  # the longest, on ``conn`` (the first job)
+        "hotspots": hot_spots,
+        "kpis": key_figures,
+        "by_unit": per_unit,
+        "grid_rates": rates,
+    }
+    if not parallel:  # one after the other: the hot spots before the coverage waits for them
+        sections = {"hotspots": hot_spots, **sections}
+    done = _concurrently(conn, sections, seconds, parallel, token, {"hotspots": hot_done})
     report = _result(done["kpis"])
     if report.figures.reported == 0:  # before any other section's failure on no data
         raise EmptyPeriodError(f"{name}: no incident reported in [{start}, {end})")
@@ -303,34 +335,41 @@ def gather(
 _Coverage = tuple[gpd.GeoDataFrame | None, pd.DataFrame | None, gpd.GeoDataFrame | None]
 
 
-def _coverage(
-    conn: Connection,
-    street: str | None,
-    end: dt.date,
-    hot: HotspotResult,
-    grids: gpd.GeoDataFrame,
-    tz: str,
-    stored: bool,
-) -> _Coverage:
-    """Buildings last passed over the look-back ending on the period's last day, the
-    grids' coverage and "hot but under-patrolled" (all None when no fix in the window)."""
+def _last_passed(
+    conn: Connection, street: str | None, end: dt.date, tz: str, stored: bool
+) -> gpd.GeoDataFrame | None:
+    """Buildings last passed over the look-back ending on the period's last day (None
+    when no fix in the window)."""
     as_of = end - dt.timedelta(days=1)
     since = as_of - dt.timedelta(days=COVERAGE_DAYS - 1)
     if not queries.patrol_fixes_exist(
         conn, street_code=street, since=_midnight(since, tz), until=_midnight(end, tz)
     ):
-        return None, None, None
+        return None
     # the stored days when every one is there (geo.coverage_store: the same figures),
     # else computed live from the fixes
     if stored:
         buildings, _ = coverage_store.last_passed_or_live(conn, as_of, COVERAGE_DAYS, street=street)
-    else:
-        buildings = last_passed(conn, as_of, COVERAGE_DAYS, street=street)
-    grid_coverage = coverage_by_unit(grids, buildings, unit_col="code")
-    under = under_patrolled(
+        return buildings
+    return last_passed(conn, as_of, COVERAGE_DAYS, street=street)
+
+
+def _grid_coverage(
+    grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None
+) -> pd.DataFrame | None:
+    """The grids' coverage (None without tracks)."""
+    return None if buildings is None else coverage_by_unit(grids, buildings, unit_col="code")
+
+
+def _under_patrolled(
+    hot: HotspotResult, buildings: gpd.GeoDataFrame | None
+) -> gpd.GeoDataFrame | None:
+    """ "Hot but under-patrolled" hexagons (None without tracks)."""
+    if buildings is None:
+        return None
+    return under_patrolled(
         hot.units, coverage_by_unit(hot.units, buildings), COVERAGE_MIN
     ).reset_index(drop=True)
-    return buildings, grid_coverage, under
 
 
 def _concurrently(
@@ -339,6 +378,7 @@ def _concurrently(
     seconds: dict[str, float],
     parallel: bool,
     token: str | None = None,
+    settle: Mapping[str, Future[Any]] | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` (name → function of a connection): the first on ``conn``, the others
     each in a thread on a connection of its own that reads the same snapshot, bound to the
@@ -346,9 +386,23 @@ def _concurrently(
     the database's cores work side by side and every section still sees the same data.
     Each job's own time goes to ``seconds`` under its name. A job that raises gives a
     :class:`_Failed` (see :func:`_result`), so that the caller chooses which failure to
-    report. ``parallel`` False: one after the
-    other on ``conn``."""
+    report. ``parallel`` False: one after the other on ``conn``.
+
+    ``settle``: futures (by job name) resolved with that job's value or error as soon as
+    it ends — its helper connection failing included — so that another job can wait for
+    it without ever waiting forever (one after the other, the job waited for must come
+    first)."""
     names = list(jobs)
+    waited = dict(settle or {})
+
+    def done(name: str, outcome: Any) -> Any:
+        future = waited.get(name)
+        if future is not None and not future.done():
+            if isinstance(outcome, _Failed):
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome)
+        return outcome
 
     def timed(name: str, c: Connection) -> Any:
         t0 = time.perf_counter()
@@ -360,21 +414,24 @@ def _concurrently(
             seconds.setdefault(name, time.perf_counter() - t0)
 
     if not parallel:
-        return {name: timed(name, conn) for name in names}
+        return {name: done(name, timed(name, conn)) for name in names}
     view = briefing_sql.share_view(conn, token)
 
     def helper(name: str) -> Any:
-        with conn.engine.connect() as own:
-            own = own.execution_options(isolation_level="REPEATABLE READ")
-            briefing_sql.join_view(own, view)
-            try:
-                return timed(name, own)
-            finally:
-                own.rollback()
+        try:
+            with conn.engine.connect() as own:
+                own = own.execution_options(isolation_level="REPEATABLE READ")
+                briefing_sql.join_view(own, view)
+                try:
+                    return done(name, timed(name, own))
+                finally:
+                    own.rollback()
+        except Exception as exc:  # the connection itself failed
+            return done(name, _Failed(exc))
 
     with ThreadPoolExecutor(max_workers=len(names) - 1) as pool:
         futures = {name: pool.submit(helper, name) for name in names[1:]}
-        first = timed(names[0], conn)
+        first = done(names[0], timed(names[0], conn))
         return {names[0]: first, **{name: f.result() for name, f in futures.items()}}
 
 
@@ -390,6 +447,14 @@ def _result(outcome: Any) -> Any:
     if isinstance(outcome, _Failed):
         raise outcome.error
     return outcome
+
+
+def _kpi_path(stored: bool) -> AbstractContextManager[None]:
+    """The KPIs from the per street and day sums where they serve (``stored``), else
+    always from the incidents (:func:`geo.kpis.from_incidents`: the benchmark's
+    baseline). Entered inside each job: the choice is a context variable, which the
+    helper threads would not inherit."""
+    return nullcontext() if stored else from_incidents()
 
 
 def _midnight(day: dt.date, tz: str) -> dt.datetime:

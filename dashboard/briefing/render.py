@@ -139,10 +139,12 @@ def _docx_table(out: object, table: Table) -> None:
     t = out.add_table(rows=1 + len(table.rows), cols=len(table.header))  # type: ignore[attr-defined]
     t.style = "Table Grid"
     t.alignment = WD_TABLE_ALIGNMENT.CENTER
-    for r, values in enumerate((table.header, *table.rows)):
+    # a row's cells once per row: Table.cell(r, c) lists every cell of the table on each
+    # call (a district's tables: a second of the Word file)
+    for r, (row, values) in enumerate(zip(t.rows, (table.header, *table.rows), strict=True)):
+        cells = row.cells
         for c, value in enumerate(values):
-            cell = t.cell(r, c)
-            para = cell.paragraphs[0]
+            para = cells[c].paragraphs[0]
             run = para.add_run(value)
             run.font.size = Pt(8)
             run.bold = r == 0
