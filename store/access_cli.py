@@ -234,12 +234,16 @@ DEMO_USERS = (
 
 
 def demo_logins(engine: Engine, *, actor: str, settings: AccessSettings) -> str:
-    """Create the demo users (or give them new passwords when the saved list is gone) with
+    """Create the demo users (or give them new passwords when the saved list is gone, or
+    when their passwords were hashed before migration 0008 and must be set again) with
     generated passwords, keep the list in ``.local/demo-logins.txt`` (mode 600) and return
     it. Never a fixed password: each installation has its own."""
     if DEMO_LOGINS_FILE.exists():
         with engine.connect() as conn:
-            if all(access.get_user(conn, login) for login, *_ in DEMO_USERS):
+            if all(
+                access.get_user(conn, login) and not access.password_reset_required(conn, login)
+                for login, *_ in DEMO_USERS
+            ):
                 return DEMO_LOGINS_FILE.read_text(encoding="utf-8")
     lines = ["演示账号 / demo logins (登录名 login  密码 password  角色 role  辖区 scope)"]
     with engine.begin() as conn:
