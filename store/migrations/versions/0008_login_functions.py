@@ -22,6 +22,13 @@ district user and read everything with its token. Now:
   SHA-256 only), ``gridone_session_resume`` and ``gridone_session_end``. The application
   gets a token and the user's public fields; never a hash, a secret or another user.
 * Every privilege of ``gridone_auth`` on ``app_user`` and ``app_session`` is revoked.
+* Every SECURITY DEFINER function of the schema now names ``pg_temp`` last in its
+  ``search_path``. Before, the caller's temporary schema was searched first for tables
+  (PostgreSQL does that when pg_temp is not named), and ``gridone_app`` may create
+  temporary tables: a temporary ``app_user`` and ``app_session`` holding a made-up
+  district user made ``gridone_scope_session`` sign a district scope for a made-up token,
+  and a temporary ``gridone_secret`` gave away the signature's key. (Functions and
+  operators are never looked up in pg_temp.)
 * Argon2 hashes (made before this migration) cannot be checked in SQL. They are kept (a
   downgrade makes them usable again), the CHECK accepts both forms, and the login answers
   ``reset_required`` for such an account until an administrator sets a new password
@@ -51,6 +58,24 @@ BCRYPT_RE = r"^\$2a\$[0-9]{2}\$[./A-Za-z0-9]{53}$"
 #: What a bcrypt hash becomes on downgrade: Argon2-shaped, verifies nothing.
 UNUSABLE_ARGON2 = "$argon2id$v=19$m=65536,t=3,p=4$cmVzZXQ$cmVzZXQgcmVxdWlyZWQ"
 
+#: The SECURITY DEFINER functions of 0003-0007, whose ``search_path = pg_catalog, public``
+#: left the caller's temporary schema searched first for tables: ``gridone_app`` may
+#: create temporary tables, and a temporary ``app_session`` / ``app_user`` (or
+#: ``gridone_secret``) shadowed the real ones inside ``gridone_scope_session`` (or the
+#: signature), giving any scope. pg_temp is now named last, as PostgreSQL's manual
+#: ("Writing SECURITY DEFINER Functions Safely") asks.
+EARLIER_DEFINERS = (
+    "gridone_set_scope(text, text)",
+    "gridone_scope_sig()",
+    "gridone_scope_ok()",
+    "gridone_scope_session(text)",
+    "audit_purge(integer)",
+    "coverage_stale_new()",
+    "coverage_stale_all()",
+)
+SAFE_PATH = "pg_catalog, public, pg_temp"
+EARLIER_PATH = "pg_catalog, public"
+
 #: The functions the application may call (signature as in pg_proc).
 APP_FUNCTIONS = (
     "gridone_login(text, text, text, text, integer, integer, integer, integer)",
@@ -67,7 +92,7 @@ OWNER_FUNCTIONS = (
 
 FUNCTIONS_SQL = r"""
 CREATE FUNCTION gridone_base32_decode(s text) RETURNS bytea
-LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
   alphabet constant text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   bits bigint := 0;
@@ -96,7 +121,7 @@ COMMENT ON FUNCTION gridone_base32_decode(text) IS
   'The bytes of a base32 (RFC 4648) string: TOTP secrets are kept as authenticator apps show them.';
 
 CREATE FUNCTION gridone_totp_code(secret text, step bigint) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, public AS $$
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, public, pg_temp AS $$
   SELECT lpad(((((get_byte(mac, o) & 127)::bigint << 24) | (get_byte(mac, o + 1) << 16)
                 | (get_byte(mac, o + 2) << 8) | get_byte(mac, o + 3)) % 1000000)::text,
               6, '0')
@@ -108,7 +133,7 @@ COMMENT ON FUNCTION gridone_totp_code(text, bigint) IS
   'The RFC 6238 code (HMAC-SHA1, 6 digits) of a base32 secret for a 30-second time step.';
 
 CREATE FUNCTION gridone_bcrypt_cost() RETURNS integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
   SELECT coalesce((SELECT substr(password_hash, 5, 2)::integer FROM app_user
                     WHERE password_hash LIKE '$2a$%'
                     ORDER BY password_changed_at DESC, id DESC LIMIT 1), 12)
@@ -118,7 +143,7 @@ COMMENT ON FUNCTION gridone_bcrypt_cost() IS
 
 CREATE FUNCTION gridone_session_open(user_id integer, idle_minutes integer, max_hours integer)
 RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
   token text := translate(rtrim(encode(gen_random_bytes(32), 'base64'), '='), '+/', '-_');
 BEGIN
@@ -135,7 +160,7 @@ CREATE FUNCTION gridone_login(
   p_idle_minutes integer, p_max_hours integer)
 RETURNS TABLE (outcome text, token text, locked_until timestamptz, id integer, login text,
                display_name text, role text, scope_code text, staff_code text, active boolean)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   -- the bounds of store.settings.AccessSettings: a caller cannot turn the lock-out off
@@ -246,7 +271,7 @@ COMMENT ON FUNCTION gridone_login(text, text, text, text, integer, integer, inte
 CREATE FUNCTION gridone_session_resume(p_token text, p_client text)
 RETURNS TABLE (outcome text, id integer, login text, display_name text, role text,
                scope_code text, staff_code text, active boolean, locked_until timestamptz)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   r record;
@@ -287,7 +312,7 @@ COMMENT ON FUNCTION gridone_session_resume(text, text) IS
   'The user of a live session (its last use moved to now): outcome ok; invalid (unknown or logged out); expired (idle, too old, user inactive or locked: revoked now and audited as session_expired).';
 
 CREATE FUNCTION gridone_session_end(p_token text, p_client text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
   r record;
 BEGIN
@@ -324,6 +349,8 @@ def upgrade() -> None:
         "ALTER TABLE app_user ADD CONSTRAINT ck_app_user_password_hash_format CHECK "
         f"(password_hash ~ '{BCRYPT_RE}' OR password_hash LIKE '$argon2%')"
     )
+    for fn in EARLIER_DEFINERS:
+        op.execute(f"ALTER FUNCTION {fn} SET search_path = {SAFE_PATH}")
     op.execute(FUNCTIONS_SQL)
     op.execute(_acl_sql())
 
@@ -331,6 +358,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for fn in APP_FUNCTIONS + OWNER_FUNCTIONS:
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
+    for fn in EARLIER_DEFINERS:
+        op.execute(f"ALTER FUNCTION {fn} SET search_path = {EARLIER_PATH}")
     op.execute(f"GRANT SELECT, INSERT, UPDATE ON app_user, app_session TO {AUTH}")
     op.execute("ALTER TABLE app_user DROP CONSTRAINT ck_app_user_password_hash_format")
     op.get_bind().execute(
