@@ -216,7 +216,7 @@ def app_engine(server: conftest.TestServer, db: str, login: tuple[str, str]) -> 
 
 # --- sessions: the only way the application sets a scope (migration 0007) -------------------
 
-#: One Argon2 hash for every test user (none of them logs in with a password here).
+#: One bcrypt hash for every test user (none of them logs in with a password here).
 _HASH: list[str] = []
 _TOKENS: dict[tuple[str, str, str | None, str | None, str | None], str] = {}
 
