@@ -90,6 +90,20 @@ OWNER_FUNCTIONS = (
     "gridone_session_open(integer, integer, integer)",
 )
 
+#: pgcrypto ships with the server (Debian: in postgresql-15; elsewhere a "contrib" package)
+#: and is trusted since PostgreSQL 13: the database's owner needs no superuser for it.
+PGCRYPTO_SQL = """
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+    RAISE EXCEPTION 'pgcrypto is not installed on this PostgreSQL server: install its '
+      'contrib extensions (Debian/Ubuntu: part of the postgresql-NN package; RHEL: '
+      'postgresqlNN-contrib), then migrate again';
+  END IF;
+END $$;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+"""
+
 FUNCTIONS_SQL = r"""
 CREATE FUNCTION gridone_base32_decode(s text) RETURNS bytea
 LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, public, pg_temp AS $$
@@ -342,8 +356,7 @@ def _acl_sql() -> str:
 
 
 def upgrade() -> None:
-    # trusted since PostgreSQL 13: the database's owner needs no superuser for it
-    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    op.execute(PGCRYPTO_SQL)
     op.execute("ALTER TABLE app_user DROP CONSTRAINT ck_app_user_password_hash_argon2")
     op.execute(
         "ALTER TABLE app_user ADD CONSTRAINT ck_app_user_password_hash_format CHECK "
