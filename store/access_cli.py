@@ -125,11 +125,14 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
     if args.action == "list":
         with engine.connect() as conn:
             users = access.list_users(conn)
+            reset = {u.login for u in users if access.password_reset_required(conn, u.login)}
         print("登录名/login\t姓名/name\t角色/role\t辖区/scope\t状态/state")
         for u in users:
             state = "启用 active" if u.active else "停用 disabled"
             if u.locked_until is not None:
                 state += f", 锁定至 locked until {u.locked_until:%Y-%m-%d %H:%M}"
+            if u.login in reset:
+                state += ", 须重设密码 password reset required (users passwd)"
             print(
                 f"{u.login}\t{u.display_name}\t{vocab.label('user_role', u.role)} ({u.role})"
                 f"\t{u.scope_code or '-'}\t{state}"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from types import ModuleType
@@ -321,7 +323,9 @@ def test_settings_passed_by_a_caller_are_clamped(app: psycopg.Connection, db) ->
 # --- Argon2 hashes of before 0008 ----------------------------------------------------------
 
 
-def test_an_argon2_password_must_be_set_again(db, app_engine: Engine) -> None:
+def test_an_argon2_password_must_be_set_again(
+    server: conftest.TestServer, db, app_engine: Engine
+) -> None:
     with db[1].begin() as conn:
         access.create_user(conn, "legacy", "旧", "street", STREET_A, PASSWORD, actor="t")
         conn.execute(
@@ -342,6 +346,17 @@ def test_an_argon2_password_must_be_set_again(db, app_engine: Engine) -> None:
         ("login_failed", False, {"reason": "password reset required"})
     ] * 2
     assert _owner(db, "SELECT failed_count FROM app_user WHERE login = 'legacy'") == [(0,)]
+    listed = subprocess.run(
+        [sys.executable, "-m", "store", "users", "list"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": server.url(db[0])},
+        check=True,
+        timeout=120,
+    ).stdout.splitlines()
+    assert "须重设密码" in next(ln for ln in listed if ln.startswith("legacy\t"))
+    assert "须重设密码" not in next(ln for ln in listed if ln.startswith("boss\t"))
     with db[1].begin() as conn:
         access.set_password(conn, "legacy", "Renewed2026pw", actor="admin")
         assert not access.password_reset_required(conn, "legacy")
