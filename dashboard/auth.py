@@ -124,8 +124,10 @@ def _code_step(lang: Lang, login: str, password: str) -> None:
     if st.button(t("au_code_back", lang), key="au_code_back"):
         st.session_state.pop(PENDING_KEY, None)
         st.rerun()
-    if submitted:
-        _try_login(login, password, code.strip() or None)
+    if submitted and not code.strip():
+        st.error(t("au_code_missing", lang))
+    elif submitted:
+        _try_login(login, password, code.strip())
 
 
 def _try_login(login: str, password: str, code: str | None) -> None:
@@ -139,7 +141,9 @@ def _try_login(login: str, password: str, code: str | None) -> None:
         st.error(str(exc))
         return
     except AccessError as exc:  # wrong password / locked / reset: the message says which
-        st.session_state.pop(PENDING_KEY, None)
+        if st.session_state.pop(PENDING_KEY, None) is not None:  # back to the first form
+            st.session_state[NOTICE_KEY] = str(exc)
+            st.rerun()
         st.error(str(exc))
         return
     _forget()  # nothing of an earlier user of this tab survives the new login

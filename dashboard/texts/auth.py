@@ -17,6 +17,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Password accepted. {login} has a second factor: enter the 6-digit code of your "
         "authenticator app.",
     ),
+    "au_code_missing": ("请输入6位动态口令。", "Enter the 6-digit code."),
     "au_code_submit": ("验证并登录", "Verify and log in"),
     "au_code_back": ("返回（重新输入账号）", "Back (another login)"),
     "au_submit": ("登录", "Log in"),

@@ -175,6 +175,9 @@ def test_totp_is_asked_for_after_the_right_password_only(
     assert page.get_by_label("密码", exact=True).count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "auth_totp_step.png"))
+    page.get_by_role("button", name="验证并登录").click()  # no code typed
+    page.get_by_text("请输入6位动态口令", exact=False).wait_for(timeout=30_000)
+    _settled(page)
     code_field.fill(
         "000000" if access.totp_code(secret, access.current_totp_step()) != "000000" else "111111"
     )
