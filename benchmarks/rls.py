@@ -174,7 +174,12 @@ def session_token(engine: Engine, role: str, scope: str) -> str:
                     "password_hash) VALUES (:l, :l, :r, :s, :h) "
                     "ON CONFLICT (login) DO UPDATE SET active = true RETURNING id"
                 ),
-                {"l": login, "r": role, "s": scope, "h": hash_password(secrets.token_urlsafe())},
+                {
+                    "l": login,
+                    "r": role,
+                    "s": scope,
+                    "h": hash_password(conn, secrets.token_urlsafe(), 10),
+                },
             ).scalar_one()
             _TOKENS[key] = create_session(conn, User(uid, login, login, role, scope))
     return _TOKENS[key]

@@ -10,6 +10,11 @@ header), and a cookie JavaScript can set, JavaScript can read: it could not be H
 and one XSS would carry a 12-hour token away. For a system holding sensitive personal
 information (PIPL art. 28) re-typing the password after a reload is the better trade.
 
+Logging in is the database's (``gridone_login``, migration 0008): the page sends the
+login name and password, and only for an account with a second factor whose password was
+right does it then ask for the one-time code (the password waits in ``st.session_state``
+for that step, never in the browser). The token comes from the database.
+
 On every run :func:`require_login` revalidates the token with
 :func:`store.access.resume_session` (idle and absolute timeouts, logout, lock, deactivation)
 and remembers the user for :func:`current_user`; the database checks the same token again
@@ -27,7 +32,7 @@ from streamlit.errors import StreamlitAPIException
 from dashboard import data
 from dashboard.i18n import t
 from store import access, vocab
-from store.errors import AccessError, SessionInvalidError
+from store.errors import AccessError, CodeRequiredError, SessionInvalidError, WrongCodeError
 from store.vocab import Lang
 
 #: Session-state key of a message to show on the login form (expiry, logout).
@@ -75,9 +80,17 @@ def require_login(lang: Lang) -> access.User | None:
     return None
 
 
+#: Session-state key of a login waiting for its one-time code: (login, password), kept in
+#: the Streamlit server's memory (never sent to the browser) from the moment the database
+#: said the password is right until the code step ends.
+PENDING_KEY = "_gridone_auth_pending"
+
+
 def _login_form(lang: Lang) -> None:
-    """The login form (login name, password, one-time code); on success a session starts
-    and the app reruns with the same URL."""
+    """The login form: login name and password; for an account with a second factor, once
+    the database has accepted the password, a second form for the one-time code. On
+    success the session the database started is kept and the app reruns with the same
+    URL."""
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
         st.title(t("au_login_title", lang))
@@ -85,10 +98,13 @@ def _login_form(lang: Lang) -> None:
         notice = st.session_state.pop(NOTICE_KEY, None)
         if notice:
             st.info(notice)
+        pending = st.session_state.get(PENDING_KEY)
+        if pending:
+            _code_step(lang, *pending)
+            return
         with st.form("login", enter_to_submit=True):
             login = st.text_input(t("au_login", lang), key="au_login_name")
             password = st.text_input(t("au_password", lang), type="password")
-            code = st.text_input(t("au_totp", lang), max_chars=6)
             submitted = st.form_submit_button(t("au_submit", lang), type="primary")
         st.caption(t("au_no_account", lang))
         if not submitted:
@@ -96,23 +112,44 @@ def _login_form(lang: Lang) -> None:
         if not login.strip() or not password:
             st.error(t("au_missing", lang))
             return
-        try:
-            user = access.authenticate(
-                data.engine(),
-                login.strip().lower(),
-                password,
-                totp=code.strip() or None,
-                client=_client(),
-            )
-        except AccessError as exc:  # wrong password / locked: the message says which
-            st.error(str(exc))
-            return
-        with data.engine().begin() as conn:
-            token = access.create_session(conn, user)
-        _forget()  # nothing of an earlier user of this tab survives the new login
-        st.session_state[data.TOKEN_KEY] = token
-        st.session_state[data.USER_KEY] = user
+        _try_login(login.strip().lower(), password, None)
+
+
+def _code_step(lang: Lang, login: str, password: str) -> None:
+    """The second step: the one-time code of ``login``, whose password was right."""
+    st.info(t("au_code_step", lang, login=login))
+    with st.form("login_code", enter_to_submit=True):
+        code = st.text_input(t("au_totp", lang), max_chars=6, key="au_totp_code")
+        submitted = st.form_submit_button(t("au_code_submit", lang), type="primary")
+    if st.button(t("au_code_back", lang), key="au_code_back"):
+        st.session_state.pop(PENDING_KEY, None)
         st.rerun()
+    if submitted and not code.strip():
+        st.error(t("au_code_missing", lang))
+    elif submitted:
+        _try_login(login, password, code.strip())
+
+
+def _try_login(login: str, password: str, code: str | None) -> None:
+    """Ask the database to log in; keep the session, ask for the code, or say why not."""
+    try:
+        user, token = access.log_in(data.engine(), login, password, totp=code, client=_client())
+    except CodeRequiredError:
+        st.session_state[PENDING_KEY] = (login, password)
+        st.rerun()
+    except WrongCodeError as exc:  # still the code step: the password was right
+        st.error(str(exc))
+        return
+    except AccessError as exc:  # wrong password / locked / reset: the message says which
+        if st.session_state.pop(PENDING_KEY, None) is not None:  # back to the first form
+            st.session_state[NOTICE_KEY] = str(exc)
+            st.rerun()
+        st.error(str(exc))
+        return
+    _forget()  # nothing of an earlier user of this tab survives the new login
+    st.session_state[data.TOKEN_KEY] = token
+    st.session_state[data.USER_KEY] = user
+    st.rerun()
 
 
 @data.scoped_cache

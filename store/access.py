@@ -8,19 +8,28 @@ session's user's role and scope for that transaction only (``gridone_scope_sessi
 Row-level security then returns only rows
 inside the user's jurisdiction; with no scope set, none.
 
-* Passwords are hashed with Argon2id (argon2-cffi's defaults: 64 MiB, 3 passes). After
-  :attr:`~store.settings.AccessSettings.login_max_failures` failures in a row the account is
-  locked for ``login_lockout_minutes``. An unknown login costs the same hash as a known one
-  and gets the same message, so timing and wording do not tell which logins exist.
-* Sessions live in ``app_session``; the browser holds a random token, the table only its
-  SHA-256. A session ends on logout (revoked, the token is then refused), after
-  ``session_idle_minutes`` without use, or ``session_max_hours`` after login.
+* Passwords are hashed and checked in the database (migration 0008): bcrypt by pgcrypto,
+  ``crypt(password, gen_salt('bf', cost))``. The application (``gridone_app``) has no
+  privilege on ``app_user`` or ``app_session`` at all: it logs in, resumes and ends
+  sessions through the SECURITY DEFINER functions ``gridone_login``,
+  ``gridone_session_resume`` and ``gridone_session_end`` (:func:`log_in`,
+  :func:`resume_session`, :func:`end_session`), and never sees a hash, a TOTP secret or
+  another user. After :attr:`~store.settings.AccessSettings.login_max_failures` failures
+  in a row the account is locked for ``login_lockout_minutes``. An unknown login costs a
+  bcrypt of the same cost as a known one and gets the same answer, so timing and wording
+  do not tell which logins exist.
+* Sessions live in ``app_session``; the database makes the random token, the browser's
+  Streamlit session holds it, the table only its SHA-256. A session ends on logout
+  (revoked, the token is then refused), after ``session_idle_minutes`` without use, or
+  ``session_max_hours`` after login.
 * Every login, failed login, logout, expiry and user change is written to ``audit_log``
   (append-only: the application can insert, never update or delete).
 
-Functions that must record a failure and then refuse (:func:`authenticate`,
-:func:`resume_session`) take an :class:`~sqlalchemy.Engine` and commit their bookkeeping in
-their own transaction before raising; the others take the caller's connection.
+User administration (:func:`create_user`, :func:`set_password`, …) runs as the database
+owner (``python -m store users``). :func:`log_in` and :func:`resume_session` take an
+:class:`~sqlalchemy.Engine` and commit the database's bookkeeping (failure count, audit
+rows, revoked sessions) in their own transaction before raising; the others take the
+caller's connection.
 """
 
 from __future__ import annotations
@@ -34,22 +43,22 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
 from sqlalchemy import Connection, Engine, text
 
 from store import vocab
 from store.errors import (
     AccountLockedError,
+    CodeRequiredError,
     LoginFailedError,
+    PasswordResetRequiredError,
     SessionInvalidError,
     UnsafeConnectionError,
     UserInputError,
+    WrongCodeError,
 )
 from store.settings import AccessSettings, get_access_settings
 
@@ -106,20 +115,31 @@ def _user(row: Any) -> User:
     return User(**{k: row._mapping[k] for k in User.__dataclass_fields__})
 
 
-@cache
-def _hasher() -> PasswordHasher:
-    return PasswordHasher()
+def hash_password(conn: Connection, password: str, cost: int) -> str:
+    """The bcrypt hash of ``password`` made by the database (pgcrypto's ``crypt`` with a
+    random ``gen_salt('bf', cost)``), as ``gridone_login`` checks it. bcrypt reads the first
+    72 bytes of a password; NUL, which text cannot hold, is stored as U+FFFD."""
+    return conn.execute(
+        text("SELECT crypt(:pw, gen_salt('bf', :cost))"),
+        {"pw": _no_nul(password), "cost": cost},
+    ).scalar_one()
 
 
-@cache
-def _dummy_hash() -> str:
-    """A hash to verify against when the login is unknown, so that costs the same."""
-    return _hasher().hash(secrets.token_hex(16))
+def _no_nul(value: str) -> str:
+    """``value`` as PostgreSQL text can hold it (NUL is not allowed in text)."""
+    return value.replace("\x00", "\ufffd")
 
 
-def hash_password(password: str) -> str:
-    """The Argon2id hash of ``password`` (PHC string, salt included)."""
-    return _hasher().hash(password)
+def password_reset_required(conn: Connection, login: str) -> bool:
+    """Whether the user's password hash is one the database cannot check (Argon2, made
+    before migration 0008): the login refuses it until the password is set again. Owner
+    only, like every read of ``app_user``."""
+    return bool(
+        conn.execute(
+            text("SELECT password_hash NOT LIKE '$2a$%' FROM app_user WHERE login = :l"),
+            {"l": login},
+        ).scalar()
+    )
 
 
 def check_password_rules(login: str, password: str, settings: AccessSettings) -> None:
@@ -330,7 +350,7 @@ def create_user(
             "role": role,
             "scope": scope_code,
             "staff": staff_code,
-            "hash": hash_password(password),
+            "hash": hash_password(conn, password, settings.password_bcrypt_cost),
         },
     ).one()
     user = _user(row)
@@ -360,7 +380,7 @@ def set_password(
             "UPDATE app_user SET password_hash = :h, password_changed_at = now(), "
             "failed_count = 0, locked_until = NULL WHERE login = :login"
         ),
-        {"h": hash_password(password), "login": login},
+        {"h": hash_password(conn, password, settings.password_bcrypt_cost), "login": login},
     )
     audit(conn, "password_set", login=actor, detail={"target": login})
 
@@ -438,9 +458,32 @@ def unlock_user(conn: Connection, login: str, *, actor: str) -> None:
 # --- logging in ---------------------------------------------------------------------------
 
 _WRONG = "用户名或密码错误 / wrong login name or password"
+_WRONG_CODE = (
+    "动态口令错误或已使用，请输入验证器中的新口令 / wrong or already used one-time code: type "
+    "the current code of the authenticator app"
+)
+_CODE_REQUIRED = (
+    "请输入验证器（手机动态口令）中的6位口令 / enter the 6-digit code of your authenticator app"
+)
 
 
-def authenticate(
+def _reset_message(login: str) -> str:
+    return (
+        f"账号 {login} 的密码须由系统管理员重设后才能登录（系统已升级密码存储），请管理员运行 "
+        f"python -m store users passwd {login} / the password of {login} must be set again "
+        "by the system administrator before it can log in (password storage was upgraded): "
+        f"run python -m store users passwd {login}"
+    )
+
+
+_LOGIN = text(
+    "SELECT outcome, token, locked_until, id, login, display_name, role, scope_code, "
+    "staff_code, active FROM gridone_login(:login, :password, :totp, :client, "
+    ":max_failures, :lockout, :idle, :max_hours)"
+)
+
+
+def log_in(
     engine: Engine,
     login: str,
     password: str,
@@ -448,118 +491,45 @@ def authenticate(
     totp: str | None = None,
     client: str | None = None,
     settings: AccessSettings | None = None,
-) -> User:
-    """Check a login and password (and the one-time code of a user who has a second
-    factor); return the user or raise.
+) -> tuple[User, str]:
+    """Log in through the database's ``gridone_login``: the password (and the one-time
+    code of a user who has a second factor) is checked there; return the user and the
+    new session's token, or raise.
 
     Raises :class:`LoginFailedError` (unknown login, inactive user or wrong password: one
-    message for all) or :class:`AccountLockedError`. Each outcome is audited and the failure
-    count committed before raising; the ``login_max_failures``-th failure in a row locks
-    the account for ``login_lockout_minutes``."""
+    message for all), :class:`CodeRequiredError` (the password is right, the account has a
+    second factor and no code was given: ask for it and call again with it),
+    :class:`WrongCodeError`, :class:`AccountLockedError` or
+    :class:`PasswordResetRequiredError`. The database audits each outcome and counts the
+    failures; the ``login_max_failures``-th in a row locks the account for
+    ``login_lockout_minutes``. The settings go to the function, which clamps them to the
+    bounds of :class:`~store.settings.AccessSettings`."""
     settings = settings or get_access_settings()
-    failure: Exception | None = None
     with engine.begin() as conn:
-        row = None
-        if LOGIN_RE.match(login):  # anything else cannot be a login: no need to ask
-            row = conn.execute(
-                text(
-                    "SELECT id, login, display_name, role, scope_code, staff_code, active, "
-                    "locked_until, password_hash, failed_count, totp_secret, totp_last_step, "
-                    "locked_until > now() AS locked FROM app_user WHERE login = :login FOR UPDATE"
-                ),
-                {"login": login},
-            ).first()
-        if row is None or not row.active:
-            _verify(_dummy_hash(), password)
-            audit(
-                conn,
-                "login_failed",
-                login=_printable(login),
-                ok=False,
-                detail={"reason": "unknown" if row is None else "inactive"},
-                client=client,
-            )
-            failure = LoginFailedError(_WRONG)
-        elif row.locked:
-            audit(
-                conn,
-                "login_failed",
-                login=login,
-                ok=False,
-                detail={"reason": "locked"},
-                client=client,
-            )
-            failure = AccountLockedError(_locked_message(row.locked_until), until=row.locked_until)
-        elif not _verify(row.password_hash, password) or (
-            row.totp_secret is not None
-            and (step := totp_step(row.totp_secret, totp, after=row.totp_last_step)) is None
-        ):
-            failures = row.failed_count + 1
-            locks = failures >= settings.login_max_failures
-            until = conn.execute(
-                text(
-                    "UPDATE app_user SET failed_count = CASE WHEN :locks THEN 0 ELSE :n END, "
-                    "locked_until = CASE WHEN :locks "
-                    "THEN now() + make_interval(mins => :mins) END "
-                    "WHERE id = :id RETURNING locked_until"
-                ),
-                {
-                    "locks": locks,
-                    "n": failures,
-                    "mins": settings.login_lockout_minutes,
-                    "id": row.id,
-                },
-            ).scalar_one()
-            audit(
-                conn,
-                "login_failed",
-                login=login,
-                ok=False,
-                detail={"reason": "password or code", "failures": failures},
-                client=client,
-            )
-            if locks:
-                audit(
-                    conn,
-                    "lock",
-                    login=login,
-                    detail={"reason": "failures", "minutes": settings.login_lockout_minutes},
-                    client=client,
-                )
-                failure = AccountLockedError(_locked_message(until), until=until)
-            else:
-                failure = LoginFailedError(_WRONG)
-        else:
-            user = _user(row)
-            new_hash = (
-                hash_password(password)
-                if _hasher().check_needs_rehash(row.password_hash)
-                else row.password_hash
-            )
-            conn.execute(
-                text(
-                    "UPDATE app_user SET failed_count = 0, locked_until = NULL, "
-                    "password_hash = :h, totp_last_step = coalesce(:step, totp_last_step) "
-                    "WHERE id = :id"
-                ),
-                {"h": new_hash, "id": row.id, "step": step if row.totp_secret else None},
-            )
-            audit(conn, "login", user=user, client=client)
-    if failure is not None:
-        raise failure
-    return user
-
-
-def _printable(value: str) -> str:
-    """A typed login as the audit log can hold it (NUL is not allowed in text), cut to 64."""
-    return value.replace("\x00", "\ufffd")[:64]
-
-
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher().verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+        row = conn.execute(
+            _LOGIN,
+            {
+                "login": _no_nul(login),
+                "password": _no_nul(password),
+                "totp": _no_nul(totp) if totp else None,
+                "client": client,
+                "max_failures": settings.login_max_failures,
+                "lockout": settings.login_lockout_minutes,
+                "idle": settings.session_idle_minutes,
+                "max_hours": settings.session_max_hours,
+            },
+        ).one()
+    if row.outcome == "ok":
+        return _user(row), row.token
+    if row.outcome == "locked":
+        raise AccountLockedError(_locked_message(row.locked_until), until=row.locked_until)
+    if row.outcome == "code_required":
+        raise CodeRequiredError(_CODE_REQUIRED)
+    if row.outcome == "wrong_code":
+        raise WrongCodeError(_WRONG_CODE)
+    if row.outcome == "reset_required":
+        raise PasswordResetRequiredError(_reset_message(login))
+    raise LoginFailedError(_WRONG)
 
 
 def _locked_message(until: dt.datetime | None) -> str:
@@ -580,7 +550,9 @@ TOTP_DIGITS = 6
 
 def totp_code(secret: str, step: int) -> str:
     """The RFC 6238 code (HMAC-SHA1, 6 digits) of a base32 ``secret`` for time ``step``
-    (Unix seconds // 30), as phone authenticator apps compute it."""
+    (Unix seconds // 30), as phone authenticator apps compute it. The login checks codes
+    in the database (``gridone_totp_code``, migration 0008); this is the reference the
+    tests hold it to, and what a test types as the user's phone would."""
     key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
     mac = hmac.new(key, step.to_bytes(8, "big"), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
@@ -588,20 +560,9 @@ def totp_code(secret: str, step: int) -> str:
     return str(value % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
 
 
-def totp_step(
-    secret: str, code: str | None, *, after: int | None = None, now: float | None = None
-) -> int | None:
-    """The time step ``code`` is valid for (now, or one step either side for clock drift),
-    None if it is not valid or its step is not later than ``after`` (a replay)."""
-    if not code or not code.strip().isdigit():
-        return None
-    t = int((time.time() if now is None else now) // TOTP_PERIOD_S)
-    for step in (t, t - 1, t + 1):
-        if (after is None or step > after) and hmac.compare_digest(
-            totp_code(secret, step), code.strip()
-        ):
-            return step
-    return None
+def current_totp_step(now: float | None = None) -> int:
+    """The TOTP time step of ``now`` (Unix seconds // 30)."""
+    return int((time.time() if now is None else now) // TOTP_PERIOD_S)
 
 
 def enable_totp(conn: Connection, login: str, *, actor: str) -> tuple[str, str]:
@@ -631,118 +592,52 @@ def disable_totp(conn: Connection, login: str, *, actor: str) -> None:
 # --- sessions -----------------------------------------------------------------------------
 
 
-def _token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
 def create_session(conn: Connection, user: User, *, settings: AccessSettings | None = None) -> str:
-    """Start a session for ``user``; return its token (only its hash is stored, with the
-    idle and absolute timeouts in force, which the database checks itself when the token
-    sets a transaction's scope)."""
+    """Start a session for ``user`` without a password, as the database owner (tests,
+    benchmarks, maintenance; the application cannot: it logs in with :func:`log_in`).
+    The token is made by the database (``gridone_session_open``), only its hash stored,
+    with the idle and absolute timeouts in force."""
     settings = settings or get_access_settings()
-    token = secrets.token_urlsafe(32)
-    conn.execute(
-        text(
-            "INSERT INTO app_session (token_hash, user_id, idle_minutes, max_hours) "
-            "VALUES (:h, :u, :idle, :maxh)"
-        ),
-        {
-            "h": _token_hash(token),
-            "u": user.id,
-            "idle": settings.session_idle_minutes,
-            "maxh": settings.session_max_hours,
-        },
-    )
-    return token
+    return conn.execute(
+        text("SELECT gridone_session_open(:u, :idle, :maxh)"),
+        {"u": user.id, "idle": settings.session_idle_minutes, "maxh": settings.session_max_hours},
+    ).scalar_one()
 
 
-def resume_session(
-    engine: Engine,
-    token: str,
-    *,
-    client: str | None = None,
-    settings: AccessSettings | None = None,
-) -> User:
-    """The user of a live session, its last use moved to now; or
-    :class:`SessionInvalidError` when the token is unknown, logged out, idle longer than
-    ``session_idle_minutes``, older than ``session_max_hours``, or its user is inactive or
-    locked (an expiry is revoked and audited first)."""
-    settings = settings or get_access_settings()
-    failure: SessionInvalidError | None = None
+_RESUME = text(
+    "SELECT outcome, id, login, display_name, role, scope_code, staff_code, active, "
+    "locked_until FROM gridone_session_resume(:token, :client)"
+)
+
+
+def resume_session(engine: Engine, token: str, *, client: str | None = None) -> User:
+    """The user of a live session, its last use moved to now (``gridone_session_resume``);
+    or :class:`SessionInvalidError` when the token is unknown, logged out, idle longer
+    than its ``session_idle_minutes``, older than its ``session_max_hours`` (both as in
+    force at login), or its user is inactive or locked (an expiry is revoked and audited
+    by the database first)."""
     with engine.begin() as conn:
-        row = conn.execute(
-            text(
-                "SELECT s.id AS session_id, s.revoked_at, "
-                "s.last_seen < now() - make_interval(mins => :idle) AS idle, "
-                "s.created_at < now() - make_interval(hours => :maxh) AS old, "
-                "u.id, u.login, u.display_name, u.role, u.scope_code, u.staff_code, u.active, "
-                "u.locked_until, "
-                "coalesce(u.locked_until > now(), false) AS locked "
-                "FROM app_session s JOIN app_user u ON u.id = s.user_id "
-                "WHERE s.token_hash = :h FOR UPDATE OF s"
-            ),
-            {
-                "h": _token_hash(token or ""),
-                "idle": settings.session_idle_minutes,
-                "maxh": settings.session_max_hours,
-            },
-        ).first()
-        if row is None or row.revoked_at is not None:
-            failure = SessionInvalidError(
-                "会话无效或已退出，请重新登录 / the session is not valid (logged out?): "
-                "log in again"
-            )
-        elif row.idle or row.old or not row.active or row.locked:
-            reason = (
-                "idle"
-                if row.idle
-                else "max_age"
-                if row.old
-                else "inactive"
-                if not row.active
-                else "locked"
-            )
-            conn.execute(
-                text("UPDATE app_session SET revoked_at = now() WHERE id = :id"),
-                {"id": row.session_id},
-            )
-            audit(
-                conn,
-                "session_expired",
-                user=_user(row),
-                detail={"reason": reason},
-                client=client,
-            )
-            failure = SessionInvalidError(
-                "会话已超时，请重新登录 / the session has expired: log in again"
-            )
-        else:
-            conn.execute(
-                text("UPDATE app_session SET last_seen = now() WHERE id = :id"),
-                {"id": row.session_id},
-            )
-            user = _user(row)
-    if failure is not None:
-        raise failure
-    return user
+        row = conn.execute(_RESUME, {"token": _no_nul(token or ""), "client": client}).one()
+    if row.outcome == "ok":
+        return _user(row)
+    if row.outcome == "expired":
+        raise SessionInvalidError("会话已超时，请重新登录 / the session has expired: log in again")
+    raise SessionInvalidError(
+        "会话无效或已退出，请重新登录 / the session is not valid (logged out?): log in again"
+    )
 
 
 def end_session(conn: Connection, token: str, *, client: str | None = None) -> None:
-    """Log out: the session is revoked (its token refused from now on) and audited."""
-    row = conn.execute(
-        text(
-            "UPDATE app_session s SET revoked_at = now() FROM app_user u "
-            "WHERE s.token_hash = :h AND s.revoked_at IS NULL AND u.id = s.user_id "
-            "RETURNING u.id, u.login, u.display_name, u.role, u.scope_code, u.staff_code, "
-            "u.active, u.locked_until"
-        ),
-        {"h": _token_hash(token or "")},
-    ).first()
-    if row is not None:
-        audit(conn, "logout", user=_user(row), client=client)
+    """Log out: the session is revoked (its token refused from now on) and audited, by
+    ``gridone_session_end``."""
+    conn.execute(
+        text("SELECT gridone_session_end(:token, :client)"),
+        {"token": _no_nul(token or ""), "client": client},
+    )
 
 
 def _revoke_all(conn: Connection, user_id: int) -> None:
+    """End every open session of a user (owner only: role change, deactivation, lock)."""
     conn.execute(
         text("UPDATE app_session SET revoked_at = now() WHERE user_id = :u AND revoked_at IS NULL"),
         {"u": user_id},

@@ -125,11 +125,14 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
     if args.action == "list":
         with engine.connect() as conn:
             users = access.list_users(conn)
+            reset = {u.login for u in users if access.password_reset_required(conn, u.login)}
         print("登录名/login\t姓名/name\t角色/role\t辖区/scope\t状态/state")
         for u in users:
             state = "启用 active" if u.active else "停用 disabled"
             if u.locked_until is not None:
                 state += f", 锁定至 locked until {u.locked_until:%Y-%m-%d %H:%M}"
+            if u.login in reset:
+                state += ", 须重设密码 password reset required (users passwd)"
             print(
                 f"{u.login}\t{u.display_name}\t{vocab.label('user_role', u.role)} ({u.role})"
                 f"\t{u.scope_code or '-'}\t{state}"
@@ -234,12 +237,16 @@ DEMO_USERS = (
 
 
 def demo_logins(engine: Engine, *, actor: str, settings: AccessSettings) -> str:
-    """Create the demo users (or give them new passwords when the saved list is gone) with
+    """Create the demo users (or give them new passwords when the saved list is gone, or
+    when their passwords were hashed before migration 0008 and must be set again) with
     generated passwords, keep the list in ``.local/demo-logins.txt`` (mode 600) and return
     it. Never a fixed password: each installation has its own."""
     if DEMO_LOGINS_FILE.exists():
         with engine.connect() as conn:
-            if all(access.get_user(conn, login) for login, *_ in DEMO_USERS):
+            if all(
+                access.get_user(conn, login) and not access.password_reset_required(conn, login)
+                for login, *_ in DEMO_USERS
+            ):
                 return DEMO_LOGINS_FILE.read_text(encoding="utf-8")
     lines = ["演示账号 / demo logins (登录名 login  密码 password  角色 role  辖区 scope)"]
     with engine.begin() as conn:

@@ -47,6 +47,21 @@ class AccountLockedError(AccessError):
         self.until = until
 
 
+class CodeRequiredError(AccessError):
+    """The password is right and the account has a second factor: ask for the one-time
+    code and log in again with it (no session was started, nothing was counted)."""
+
+
+class WrongCodeError(LoginFailedError):
+    """The password was right, the one-time code wrong or used already (counted as a
+    failed login, like a wrong password)."""
+
+
+class PasswordResetRequiredError(LoginFailedError):
+    """The account's password was hashed before migration 0008 (Argon2), which the
+    database cannot check: an administrator must set a new one."""
+
+
 class SessionInvalidError(AccessError):
     """The session token is unknown, logged out, idle too long or too old."""
 

@@ -33,6 +33,8 @@ from store.errors import LocalClusterError
 
 DB_NAME = "gridone"
 SUPERUSER = "gridone"
+#: Extensions the migrations create (their control files must be installed).
+EXTENSIONS = ("postgis", "pgcrypto")
 INSTALL_HINT = (
     "PostgreSQL with PostGIS is needed. On Debian/Ubuntu run `bash scripts/setup.sh setup` "
     "(it installs them), or by hand: sudo apt-get install postgresql-15 "
@@ -63,7 +65,7 @@ def _write_private(path: Path, content: str) -> None:
 
 
 def find_pg_bin(preferred: Path | None = None) -> Path:
-    """The ``bin`` folder of the newest installed PostgreSQL that has PostGIS."""
+    """The ``bin`` folder of the newest installed PostgreSQL that has PostGIS and pgcrypto."""
     if preferred is not None:
         if not (preferred / "initdb").exists():
             raise LocalClusterError(f"PG_BIN_DIR={preferred} has no initdb. {INSTALL_HINT}")
@@ -73,12 +75,12 @@ def find_pg_bin(preferred: Path | None = None) -> Path:
         (p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name), reverse=True
     )
     for vdir in versions:
-        has_postgis = any(
-            Path(f"/usr/share/postgresql/{vdir.name}/extension").glob("postgis.control")
-        )
-        if (vdir / "bin" / "initdb").exists() and has_postgis:
+        extensions = Path(f"/usr/share/postgresql/{vdir.name}/extension")
+        # PostGIS, and pgcrypto (logins, migration 0008; part of Debian's server package)
+        has_extensions = all((extensions / f"{e}.control").exists() for e in EXTENSIONS)
+        if (vdir / "bin" / "initdb").exists() and has_extensions:
             return vdir / "bin"
-    raise LocalClusterError(f"no PostgreSQL server with PostGIS found. {INSTALL_HINT}")
+    raise LocalClusterError(f"no PostgreSQL server with PostGIS and pgcrypto found. {INSTALL_HINT}")
 
 
 def free_port() -> int:

@@ -704,7 +704,12 @@ class AppUser(Base):
         CheckConstraint("length(btrim(display_name)) > 0", name="display_name_not_blank"),
         CheckConstraint(_in("role", vocab.USER_ROLES), name="role"),
         CheckConstraint(USER_SCOPE_CK, name="scope_matches_role"),
-        CheckConstraint("password_hash LIKE '$argon2%'", name="password_hash_argon2"),
+        # bcrypt (pgcrypto, migration 0008), or an Argon2 hash of before it (reset required)
+        CheckConstraint(
+            r"password_hash ~ '^\$2a\$[0-9]{2}\$[./A-Za-z0-9]{53}$' "
+            "OR password_hash LIKE '$argon2%'",
+            name="password_hash_format",
+        ),
         CheckConstraint("failed_count >= 0", name="failed_count_range"),
     )
 

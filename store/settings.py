@@ -102,7 +102,7 @@ class AccessSettings(BaseSettings):
     """Logins, sessions and the audit trail (issue 7), each from ``GRIDONE_<FIELD>``.
 
     Apart from :class:`Settings` because only the access functions need them
-    (:func:`store.access.authenticate` and the session functions take it explicitly); listed
+    (:func:`store.access.log_in` and the user functions take it explicitly); listed
     in the README's configuration table like the others (tests/test_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="GRIDONE_", extra="ignore", frozen=True)
@@ -136,6 +136,16 @@ class AccessSettings(BaseSettings):
         ge=8,
         le=128,
         description="Shortest password accepted; it must also mix letters and digits.",
+    )
+    password_bcrypt_cost: int = Field(
+        default=12,
+        ge=10,
+        le=16,
+        description=(
+            "bcrypt cost (log2 rounds) of new password hashes, made in the database by "
+            "pgcrypto (`python -m store users add/passwd`); 12 takes about 0.3 s per check. "
+            "Existing hashes keep their cost until the password is set again."
+        ),
     )
     audit_retention_days: int = Field(
         default=180,

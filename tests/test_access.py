@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
@@ -22,9 +24,11 @@ from store import access
 from store.db import make_engine
 from store.errors import (
     AccountLockedError,
+    CodeRequiredError,
     LoginFailedError,
     SessionInvalidError,
     UserInputError,
+    WrongCodeError,
 )
 from store.settings import PROJECT_ROOT, AccessSettings
 from tests import access_data, conftest
@@ -84,13 +88,14 @@ def _audit(engine: Engine, login: str) -> list[tuple[str, bool, dict | None]]:
 
 def test_login_as_the_app_role(db, app: Engine) -> None:
     _add(db[1], "leader1")
-    user = access.authenticate(app, "leader1", PASSWORD, client="10.0.0.1", settings=FAST)
+    user, token = access.log_in(app, "leader1", PASSWORD, client="10.0.0.1", settings=FAST)
     assert (user.login, user.role, user.scope_prefix) == ("leader1", "street", STREET_A[:9])
     with db[1].connect() as conn:
         stored = conn.execute(
             text("SELECT password_hash FROM app_user WHERE login = 'leader1'")
         ).scalar_one()
-    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert stored.startswith("$2a$12$") and PASSWORD not in stored and len(stored) == 60
+    assert len(token) == 43 and access.resume_session(app, token) == user
     assert _audit(db[1], "leader1")[-1][:2] == ("login", True)
     added = {"target": "leader1", "role": "street", "scope": STREET_A, "staff": None}
     assert ("user_add", True, added) in _audit(db[1], "test")
@@ -99,9 +104,9 @@ def test_login_as_the_app_role(db, app: Engine) -> None:
 def test_unknown_user_and_wrong_password_look_the_same(db, app: Engine) -> None:
     _add(db[1], "leader2")
     with pytest.raises(LoginFailedError) as unknown:
-        access.authenticate(app, "nobody", PASSWORD, settings=FAST)
+        access.log_in(app, "nobody", PASSWORD, settings=FAST)
     with pytest.raises(LoginFailedError) as wrong:
-        access.authenticate(app, "leader2", "Wrong123456", settings=FAST)
+        access.log_in(app, "leader2", "Wrong123456", settings=FAST)
     assert str(unknown.value) == str(wrong.value) and "用户名或密码错误" in str(wrong.value)
     assert _audit(db[1], "nobody") == [("login_failed", False, {"reason": "unknown"})]
 
@@ -110,7 +115,7 @@ def test_unknown_user_and_wrong_password_look_the_same(db, app: Engine) -> None:
         for _ in range(3):
             t0 = time.perf_counter()
             with pytest.raises(LoginFailedError):
-                access.authenticate(app, login, "Wrong123456", settings=AccessSettings())
+                access.log_in(app, login, "Wrong123456", settings=AccessSettings())
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
@@ -122,14 +127,14 @@ def test_brute_force_locks_the_account(db, app: Engine) -> None:
     _add(db[1], "leader3")
     for _ in range(FAST.login_max_failures - 1):
         with pytest.raises(LoginFailedError):
-            access.authenticate(app, "leader3", "Guess1234567", settings=FAST)
+            access.log_in(app, "leader3", "Guess1234567", settings=FAST)
     with pytest.raises(AccountLockedError, match="锁定") as locked:
-        access.authenticate(app, "leader3", "Guess1234567", settings=FAST)
+        access.log_in(app, "leader3", "Guess1234567", settings=FAST)
     until = locked.value.until
     assert dt.timedelta(minutes=14) < until - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=15)
     # the right password does not help while locked
     with pytest.raises(AccountLockedError):
-        access.authenticate(app, "leader3", PASSWORD, settings=FAST)
+        access.log_in(app, "leader3", PASSWORD, settings=FAST)
     actions = [a for a, _, _ in _audit(db[1], "leader3")]
     assert actions == ["login_failed"] * 3 + ["lock", "login_failed"]
     # the lock runs out
@@ -140,7 +145,7 @@ def test_brute_force_locks_the_account(db, app: Engine) -> None:
                 "WHERE login = 'leader3'"
             )
         )
-    assert access.authenticate(app, "leader3", PASSWORD, settings=FAST).login == "leader3"
+    assert access.log_in(app, "leader3", PASSWORD, settings=FAST)[0].login == "leader3"
 
 
 def test_administrator_lock_and_unlock(db, app: Engine) -> None:
@@ -148,10 +153,10 @@ def test_administrator_lock_and_unlock(db, app: Engine) -> None:
     with db[1].begin() as conn:
         access.lock_user(conn, "leader4", minutes=None, actor="admin")
     with pytest.raises(AccountLockedError, match="管理员解锁"):
-        access.authenticate(app, "leader4", PASSWORD, settings=FAST)
+        access.log_in(app, "leader4", PASSWORD, settings=FAST)
     with db[1].begin() as conn:
         access.unlock_user(conn, "leader4", actor="admin")
-    assert access.authenticate(app, "leader4", PASSWORD, settings=FAST).login == "leader4"
+    assert access.log_in(app, "leader4", PASSWORD, settings=FAST)[0].login == "leader4"
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +173,7 @@ def test_injection_as_login_password_scope_and_search(
         before = conn.execute(text("SELECT count(*), max(failed_count) FROM app_user")).one()
     for login, password in ((attack, attack), (attack, PASSWORD), (leader5, attack)):
         with pytest.raises(LoginFailedError):
-            access.authenticate(app, login, password, settings=AccessSettings())
+            access.log_in(app, login, password, settings=AccessSettings())
         with db[1].begin() as conn:  # keep leader5 below the lock-out
             access.unlock_user(conn, leader5, actor="test")
     with db[1].connect() as conn:
@@ -213,34 +218,79 @@ def test_password_rules(db, password: str) -> None:
 
 
 def test_totp_second_factor(db, app: Engine) -> None:
+    """Password first; the code is asked for only once the password is right, checked by
+    the database (RFC 6238, one step of drift either side), and never accepted twice."""
     _add(db[1], "leader11")
     with db[1].begin() as conn:
         secret, uri = access.enable_totp(conn, "leader11", actor="admin")
     assert uri.startswith("otpauth://totp/GridOne:leader11?secret=" + secret)
-    now = time.time()
-    code = access.totp_code(secret, int(now // 30))
-    with pytest.raises(LoginFailedError):  # the password alone is no longer enough
-        access.authenticate(app, "leader11", PASSWORD, settings=FAST)
-    with pytest.raises(LoginFailedError):
-        access.authenticate(app, "leader11", PASSWORD, totp="000000", settings=FAST)
+    code = access.totp_code(secret, access.current_totp_step())
+    before = _audit(db[1], "leader11")
+    with pytest.raises(CodeRequiredError):  # the right password alone: asked for the code
+        access.log_in(app, "leader11", PASSWORD, settings=FAST)
+    assert _audit(db[1], "leader11") == before  # not a failure, not a login
+    # a wrong password says nothing about the second factor, with or without a code
+    for typed in (None, code, "000000"):
+        with pytest.raises(LoginFailedError) as wrong:
+            access.log_in(app, "leader11", "Wrong123456", totp=typed, settings=FAST)
+        assert type(wrong.value) is LoginFailedError
+        with db[1].begin() as conn:
+            access.unlock_user(conn, "leader11", actor="admin")
+    with pytest.raises(WrongCodeError, match="动态口令错误"):
+        access.log_in(app, "leader11", PASSWORD, totp="000000", settings=FAST)
+    assert _audit(db[1], "leader11")[-1] == (
+        "login_failed",
+        False,
+        {"reason": "password or code", "failures": 1},
+    )
     with db[1].begin() as conn:
         access.unlock_user(conn, "leader11", actor="admin")
-    user = access.authenticate(app, "leader11", PASSWORD, totp=code, settings=FAST)
-    assert user.login == "leader11"
-    with pytest.raises(LoginFailedError):  # the same code twice: a replay
-        access.authenticate(app, "leader11", PASSWORD, totp=code, settings=FAST)
+    user, token = access.log_in(app, "leader11", PASSWORD, totp=code, settings=FAST)
+    assert user.login == "leader11" and access.resume_session(app, token) == user
+    with pytest.raises(WrongCodeError):  # the same code twice: a replay
+        access.log_in(app, "leader11", PASSWORD, totp=code, settings=FAST)
+    # the next step is accepted (clock drift), three steps away not
+    later = access.totp_code(secret, access.current_totp_step() + 1)
+    assert access.log_in(app, "leader11", PASSWORD, totp=later, settings=FAST)[0] == user
+    with db[1].begin() as conn:
+        conn.execute(text("UPDATE app_user SET totp_last_step = NULL WHERE login = 'leader11'"))
+    far = access.totp_code(secret, access.current_totp_step() + 3)
+    with pytest.raises(WrongCodeError):
+        access.log_in(app, "leader11", PASSWORD, totp=far, settings=FAST)
 
 
-def test_totp_matches_rfc_6238() -> None:
-    """The RFC's SHA-1 test vectors (their last six digits)."""
+def test_totp_matches_rfc_6238(db) -> None:
+    """The RFC's SHA-1 test vectors (their last six digits), in Python and in the database,
+    which checks the codes at login."""
     import base64
 
     secret = base64.b32encode(b"12345678901234567890").decode()
-    got = [access.totp_code(secret, t // 30) for t in (59, 1111111109, 1234567890, 2000000000)]
+    times = (59, 1111111109, 1234567890, 2000000000)
+    got = [access.totp_code(secret, t // 30) for t in times]
     assert got == ["287082", "081804", "005924", "279037"]
-    assert access.totp_step(secret, "287082", now=59) == 1
-    assert access.totp_step(secret, "287082", now=59, after=1) is None
-    assert access.totp_step(secret, "28708x", now=59) is None
+    code_of = text("SELECT gridone_totp_code(:s, :t)")
+    with db[1].connect() as conn:
+        in_db = [conn.execute(code_of, {"s": secret, "t": t // 30}).scalar_one() for t in times]
+    assert in_db == got
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.binary(min_size=1, max_size=40), step=st.integers(0, 2**40))
+def test_totp_in_the_database_agrees_with_python(db, key: bytes, step: int) -> None:
+    """Base32 secrets of any length (unpadded, lower or upper case, as typed) decode to
+    their bytes, and the database's code equals Python's for any key and step."""
+    import base64
+
+    secret = base64.b32encode(key).decode().rstrip("=")
+    with db[1].connect() as conn:
+        decoded = conn.execute(
+            text("SELECT gridone_base32_decode(:s)"), {"s": secret.lower()}
+        ).scalar_one()
+        code = conn.execute(
+            text("SELECT gridone_totp_code(:s, :t)"), {"s": secret, "t": step}
+        ).scalar_one()
+    assert bytes(decoded) == key
+    assert code == access.totp_code(secret, step)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -248,16 +298,14 @@ def test_totp_matches_rfc_6238() -> None:
 
 def test_session_reuse_after_logout_is_refused(db, app: Engine) -> None:
     _add(db[1], "leader7")
-    user = access.authenticate(app, "leader7", PASSWORD, settings=FAST)
-    with app.begin() as conn:
-        token = access.create_session(conn, user)
-    assert access.resume_session(app, token, settings=FAST) == user
+    user, token = access.log_in(app, "leader7", PASSWORD, settings=FAST)
+    assert access.resume_session(app, token) == user
     with app.begin() as conn:
         access.end_session(conn, token)
     with pytest.raises(SessionInvalidError, match="重新登录"):
-        access.resume_session(app, token, settings=FAST)
+        access.resume_session(app, token)
     with pytest.raises(SessionInvalidError):
-        access.resume_session(app, token + "x", settings=FAST)
+        access.resume_session(app, token + "x")
     with db[1].connect() as conn:
         stored = conn.execute(
             text("SELECT token_hash FROM app_session WHERE user_id = :u"), {"u": user.id}
@@ -273,9 +321,7 @@ def test_session_reuse_after_logout_is_refused(db, app: Engine) -> None:
 def test_idle_and_old_sessions_end(db, app: Engine, column: str, age: str, reason: str) -> None:
     login = f"leader8{reason[0]}"
     _add(db[1], login)
-    user = access.authenticate(app, login, PASSWORD, settings=FAST)
-    with app.begin() as conn:
-        token = access.create_session(conn, user)
+    user, token = access.log_in(app, login, PASSWORD, settings=FAST)
     with db[1].begin() as conn:  # time passes
         conn.execute(
             text(
@@ -285,30 +331,28 @@ def test_idle_and_old_sessions_end(db, app: Engine, column: str, age: str, reaso
             {"age": age, "u": user.id},
         )
     with pytest.raises(SessionInvalidError, match="超时"):
-        access.resume_session(app, token, settings=FAST)
+        access.resume_session(app, token)
     with pytest.raises(SessionInvalidError):  # and stays dead
-        access.resume_session(app, token, settings=FAST)
+        access.resume_session(app, token)
     assert _audit(db[1], login)[-1] == ("session_expired", True, {"reason": reason})
 
 
 def test_role_change_and_deactivation_end_sessions(db, app: Engine) -> None:
     _add(db[1], "leader9")
-    user = access.authenticate(app, "leader9", PASSWORD, settings=FAST)
-    with app.begin() as conn:
-        t1 = access.create_session(conn, user)
+    _, t1 = access.log_in(app, "leader9", PASSWORD, settings=FAST)
     with db[1].begin() as conn:
         changed = access.set_role(conn, "leader9", "grid", GRIDS[0], actor="admin")
     assert changed.scope_prefix == GRIDS[0]
     with pytest.raises(SessionInvalidError):
-        access.resume_session(app, t1, settings=FAST)
-    with app.begin() as conn:
-        t2 = access.create_session(conn, changed)
+        access.resume_session(app, t1)
+    again, t2 = access.log_in(app, "leader9", PASSWORD, settings=FAST)
+    assert again == changed
     with db[1].begin() as conn:
         access.set_active(conn, "leader9", False, actor="admin")
     with pytest.raises(SessionInvalidError):
-        access.resume_session(app, t2, settings=FAST)
+        access.resume_session(app, t2)
     with pytest.raises(LoginFailedError):
-        access.authenticate(app, "leader9", PASSWORD, settings=FAST)
+        access.log_in(app, "leader9", PASSWORD, settings=FAST)
     details = [d for a, _, d in _audit(db[1], "admin") if a == "user_change"]
     assert {"target": "leader9", "role": ["street", "grid"], "scope": [STREET_A, GRIDS[0]]} in (
         details
@@ -373,7 +417,7 @@ def test_purge_removes_only_rows_past_the_retention(
 def test_auditor_searches_the_log(db, app: Engine) -> None:
     _add(db[1], "leader10")
     with pytest.raises(LoginFailedError):
-        access.authenticate(app, "leader10", "Wrong123456", settings=FAST)
+        access.log_in(app, "leader10", "Wrong123456", settings=FAST)
     auditor = access_data.session_token(db[1], "auditor")
     leader = access_data.session_token(db[1], "street", STREET_A[:9])
     with app.begin() as conn:
@@ -467,17 +511,17 @@ def test_cli_manages_users(server: conftest.TestServer, db, app: Engine) -> None
         stdin=PASSWORD + "\n",
     )
     assert add.returncode == 0, add.stderr
-    assert access.authenticate(app, "cli.leader", PASSWORD, settings=FAST).role == "street"
+    assert access.log_in(app, "cli.leader", PASSWORD, settings=FAST)[0].role == "street"
     listed = _cli(url, "list")
     line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("cli.leader"))
     assert "王书记" in line and "街道领导" in line and STREET_A in line
     assert _cli(url, "lock", "cli.leader", "--minutes", "10").returncode == 0
     with pytest.raises(AccountLockedError):
-        access.authenticate(app, "cli.leader", PASSWORD, settings=FAST)
+        access.log_in(app, "cli.leader", PASSWORD, settings=FAST)
     assert _cli(url, "unlock", "cli.leader").returncode == 0
     new = "Another2026pw"
     assert _cli(url, "passwd", "cli.leader", "--password-stdin", stdin=new + "\n").returncode == 0
-    assert access.authenticate(app, "cli.leader", new, settings=FAST).login == "cli.leader"
+    assert access.log_in(app, "cli.leader", new, settings=FAST)[0].login == "cli.leader"
     assert _cli(url, "role", "cli.leader", "--role", "grid", "--scope", GRIDS[0]).returncode == 0
     bad = _cli(url, "role", "cli.leader", "--role", "grid", "--scope", STREET_A)
     assert bad.returncode == 2 and "错误 / error" in bad.stderr and "网格员" in bad.stderr
@@ -513,7 +557,7 @@ def test_demo_logins_are_generated_private_and_work(
         ("demo-auditor", "auditor", "-"),
     ]
     for login, password, role, _ in rows:
-        assert access.authenticate(app, login, password, settings=FAST).role == role
+        assert access.log_in(app, login, password, settings=FAST)[0].role == role
     assert access_cli.demo_logins(db[1], actor="test", settings=FAST) == first
     kept.unlink()
     again = access_cli.demo_logins(db[1], actor="test", settings=FAST)

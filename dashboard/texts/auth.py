@@ -11,7 +11,15 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "au_login": ("登录名", "Login name"),
     "au_password": ("密码", "Password"),
-    "au_totp": ("动态口令（已开启第二因素的账号填写）", "One-time code (if your account has one)"),
+    "au_totp": ("动态口令（6位数字）", "One-time code (6 digits)"),
+    "au_code_step": (
+        "密码正确。账号 {login} 已开启第二因素：请输入手机验证器中的6位动态口令。",
+        "Password accepted. {login} has a second factor: enter the 6-digit code of your "
+        "authenticator app.",
+    ),
+    "au_code_missing": ("请输入6位动态口令。", "Enter the 6-digit code."),
+    "au_code_submit": ("验证并登录", "Verify and log in"),
+    "au_code_back": ("返回（重新输入账号）", "Back (another login)"),
     "au_submit": ("登录", "Log in"),
     "au_missing": ("请输入登录名和密码。", "Enter your login name and password."),
     "au_no_account": (

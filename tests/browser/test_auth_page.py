@@ -116,7 +116,7 @@ def test_login_first_then_the_shared_link_opens_its_view(
     assert page.get_by_role("heading", name="热点", exact=True).count() == 0  # nothing else
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "auth_login.png"))
-    # a wrong password: the message of store.access.authenticate, and still the form
+    # a wrong password: the message of store.access.log_in, and still the form
     form.get_by_label("登录名").fill(DEMO_USERS["street"].login)
     form.get_by_label("密码", exact=True).fill("Wrong-password-1")
     form.get_by_role("button", name="登录").click()
@@ -127,6 +127,80 @@ def test_login_first_then_the_shared_link_opens_its_view(
     side = page.locator('[data-testid="stSidebar"]')
     side.get_by_text("街道领导", exact=False).first.wait_for()
     _no_traceback(page)
+
+
+def test_totp_is_asked_for_after_the_right_password_only(
+    app_url: str, offline_page: OfflinePage, demo_engine: Engine
+) -> None:
+    """An account with a second factor: the form asks for the login and password only; a
+    wrong password gets the usual message and no code field; the right one a second form
+    for the code (the database answered "code required", no session yet); a wrong code
+    its own message, still the code form; the right code logs in."""
+    from store import access
+
+    password = "Totp" + str(time.time_ns())[-8:] + "x"
+    with demo_engine.begin() as conn:
+        street = conn.execute(
+            text("SELECT min(code) FROM admin_unit WHERE level = 'street'")
+        ).scalar_one()
+        if access.get_user(conn, "test-totp") is None:
+            access.create_user(conn, "test-totp", "双因素", "street", street, password, actor="t")
+        else:
+            access.set_password(conn, "test-totp", password, actor="t")
+        secret, _ = access.enable_totp(conn, "test-totp", actor="t")
+    page = _page(offline_page)
+    page.goto(f"{app_url}/hotspots")
+    form = page.locator('[data-testid="stForm"]')
+    form.wait_for(timeout=60_000)
+    assert form.get_by_label("动态口令", exact=False).count() == 0  # one step at a time
+    form.get_by_label("登录名").fill("test-totp")
+    form.get_by_label("密码", exact=True).fill("Wrong-password-1")
+    form.get_by_role("button", name="登录").click()
+    page.get_by_text("用户名或密码错误", exact=False).wait_for(timeout=30_000)
+    _settled(page)
+    assert page.get_by_label("动态口令", exact=False).count() == 0
+    form.get_by_label("登录名").fill("test-totp")
+    form.get_by_label("密码", exact=True).fill(password)
+    form.get_by_role("button", name="登录").click()
+    code_field = page.get_by_label("动态口令", exact=False)
+    code_field.wait_for(timeout=30_000)
+    page.get_by_text("密码正确", exact=False).wait_for()
+    with demo_engine.connect() as conn:
+        sessions = conn.execute(
+            text(
+                "SELECT count(*) FROM app_session s JOIN app_user u ON u.id = s.user_id "
+                "WHERE u.login = 'test-totp'"
+            )
+        ).scalar_one()
+    assert sessions == 0
+    assert page.get_by_label("密码", exact=True).count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "auth_totp_step.png"))
+    page.get_by_role("button", name="验证并登录").click()  # no code typed
+    page.get_by_text("请输入6位动态口令", exact=False).wait_for(timeout=30_000)
+    _settled(page)
+    code_field.fill(
+        "000000" if access.totp_code(secret, access.current_totp_step()) != "000000" else "111111"
+    )
+    page.get_by_role("button", name="验证并登录").click()
+    page.get_by_text("动态口令错误", exact=False).wait_for(timeout=30_000)
+    _settled(page)
+    page.get_by_label("动态口令", exact=False).fill(
+        access.totp_code(secret, access.current_totp_step())
+    )
+    page.get_by_role("button", name="验证并登录").click()
+    page.get_by_role("button", name="退出登录").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="热点", exact=True).wait_for(timeout=60_000)
+    _no_traceback(page)
+    with demo_engine.connect() as conn:
+        actions = conn.execute(
+            text("SELECT action, ok FROM audit_log WHERE login = 'test-totp' ORDER BY id")
+        ).all()
+    assert [tuple(a) for a in actions][:3] == [
+        ("login_failed", False),
+        ("login_failed", False),
+        ("login", True),
+    ]
 
 
 def test_logout_revokes_the_session(
