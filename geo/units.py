@@ -21,6 +21,7 @@ area (:func:`store.crs.metric_epsg_for_bounds`), never in degrees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import geopandas as gpd
@@ -171,9 +172,25 @@ def cell_addresses(cells: NDArray[np.int64]) -> NDArray[np.str_]:
 
 
 def cell_polygons(cells: NDArray[np.int64]) -> gpd.GeoSeries:
-    """Hexagon (pentagon) outlines of the cells, EPSG:4326."""
-    rings = [[(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))] for c in np.asarray(cells)]
-    return gpd.GeoSeries(shapely.polygons(rings) if rings else [], crs=WEB_EPSG)
+    """Hexagon (pentagon) outlines of the cells, EPSG:4326.
+
+    The vertices of all cells go to shapely as one coordinate array (half the time of a
+    list of rings per cell on 38,000 cells)."""
+    bounds = [h3i.cell_to_boundary(int(c)) for c in np.asarray(cells)]
+    if not bounds:
+        return gpd.GeoSeries([], crs=WEB_EPSG)
+    sizes = np.fromiter(map(len, bounds), dtype=np.int64, count=len(bounds))
+    latlng = np.fromiter(
+        chain.from_iterable(chain.from_iterable(bounds)), dtype=np.float64, count=2 * sizes.sum()
+    ).reshape(-1, 2)
+    lnglat = latlng[:, ::-1]
+    if (sizes == sizes[0]).all():  # hexagons only (pentagons are far from any city)
+        ring = lnglat.reshape(len(bounds), int(sizes[0]), 2)
+        polygons = shapely.polygons(np.concatenate([ring, ring[:, :1]], axis=1))
+    else:
+        idx = np.repeat(np.arange(len(bounds)), sizes)
+        polygons = shapely.polygons(shapely.linearrings(lnglat, indices=idx))
+    return gpd.GeoSeries(polygons, crs=WEB_EPSG)
 
 
 def cell_adjacency(cells: NDArray[np.int64]) -> sparse.csr_matrix:

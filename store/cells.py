@@ -20,6 +20,9 @@ exactly the cell the reading path would compute. Rules kept by the database:
 * the cells of a row are all set or all NULL (``ck_incident_cells_all_or_none``);
 * a row whose ``geom`` changes without its cells changing in the same statement loses them
   (trigger ``incident_cells_stale``), so a stored cell never belongs to an old place;
+* the counts are an index-only scan of ``ix_incident_cells`` (street and report time, with
+  the grid, the category and the cells included: every column the filters and the
+  row-level security policy read), ~110 MB for a million incidents instead of the table;
 * a row without cells is read as a point and binned in Python (a partial index,
   ``ix_incident_without_cells``, finds those rows), so results never depend on the cells
   having been filled — only the time does. :func:`fill_incident_cells` fills them.

@@ -509,6 +509,22 @@ class Incident(Base):
         Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
+        # the hexagon counts per stored cell as an index-only scan: filters, the columns
+        # of the row-level security policy and the cells (store/cells.py, migration 0009)
+        Index(
+            "ix_incident_cells",
+            "street_code",
+            "reported_at",
+            postgresql_include=[
+                "grid_code",
+                "category_code",
+                "h3_r7",
+                "h3_r8",
+                "h3_r9",
+                "h3_r10",
+                "h3_r11",
+            ],
+        ),
         # rows without cells, which the hexagon counts bin from their points (store/cells.py)
         Index("ix_incident_without_cells", "id", postgresql_where=text("h3_r7 IS NULL")),
         # migration 0004 (store.kpi_summary): incidents whose state as of T is not their

@@ -12,6 +12,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -88,6 +89,26 @@ def test_parent_cells_are_not_the_cells_of_the_points() -> None:
     coarse = gu.points_to_cells(lon, lat, 9)
     parents = np.array([h3i.cell_to_parent(int(c), 9) for c in fine])
     assert (parents != coarse).mean() > 0.02
+
+
+def test_cell_polygons_are_the_cells_outlines() -> None:
+    """One coordinate array for all hexagons; a pentagon among them takes the ragged way."""
+    hexagons = gu.cells_covering(_demo_box(), 9)[:50]
+    pentagon = next(iter(h3i.get_pentagons(9)))
+    for cells in (hexagons, np.sort(np.append(hexagons, pentagon))):
+        want = [
+            shapely.Polygon([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))])
+            for c in cells
+        ]
+        got = gu.cell_polygons(cells)
+        assert got.crs.to_epsg() == 4326
+        assert (shapely.to_wkb(got.to_numpy()) == shapely.to_wkb(np.array(want))).all()
+    assert len(gu.cell_polygons(np.array([], dtype=np.int64))) == 0
+
+
+def _demo_box() -> shapely.Polygon:
+    """A small box in the demo area."""
+    return shapely.box(120.38, 36.30, 120.40, 36.32)
 
 
 def test_demo_writer_stores_the_cells_of_the_points(cells_db: Engine) -> None:
@@ -307,3 +328,28 @@ def test_migration_fills_the_stored_rows_and_goes_down_cleanly(
     finally:
         engine.dispose()
         server.drop(name)
+
+
+@pytest.mark.parametrize("app", [False, True], ids=["owner", "gridone_app"])
+def test_counts_per_cell_read_only_the_covering_index(cells_db: Engine, app: bool) -> None:
+    """Every column the counts read — filters, the policy's codes, the cells — is in
+    ix_incident_cells: an index-only scan (when the planner is steered off the small
+    table), also under row-level security."""
+    from store.cells import _CELL_COUNTS
+
+    with cells_db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE incident"))
+    token = access_data.session_token(cells_db, "district", "370214") if app else None
+    params = {"street": STREET, "since": SINCE, "until": None, "category": "04"}
+    with cells_db.connect() as conn, conn.begin() as tx:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+        if token is not None:
+            conn.execute(text("SET LOCAL ROLE gridone_app"))
+            assert scoped(conn, token)
+        for res in CELL_RESOLUTIONS:
+            plan = "\n".join(
+                r[0] for r in conn.execute(text("EXPLAIN " + _CELL_COUNTS[res].text), params).all()
+            )
+            assert "Index Only Scan using ix_incident_cells" in plan, plan
+        tx.rollback()

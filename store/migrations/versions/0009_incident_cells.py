@@ -16,6 +16,13 @@ stored, the database counts per cell and returns one row per occupied cell.
   rows are written (the loader, the demo) and for the rows already stored by this
   migration (~1 min on the district demo's million incidents; the KPI trigger on updates is
   off meanwhile: nothing it sums changes).
+* ``ix_incident_cells`` on ``(street_code, reported_at)`` including ``grid_code``,
+  ``category_code`` and the cells: every column the counts per cell read — the filters
+  (street, period, category) and the row-level security policy (street and grid codes) —
+  so they are an index-only scan of ~110 MB instead of a scan of the ~640 MB table (district
+  demo, load average 11: 0.64 s instead of 2.6 s as the owner, 1.2 s instead of 3.3 s as
+  gridone_app). Served only once VACUUM has marked the pages all-visible (autovacuum
+  does after a load; the planner falls back to the table until then).
 * ``ck_incident_cells_all_or_none``: a row carries all five or none.
 * ``ix_incident_without_cells``: partial index on the rows without cells, which the reading
   path bins from their points (results never depend on the fill, only the time does).
@@ -36,6 +43,8 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = ("h3_r7", "h3_r8", "h3_r9", "h3_r10", "h3_r11")
+#: Besides the cells, what the hexagon counts read (filters, row-level security policy)
+INCLUDED = ("grid_code", "category_code")
 
 TRIGGER_SQL = """
 CREATE FUNCTION incident_cells_stale() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,6 +79,13 @@ def upgrade() -> None:
     fill_incident_cells(op.get_bind())
     op.execute("ALTER TABLE incident ENABLE TRIGGER kpi_dirty_update")
     op.create_index(
+        "ix_incident_cells",
+        "incident",
+        ["street_code", "reported_at"],
+        unique=False,
+        postgresql_include=[*INCLUDED, *COLUMNS],
+    )
+    op.create_index(
         "ix_incident_without_cells",
         "incident",
         ["id"],
@@ -82,6 +98,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS incident_cells_stale ON incident")
     op.execute("DROP FUNCTION IF EXISTS incident_cells_stale()")
     op.drop_index("ix_incident_without_cells", table_name="incident")
+    op.drop_index("ix_incident_cells", table_name="incident")
     op.drop_constraint(op.f("ck_incident_cells_all_or_none"), "incident", type_="check")
     for name in COLUMNS:
         op.drop_column("incident", name)
