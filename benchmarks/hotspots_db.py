@@ -24,9 +24,11 @@ Timed, each in its own connection and transaction, best of ``--runs``:
    hexagons as polygons, ``sjoin``, ``libpysal`` ``Queen``, ``esda.G_Local`` (see
    ``benchmarks/hotspots.py``).
 
-Prints the times, the ratios, the agreement (ours as owner vs as app vs from points:
-identical; vs straightforward: max |Δz| and classes), and the load average before and
-after: the machine is shared, so compare columns of one run.
+Prints the wall times; the CPU seconds of this process and of the database backend (what
+the call costs, about, on an idle machine: the load of a shared machine changes it less;
+parallel workers are not counted); the ratios; the agreement (ours as owner vs as app vs
+from points: identical; vs straightforward: max |Δz| and classes); and the load average
+before and after: the machine is shared, so compare columns of one run.
 """
 
 from __future__ import annotations
@@ -77,21 +79,43 @@ def prepare(name: str, seed: int) -> Engine:
     return engine
 
 
+#: CPU seconds of the last :func:`timed` call: (this process, the database backend).
+CPU: list[tuple[float, float | None]] = []
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a server process on this machine; None if unknown
+    (server elsewhere, no right to read /proc). Parallel workers are not counted."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(
     engine: Engine, work: Callable[[Connection], Any], *, token: str | None = None
 ) -> tuple[float, Any]:
     """Wall time and result of ``work`` in a new connection and transaction (rolled back):
     as the owner, or as gridone_app scoped by the session ``token``. The clock includes
-    the connection, as a page's request does."""
+    the connection, as a page's request does. The CPU time of this process and of the
+    database backend is appended to :data:`CPU` (what the call costs on an idle machine,
+    about, whatever the load: the machine is shared)."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
     with engine.connect() as conn, conn.begin() as tx:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        b0 = _backend_cpu(pid)
         if token is not None:
             conn.execute(text("SET LOCAL ROLE gridone_app"))
             if not scoped(conn, token):
                 raise RuntimeError("the benchmark session token is not live")
         result = work(conn)
         elapsed = time.perf_counter() - t0
+        b1 = _backend_cpu(pid)
         tx.rollback()
+    backend = b1 - b0 if b0 is not None and b1 is not None else None
+    CPU.append((time.process_time() - c0, backend))
     return elapsed, result
 
 
@@ -102,6 +126,14 @@ def best(runs: int, fn: Callable[[], tuple[float, Any]]) -> tuple[float, list[fl
         t, result = fn()
         times.append(t)
     return min(times), times, result
+
+
+def _cpu(last: int) -> str:
+    """The smallest CPU seconds (client, backend) of the last ``last`` timed calls."""
+    client = min(c for c, _ in CPU[-last:])
+    backends = [b for _, b in CPU[-last:] if b is not None]
+    server = f"{min(backends):.2f}" if backends else "?"
+    return f"cpu {client:.2f} + {server} s"
 
 
 def from_points(conn: Connection, resolution: int | None) -> HotspotResult:
@@ -170,19 +202,30 @@ def main() -> None:
         return hotspots(conn, unit="hex", resolution=resolution)
 
     t_owner, owner_times, owner = best(args.runs, lambda: timed(engine, call))
+    cpu_owner = _cpu(args.runs)
     t_app, app_times, app = best(args.runs, lambda: timed(engine, call, token=token))
+    cpu_app = _cpu(args.runs)
     t_pts, pts_times, pts = best(
         args.runs, lambda: timed(engine, lambda c: from_points(c, owner.params.resolution))
     )
+    cpu_pts = _cpu(args.runs)
     p = owner.params
     print(
         f"\nGi* on H3 res {p.resolution}: {p.n_units:,} cells, {p.n_incidents:,} incidents, "
         f"{p.n_outside:,} outside; hot/cold cells {(owner.units.bin > 0).sum():,}/"
         f"{(owner.units.bin < 0).sum():,}"
     )
-    print(f"  ours, owner (python -m geo hotspots)     {t_owner:6.2f} s   runs {_fmt(owner_times)}")
-    print(f"  ours, gridone_app, district session     {t_app:6.2f} s   runs {_fmt(app_times)}")
-    print(f"  ours from points (before 0009), owner   {t_pts:6.2f} s   runs {_fmt(pts_times)}")
+    print("  wall, best (all runs); least CPU of this process + the database backend")
+    print(
+        f"  ours, owner (python -m geo hotspots)     {t_owner:6.2f} s ({_fmt(owner_times)}); "
+        f"{cpu_owner}"
+    )
+    print(
+        f"  ours, gridone_app, district session     {t_app:6.2f} s ({_fmt(app_times)}); {cpu_app}"
+    )
+    print(
+        f"  ours from points (before 0009), owner   {t_pts:6.2f} s ({_fmt(pts_times)}); {cpu_pts}"
+    )
     print(f"  same result owner / app / from points   {_same(owner, app)} / {_same(owner, pts)}")
 
     if not args.no_baseline:
