@@ -148,6 +148,14 @@ def straightforward(
     clock = Clock()
     points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
     clock.lap("points GeoDataFrame")
+    return straightforward_frame(points, cells, clock)
+
+
+def straightforward_frame(
+    points: gpd.GeoDataFrame, cells: np.ndarray, clock: Clock
+) -> tuple[Clock, np.ndarray, np.ndarray, np.ndarray]:
+    """The straightforward version from a points GeoDataFrame (EPSG:4326) on: hexagons,
+    sjoin, Queen, G_Local, classes (laps added to ``clock``)."""
     hexes = gpd.GeoDataFrame(
         {"h3": [h3.int_to_str(int(c)) for c in cells]},
         geometry=[

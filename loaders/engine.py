@@ -41,6 +41,7 @@ from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import InputError, Sniffed, sniff_format
 from store import kpi_summary
+from store.cells import fill_incident_cells
 from store.crs import STORAGE_EPSG
 from store.errors import explain
 from store.workcal import CalendarNotCoveredError, due_at
@@ -599,6 +600,8 @@ def _load(
             revived = _revive_superseded(conn, kind, sql, report, lines)
         for statement in kind.after:
             conn.execute(text(statement))
+        if kind.table == "incident" and not options.dry_run:
+            fill_incident_cells(conn)  # the H3 cells of the rows written or moved (store/cells.py)
         if kind.table in KPI_SUMMARY_TABLES and not options.dry_run:
             # the KPI sums of the (street, day) keys and repeat regions this load touched
             # (a dry run is rolled back anyway)

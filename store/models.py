@@ -481,8 +481,18 @@ class Incident(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     extended_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     geom = _geom("POINT")
+    # H3 cell of the point at resolutions 7-11 (store/cells.py, migration 0009): computed
+    # in Python when the row is written; cleared by a trigger when geom moves without them
+    h3_r7: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r8: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r9: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r10: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r11: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         CheckConstraint(r"category_code ~ '^\d{4}$'", name="subcategory"),
+        CheckConstraint(
+            "num_nulls(h3_r7, h3_r8, h3_r9, h3_r10, h3_r11) IN (0, 5)", name="cells_all_or_none"
+        ),
         CheckConstraint(_in("source", vocab.INCIDENT_SOURCES), name="source"),
         CheckConstraint("severity BETWEEN 1 AND 4", name="severity_range"),
         CheckConstraint("occurred_at <= reported_at", name="occurred_before_reported"),
@@ -499,6 +509,24 @@ class Incident(Base):
         Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
+        # the hexagon counts per stored cell as an index-only scan: filters, the columns
+        # of the row-level security policy and the cells (store/cells.py, migration 0009)
+        Index(
+            "ix_incident_cells",
+            "street_code",
+            "reported_at",
+            postgresql_include=[
+                "grid_code",
+                "category_code",
+                "h3_r7",
+                "h3_r8",
+                "h3_r9",
+                "h3_r10",
+                "h3_r11",
+            ],
+        ),
+        # rows without cells, which the hexagon counts bin from their points (store/cells.py)
+        Index("ix_incident_without_cells", "id", postgresql_where=text("h3_r7 IS NULL")),
         # migration 0004 (store.kpi_summary): incidents whose state as of T is not their
         # stored one — open across T (reported_at < T <= status_at), or irregular
         Index(

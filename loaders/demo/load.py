@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text
 
 from store import kpi_summary
+from store.cells import with_incident_cells
 from store.models import ACCESS_TABLES, Base
 from store.settings import PROJECT_ROOT
 from store.write import copy_frame, deferred_indexes, utc_now
@@ -106,6 +107,8 @@ def write_demo(
             for name, frame in tables:
                 if name == "incident_transition":  # its ids are GENERATED ALWAYS
                     frame = frame.drop(columns="id")
+                if name == "incident":  # the H3 cells of each point (store/cells.py)
+                    frame = with_incident_cells(frame)
                 counts[name] = copy_frame(conn, name, frame)
         _reset_identities(conn)
         kpi_summary.rebuild(conn)  # TRUNCATE and COPY: the sums from scratch
