@@ -304,7 +304,7 @@ def test_migration_fills_the_stored_rows_and_goes_down_cleanly(
                 text("SELECT id, h3_r7, h3_r8, h3_r9, h3_r10, h3_r11 FROM incident ORDER BY id")
             ).all()
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0007")
+            command.downgrade(alembic_config(conn), "0008")
         with engine.connect() as conn:
             assert conn.execute(columns).scalar_one() == 0
             dirty = conn.execute(text("SELECT count(*) FROM kpi_dirty_day")).scalar_one()

@@ -1,7 +1,7 @@
 """incident cells: the H3 cell of every incident at resolutions 7-11, stored at write time
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 02:40:00
 
 Issue 5 (Gi* over ~20,000 hexagons from 1,000,000 incidents in under 3 s end to end). On
@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
