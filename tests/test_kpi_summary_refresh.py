@@ -4,8 +4,8 @@ tests/test_kpi_summary.py checks against the incidents and a rebuild):
 - the repeat flags come out the same however small the batches the region is read and
   the neighbour pairs are enumerated in (memory stays bounded on a big load), and equal
   the rule written out in SQL;
-- the sums of a few touched days are found through the indexes, not by reading the
-  whole incident table once per kind of day.
+- the sums of a few touched days are found through the indexes (migration 0008), not by
+  reading the whole incident table once per kind of day.
 """
 
 from __future__ import annotations
@@ -96,10 +96,9 @@ def test_budget_batches_cover_every_item_once_within_the_budget() -> None:
 
 def test_refresh_of_one_day_reads_no_whole_table(demo_copy: Engine) -> None:
     """One incident changed in a store of 50,000: the refresh of its (street, day) keys
-    reads the few incidents of those days through the indexes — no sequential scan, and
-    not a whole index either (each kind of day states an instant range an index answers;
-    before, the reported and closed days matched on a computed local date and the due day
-    on an expression no index held, so every refresh read all the street's incidents)."""
+    reads the few incidents of those days through the indexes of migration 0008 — no
+    sequential scan, and not a whole index either (before, no index held the local days
+    the statements match on, so every refresh read the table once per kind of day)."""
     cols = (
         "category_code, source, severity, title, occurred_at, reported_at, due_at, "
         "grid_code, street_code, geom"  # the state comes from transitions: none here
