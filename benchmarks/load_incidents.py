@@ -94,12 +94,13 @@ def _timed(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--db", default=BENCH_DB, help=f"scratch database (default {BENCH_DB})")
     args = ap.parse_args()
     base = resolve_url(get_settings())
     with _admin(base) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = make_url(base).set(database=BENCH_DB).render_as_string(hide_password=False)
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{args.db}"')
+    url = make_url(base).set(database=args.db).render_as_string(hide_password=False)
     engine = make_engine(url)
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     try:
@@ -146,7 +147,7 @@ def main() -> None:
     finally:
         engine.dispose()
         with _admin(base) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            admin.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
