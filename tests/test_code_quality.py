@@ -86,9 +86,7 @@ def test_layer_check_catches_a_loader_importing_geo(tmp_path) -> None:
     for layer in ALLOWED:
         (tmp_path / layer).mkdir()
     (tmp_path / "loaders" / "ok.py").write_text("from store import db\nimport pandas\n")
-    (tmp_path / "loaders" / "hook.py").write_text(
-        "def f():\n    from geo import coverage_store\n"
-    )
+    (tmp_path / "loaders" / "hook.py").write_text("def f():\n    from geo import coverage_store\n")
     (tmp_path / "loaders" / "sly.py").write_text(
         "import importlib\nm = importlib.import_module('geo.coverage_store')\n"
     )
