@@ -39,6 +39,11 @@ def _date(text: str) -> dt.date:
         ) from None
 
 
+def _dates(text: str) -> list[dt.date]:
+    """A comma-separated list of days (``2026-11-19,2026-11-20``)."""
+    return [_date(part.strip()) for part in text.split(",") if part.strip()]
+
+
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -299,6 +304,10 @@ def _coverage_store(conn: Connection, args: argparse.Namespace) -> tuple[pd.Data
             "覆盖率按全区存储，请去掉 --street / coverage is stored for the whole "
             "district: leave out --street"
         )
+    if args.days is not None:
+        if args.start is not None or args.end is not None:
+            raise ValueError("--days 与 --from/--to 只能选一种 / give either --days or --from/--to")
+        return _coverage_store_days(conn, args.days)
     last = freshness(conn).last_patrol_fix
     if last is None and (args.start is None or args.end is None):
         raise ValueError("没有巡查定位点；请先载入轨迹 / no patrol fixes: load tracks first")
@@ -318,6 +327,23 @@ def _coverage_store(conn: Connection, args: argparse.Namespace) -> tuple[pd.Data
         f"已存储覆盖率 stored coverage {start} … {end - dt.timedelta(days=1)}: "
         f"{int(frame['computed'].sum())} 天新算 days computed, "
         f"{int((~frame['computed']).sum())} 天已有 days already stored"
+    ]
+
+
+def _coverage_store_days(conn: Connection, days: list[dt.date]) -> tuple[pd.DataFrame, list[str]]:
+    """``coverage-store --days``: compute the given days that are not stored (the step
+    ``python -m loaders load patrols`` runs after a load, with the days
+    :func:`store.coverage_store_sql.days_to_restore` names)."""
+    from geo import coverage_store
+
+    written = set(coverage_store.fill(conn, days))
+    frame = pd.DataFrame(
+        {"day": sorted(set(days)), "computed": [d in written for d in sorted(set(days))]}
+    )
+    done = sorted(written)
+    return frame, [
+        f"已重新计算巡查覆盖 / stored coverage recomputed for {len(done)} day(s): "
+        + ", ".join(str(d) for d in done)
     ]
 
 
@@ -455,6 +481,13 @@ def _parser() -> argparse.ArgumentParser:
         "change. Default period: the 30 days up to the latest fix.",
     )
     _common(p)
+    p.add_argument(
+        "--days",
+        type=_dates,
+        help="只计算这些未存储的日期（逗号分隔；载入轨迹后由导入程序调用）/ compute only "
+        "these days where not stored (comma-separated; what `python -m loaders load "
+        "patrols` runs after a load)",
+    )
 
     p = sub.add_parser(
         "kpis",

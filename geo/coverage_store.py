@@ -280,14 +280,10 @@ def refresh_after_load(
     the load (``before``, from :func:`stored_days`) and that its fixes dropped, and the
     days after the last stored one up to the latest fix (at most ``max_days`` back), so
     that a daily load keeps the store complete. Nothing when nothing was ever stored (the
-    first fill is ``python -m geo coverage-store``). Returns the days computed."""
-    if not before:
-        return []
-    tz = ZoneInfo(get_settings().timezone)
-    latest = store_sql.latest_fix(conn)
-    days = set(before) - stored_days(conn)
-    if latest is not None:
-        last = latest.astimezone(tz).date()
-        first = max(max(before) + dt.timedelta(days=1), last - dt.timedelta(days=max_days - 1))
-        days |= {first + dt.timedelta(days=k) for k in range((last - first).days + 1)}
-    return fill(conn, sorted(days))
+    first fill is ``python -m geo coverage-store``). Returns the days computed.
+
+    The loader's command line reaches the same step through ``python -m geo
+    coverage-store --days`` (:func:`store.coverage_store_sql.days_to_restore` names the
+    days), so that the loaders never import :mod:`geo`."""
+    days = store_sql.days_to_restore(conn, before, get_settings().timezone, max_days=max_days)
+    return fill(conn, days) if days else []

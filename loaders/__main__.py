@@ -10,16 +10,20 @@ demo    generate the demo street (or district) and write it into the store
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from loaders.kinds import KINDS
 from loaders.sniff import InputError
+from store import coverage_store_sql
 from store.db import check_connection, make_engine, resolve_url
 from store.errors import StoreError
 from store.migrate import upgrade
-from store.settings import get_settings
+from store.settings import PROJECT_ROOT, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,10 +158,8 @@ def _load(args: argparse.Namespace) -> int:
     )
     hook = args.kind == "patrols" and not args.dry_run
     if hook:  # the post-load hook of patrols: what the stored coverage held before
-        from geo import coverage_store
-
         with engine.connect() as conn:
-            stored = coverage_store.stored_days(conn)
+            stored = coverage_store_sql.all_days(conn)
     try:
         try:
             report = load_file(engine, args.kind, args.path, options)
@@ -177,13 +179,51 @@ def _load(args: argparse.Namespace) -> int:
         report.write(args.report)
     if hook and (report.inserted or report.updated):
         with engine.connect() as conn:
-            redone = coverage_store.refresh_after_load(conn, stored)
-        if redone:
-            print(
-                f"已重新计算巡查覆盖 / stored coverage recomputed for {len(redone)} day(s): "
-                + ", ".join(str(d) for d in redone)
-            )
+            days = coverage_store_sql.days_to_restore(conn, stored, settings.timezone)
+        if days:
+            _refresh_coverage(days)
     return 1 if report.rejected else 0
+
+
+#: The step that computes stored patrol coverage again after a patrol load. It is
+#: analytics (:mod:`geo.coverage_store`), and layers run one way (loaders → store → geo),
+#: so the loader runs it as its own command rather than importing :mod:`geo`.
+COVERAGE_COMMAND = ("-m", "geo", "coverage-store")
+
+
+def _refresh_coverage(days: list[dt.date]) -> bool:
+    """Run ``python -m geo coverage-store --days …`` for the days a patrol load left to
+    compute; print what it did. On failure the days stay unstored (pages then compute
+    them live, so no figure is wrong, only slower) and the message names the command to
+    run. Returns whether it succeeded."""
+    listed = ",".join(str(d) for d in days)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.run(
+            [
+                sys.executable,
+                *COVERAGE_COMMAND,
+                "--days",
+                listed,
+                "--out",
+                str(Path(tmp) / "days.csv"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            check=False,
+        )
+    done = [line for line in run.stdout.splitlines() if "stored coverage recomputed" in line]
+    if run.returncode == 0:
+        if done and not done[0].rstrip().endswith("day(s):"):
+            print(done[0])
+        return True
+    print(
+        "警告 / warning: 巡查覆盖未能重新计算，这些日期暂按实时计算 / stored coverage was not "
+        f"recomputed; pages compute these days live until you run: python -m geo "
+        f"coverage-store --days {listed} --out days.csv\n{run.stderr.strip()[-2000:]}",
+        file=sys.stderr,
+    )
+    return False
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ read back with one, so a stored figure is bit for bit the live one.
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,27 @@ def all_days(conn: Connection) -> set[dt.date]:
 def latest_fix(conn: Connection) -> dt.datetime | None:
     """The latest ``patrol_fix.fixed_at`` of the store (None: no fix)."""
     return conn.execute(_LATEST_FIX).scalar_one()
+
+
+def days_to_restore(
+    conn: Connection, before: set[dt.date], timezone: str, *, max_days: int = 30
+) -> list[dt.date]:
+    """The days a patrol load leaves to compute again: those stored before the load
+    (``before``, from :func:`all_days`) that its fixes dropped (the triggers of migration
+    0006 delete a day whose fixes change), and the days after the last stored one up to
+    the latest fix (at most ``max_days`` back), so that a daily load keeps the store
+    complete. None when nothing was ever stored (the first fill is ``python -m geo
+    coverage-store``).
+
+    The choice lives here, in the store, so that the loaders can name the days without
+    importing :mod:`geo` (layers run one way); ``python -m geo coverage-store --days``
+    computes them."""
+    if not before:
+        return []
+    days = set(before) - all_days(conn)
+    latest = latest_fix(conn)
+    if latest is not None:
+        last = latest.astimezone(ZoneInfo(timezone)).date()
+        first = max(max(before) + dt.timedelta(days=1), last - dt.timedelta(days=max_days - 1))
+        days |= {first + dt.timedelta(days=k) for k in range((last - first).days + 1)}
+    return sorted(days)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -323,10 +324,83 @@ def _margin(metres: float, y0: float, y1: float) -> tuple[float, float]:
     return metres / (110_000.0 * math.cos(math.radians(lat))), metres / 110_000.0
 
 
+#: Rows of the repeat region read per batch, and neighbour pairs examined per batch: the
+#: memory of :func:`_refresh_repeats` stays bounded however large the region (a big load's
+#: region is the whole table) and however crowded a spot (a million incidents tiled on a
+#: street's few hundred places: a billion pairs, which enumerated at once took 6 GB).
+FETCH_BATCH = 100_000
+PAIR_BUDGET = 2_000_000
+
+
+def _utc_us(t: dt.datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    return (t - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _fetch_region(
+    conn: Connection, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``ids, category numbers, reported_at (µs), lon, lat`` of the incidents in the region,
+    read in batches into numpy arrays (about 34 bytes a row, against some 400 for the rows
+    as Python objects)."""
+    ids: list[np.ndarray] = []
+    cats: list[np.ndarray] = []
+    ts: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    numbers: dict[str, int] = {}
+    result = conn.execute(
+        _FETCH, params, execution_options={"stream_results": True, "yield_per": FETCH_BATCH}
+    )
+    for part in result.partitions():
+        n = len(part)
+        ids.append(np.fromiter((r[0] for r in part), dtype=np.int64, count=n))
+        cats.append(
+            np.fromiter(
+                (numbers.setdefault(r[1], len(numbers)) for r in part), dtype=np.int32, count=n
+            )
+        )
+        ts.append(np.fromiter((_utc_us(r[2]) for r in part), dtype=np.int64, count=n))
+        xs.append(np.fromiter((r[3] for r in part), dtype=float, count=n))
+        ys.append(np.fromiter((r[4] for r in part), dtype=float, count=n))
+    if not ids:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty.astype(np.int32), empty, empty.astype(float), empty.astype(float)
+    return (
+        np.concatenate(ids),
+        np.concatenate(cats),
+        np.concatenate(ts),
+        np.concatenate(xs),
+        np.concatenate(ys),
+    )
+
+
+def _budget_batches(counts: np.ndarray, budget: int) -> list[slice]:
+    """Consecutive slices of ``counts`` whose sums stay within ``budget`` (a single item
+    over it makes a slice of its own)."""
+    out: list[slice] = []
+    start, total = 0, 0
+    for k, c in enumerate(counts.tolist()):
+        if k > start and total + c > budget:
+            out.append(slice(start, k))
+            start, total = k, 0
+        total += c
+    if start < len(counts):
+        out.append(slice(start, len(counts)))
+    return out
+
+
 def _refresh_repeats(conn: Connection) -> int:
     """Recompute the repeat flag of every incident whose flag a noted change may have
     moved (within the radius of a moved row, reported from its time to the window after),
-    store the differences and note their days. Returns how many flags changed."""
+    store the differences and note their days. Returns how many flags changed.
+
+    Memory stays bounded: the region is read in batches into numpy arrays, and each
+    candidate's neighbours are enumerated in batches of at most :data:`PAIR_BUDGET`
+    pairs (counted first), never all pairs of the region at once."""
     t_lo, t_hi, x0, y0, x1, y1 = conn.execute(_TAKE_REGION).one()
     if t_lo is None:
         return 0
@@ -334,8 +408,8 @@ def _refresh_repeats(conn: Connection) -> int:
     radius, window = float(st["repeat_m"]), dt.timedelta(days=int(st["repeat_days"]))
     dx1, dy1 = _margin(radius * 1.01 + 1.0, y0, y1)
     dx2, dy2 = _margin(2 * radius * 1.01 + 1.0, y0, y1)
-    rows = conn.execute(
-        _FETCH,
+    ids, cats, t_us, lon, lat = _fetch_region(
+        conn,
         {
             "t0": t_lo - window,
             "t1": t_hi + window,
@@ -344,17 +418,10 @@ def _refresh_repeats(conn: Connection) -> int:
             "x1": x1 + dx2,
             "y1": y1 + dy2,
         },
-    ).all()
-    if not rows:
-        return 0
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    cats = np.array([r[1] for r in rows], dtype=object)
-    t_us = np.fromiter(
-        (int(r[2].timestamp() * 1_000_000) for r in rows), dtype=np.int64, count=len(rows)
     )
-    lon = np.fromiter((r[3] for r in rows), dtype=float, count=len(rows))
-    lat = np.fromiter((r[4] for r in rows), dtype=float, count=len(rows))
-    lo_us, hi_us = int(t_lo.timestamp() * 1e6), int((t_hi + window).timestamp() * 1e6)
+    if not len(ids):
+        return 0
+    lo_us, hi_us = _utc_us(t_lo), _utc_us(t_hi + window)
     target = (
         (t_us >= lo_us)
         & (t_us <= hi_us)
@@ -369,47 +436,54 @@ def _refresh_repeats(conn: Connection) -> int:
     xyz = _ecef(lon, lat)
     tt = (t_us - t_us.min()).astype(float) * (radius / w_us)
     pts = np.column_stack((xyz, tt))
-    a_all: list[np.ndarray] = []
-    b_all: list[np.ndarray] = []
-    _, codes = np.unique(cats, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(codes.max() + 2))
+    reach = radius * math.sqrt(2) + 2 * _BAND_M
+    flag = np.zeros(len(ids), dtype=bool)
+    near_a: list[np.ndarray] = []
+    near_b: list[np.ndarray] = []
+    order = np.argsort(cats, kind="stable")
+    bounds = np.searchsorted(cats[order], np.arange(int(cats.max()) + 2))
     for k in range(len(bounds) - 1):
         idx = order[bounds[k] : bounds[k + 1]]
-        if len(idx) < 2:
+        cand = idx[target[idx]]  # a repeat candidate must lie in the target region
+        if len(idx) < 2 or not len(cand):
             continue
-        pairs = cKDTree(pts[idx]).query_pairs(
-            radius * math.sqrt(2) + 2 * _BAND_M, output_type="ndarray"
-        )
-        if len(pairs) == 0:
-            continue
-        i, j = idx[pairs[:, 0]], idx[pairs[:, 1]]
-        later_i = t_us[i] > t_us[j]
-        a = np.where(later_i, i, j)  # the later one: the candidate repeat
-        b = np.where(later_i, j, i)
-        keep = (t_us[a] > t_us[b]) & (t_us[b] >= t_us[a] - w_us) & target[a]
-        chord = np.linalg.norm(xyz[a] - xyz[b], axis=1)
-        keep &= chord <= radius + _BAND_M
-        a_all.append(a[keep])
-        b_all.append(b[keep])
-    flag = np.zeros(len(ids), dtype=bool)
-    if a_all:
-        a, b = np.concatenate(a_all), np.concatenate(b_all)
-        _, _, dist = _GEOD.inv(lon[a], lat[a], lon[b], lat[b])
-        dist = np.asarray(dist)
-        flag[a[dist <= radius - _BAND_M]] = True
-        near = (np.abs(dist - radius) < _BAND_M) & ~flag[a]
-        if near.any():
-            hits = conn.execute(
-                _DWITHIN,
-                {"a": ids[a[near]].tolist(), "b": ids[b[near]].tolist(), "r": radius},
-            ).all()
-            hit_ids = {int(h[0]) for h in hits}
-            flag |= np.isin(ids, np.fromiter(hit_ids, dtype=np.int64, count=len(hit_ids)))
+        tree = cKDTree(pts[idx])
+        counts = np.asarray(tree.query_ball_point(pts[cand], reach, return_length=True))
+        for part in _budget_batches(counts, PAIR_BUDGET):
+            lens = counts[part]
+            if not lens.sum():
+                continue
+            lists = tree.query_ball_point(pts[cand[part]], reach)
+            b = idx[np.fromiter(chain.from_iterable(lists), dtype=np.intp, count=lens.sum())]
+            a = np.repeat(cand[part], lens)
+            # a is the later one (the candidate repeat), b within the window before it
+            keep = (t_us[a] > t_us[b]) & (t_us[b] >= t_us[a] - w_us)
+            a, b = a[keep], b[keep]
+            keep = np.linalg.norm(xyz[a] - xyz[b], axis=1) <= radius + _BAND_M
+            a, b = a[keep], b[keep]
+            if not len(a):
+                continue
+            _, _, dist = _GEOD.inv(lon[a], lat[a], lon[b], lat[b])
+            dist = np.asarray(dist)
+            flag[a[dist <= radius - _BAND_M]] = True
+            # every neighbour of a candidate is in its batch: its flag is final here
+            near = (np.abs(dist - radius) < _BAND_M) & ~flag[a]
+            near_a.append(a[near])
+            near_b.append(b[near])
+    if near_a and sum(len(x) for x in near_a):
+        a, b = np.concatenate(near_a), np.concatenate(near_b)
+        hits = conn.execute(
+            _DWITHIN, {"a": ids[a].tolist(), "b": ids[b].tolist(), "r": radius}
+        ).all()
+        flag |= np.isin(ids, np.fromiter((int(h[0]) for h in hits), dtype=np.int64))
     target_ids = ids[target]
-    now = set(ids[target & flag].tolist())
-    before = {int(r[0]) for r in conn.execute(_OLD_FLAGS, {"ids": target_ids.tolist()})}
-    gone, new = sorted(before - now), sorted(now - before)
+    now = ids[target & flag]
+    before = np.fromiter(
+        (int(r[0]) for r in conn.execute(_OLD_FLAGS, {"ids": target_ids.tolist()})),
+        dtype=np.int64,
+    )
+    gone = np.setdiff1d(before, now).tolist()
+    new = np.setdiff1d(now, before).tolist()
     if gone:
         conn.execute(_DEL_FLAGS, {"ids": gone})
     if new:

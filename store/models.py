@@ -543,6 +543,21 @@ class Incident(Base):
                 "OR closed_at <> status_at"
             ),
         ),
+        # migration 0008: the local day of each cohort by street — the KPI refresh
+        # (store.kpi_summary) finds the incidents of a touched (street, day) through these,
+        # not by reading the whole table once per kind of day
+        *(
+            Index(
+                f"ix_incident_street_{name}_day",
+                "street_code",
+                text(f"CAST(({col} AT TIME ZONE 'Asia/Shanghai') AS date)"),
+            )
+            for name, col in (
+                ("reported", "reported_at"),
+                ("due", "COALESCE(extended_due_at, due_at)"),
+                ("closed", "closed_at"),
+            )
+        ),
     )
 
 
