@@ -4,7 +4,7 @@ tests/test_kpi_summary.py checks against the incidents and a rebuild):
 - the repeat flags come out the same however small the batches the region is read and
   the neighbour pairs are enumerated in (memory stays bounded on a big load), and equal
   the rule written out in SQL;
-- the sums of a few touched days are found through the indexes (migration 0008), not by
+- the sums of a few touched days are found through the indexes (migration 0010), not by
   reading the whole incident table once per kind of day.
 """
 

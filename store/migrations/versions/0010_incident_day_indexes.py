@@ -1,7 +1,7 @@
 """incident day indexes: the KPI refresh reads only the days a load touched
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 03:00:00
 
 Issue 4. ``store.kpi_summary.refresh`` recomputes the sums of the (street, day) keys a load
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
