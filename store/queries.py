@@ -305,36 +305,56 @@ def _to_web(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
-def copy_float_columns(
-    conn: Connection, clause: TextClause, params: Mapping[str, Any], ncols: int
-) -> np.ndarray:
-    """The result of ``clause`` (``ncols`` float8 columns, no NULLs) as an ``(n, ncols)``
-    float array, through ``COPY (…) TO STDOUT (FORMAT binary)``.
-
-    The statement is compiled by SQLAlchemy with placeholders, so the parameters stay bound
-    (psycopg adapts and quotes them); the binary rows are parsed by numpy in one step.
-    """
+def _copy_out(
+    conn: Connection, clause: TextClause, params: Mapping[str, Any], fmt: str
+) -> tuple[bytearray, str]:
+    """The bytes of ``COPY (clause) TO STDOUT (FORMAT fmt)`` and the client encoding they
+    are written in. The statement is compiled by SQLAlchemy with placeholders, so the
+    parameters stay bound (psycopg adapts and quotes them)."""
     compiled = clause.bindparams(**params).compile(dialect=_COPY_DIALECT)
-    statement = f"COPY ({compiled.string}) TO STDOUT (FORMAT binary)"
+    statement = f"COPY ({compiled.string}) TO STDOUT (FORMAT {fmt})"
     buf = bytearray()
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(statement, compiled.params) as copy:  # type: ignore[union-attr]
         for chunk in copy:
             buf += chunk
+        encoding = cur.connection.info.encoding
+    return buf, encoding
+
+
+def copy_binary_columns(
+    conn: Connection,
+    clause: TextClause,
+    params: Mapping[str, Any],
+    ncols: int,
+    kind: str = "f8",
+) -> np.ndarray:
+    """The result of ``clause`` (``ncols`` 8-byte columns of one ``kind``: ``"f8"`` float8
+    or ``"i8"`` bigint, no NULLs) as an ``(n, ncols)`` array, through ``COPY (…) TO STDOUT
+    (FORMAT binary)``: the binary rows are parsed by numpy in one step, where a row-wise
+    fetch builds a Python object per value."""
+    buf, _ = _copy_out(conn, clause, params, "binary")
     # 19-byte header (signature, flags, extension length), 2-byte trailer (-1)
     fields: list[tuple[str, str]] = [("n", ">i2")]
     for k in range(ncols):
-        fields += [(f"len{k}", ">i4"), (f"v{k}", ">f8")]
-    row = np.dtype(fields)
-    body = np.frombuffer(memoryview(buf)[19 : len(buf) - 2], dtype=row)
+        fields += [(f"len{k}", ">i4"), (f"v{k}", f">{kind}")]
+    body = np.frombuffer(memoryview(buf)[19 : len(buf) - 2], dtype=np.dtype(fields))
     if len(body) and (
         (body["n"] != ncols).any() or any((body[f"len{k}"] != 8).any() for k in range(ncols))
     ):
-        raise ValueError("copy_float_columns: a NULL or a non-float8 column in the result")
-    out = np.empty((len(body), ncols), dtype=np.float64)
+        raise ValueError(f"COPY: a NULL or a column other than {kind} in the result")
+    out = np.empty((len(body), ncols), dtype=np.dtype(kind))
     for k in range(ncols):
         out[:, k] = body[f"v{k}"]
     return out
+
+
+def copy_float_columns(
+    conn: Connection, clause: TextClause, params: Mapping[str, Any], ncols: int
+) -> np.ndarray:
+    """The result of ``clause`` (``ncols`` float8 columns, no NULLs) as an ``(n, ncols)``
+    float array, through a binary COPY (:func:`copy_binary_columns`)."""
+    return copy_binary_columns(conn, clause, params, ncols, "f8")
 
 
 def copy_csv_frame(
@@ -351,14 +371,7 @@ def copy_csv_frame(
     leaves NULL unquoted, and the reader is told so); float8 values come back exactly
     (PostgreSQL writes the shortest text that reads back to the same double).
     """
-    compiled = clause.bindparams(**params).compile(dialect=_COPY_DIALECT)
-    statement = f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)"
-    buf = bytearray()
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(statement, compiled.params) as copy:  # type: ignore[union-attr]
-        for chunk in copy:
-            buf += chunk
-        encoding = cur.connection.info.encoding  # the client encoding COPY wrote in
+    buf, encoding = _copy_out(conn, clause, params, "csv")  # encoding COPY wrote in
     names = list(types)
     if not buf:
         return pd.DataFrame({name: [] for name in names})
