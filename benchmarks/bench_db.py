@@ -4,8 +4,11 @@ migrated, and dropped on request."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from store.db import make_engine, resolve_url
@@ -43,3 +46,21 @@ def drop_database(name: str) -> None:
     """Drop the scratch database ``name`` if it exists."""
     with admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def demo_database(name: str, scale: str, seed: int) -> Engine:
+    """The migrated scratch database ``name`` holding the demo at ``scale``, generated and
+    written (truth in /tmp) only when it holds no incident."""
+    from loaders.demo import generate
+    from loaders.demo.load import write_demo
+
+    engine = open_database(name)
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
+    if n == 0:
+        t0 = time.perf_counter()
+        write_demo(
+            engine, generate(seed, scale), replace=True, truth_path=Path(f"/tmp/{name}-truth.json")
+        )
+        print(f"generated and wrote the {scale} demo in {time.perf_counter() - t0:.0f} s")
+    return engine

@@ -47,7 +47,7 @@ import geopandas as gpd
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
-from benchmarks.bench_db import drop_database, open_database
+from benchmarks.bench_db import demo_database, drop_database
 from benchmarks.hotspots import Clock, straightforward_frame
 from benchmarks.rls import session_token
 from geo import units as gu
@@ -61,22 +61,7 @@ DEFAULT_DB = "gridone_bench_gi_district"
 
 def prepare(name: str, seed: int) -> Engine:
     """The scratch database ``name`` holding the district demo (generated when empty)."""
-    from loaders.demo import generate
-    from loaders.demo.load import write_demo
-
-    engine = open_database(name)
-    with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
-    if n == 0:
-        t0 = time.perf_counter()
-        write_demo(
-            engine,
-            generate(seed, "district"),
-            replace=True,
-            truth_path=Path(f"/tmp/{name}-truth.json"),
-        )
-        print(f"generated and wrote the district demo in {time.perf_counter() - t0:.0f} s")
-    return engine
+    return demo_database(name, "district", seed)
 
 
 #: CPU seconds of the last :func:`timed` call: (this process, the database backend).

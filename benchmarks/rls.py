@@ -47,7 +47,7 @@ from psycopg.errors import InFailedSqlTransaction, QueryCanceled
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from benchmarks.bench_db import drop_database, open_database
+from benchmarks.bench_db import demo_database, drop_database, open_database
 from geo import kpis as kp
 from geo.overview import grid_kpis
 from geo.period import as_instant
@@ -61,23 +61,8 @@ from store.settings import get_settings
 
 def prepare(scale: str, seed: int) -> tuple[Engine, str]:
     """The benchmark database holding the demo at ``scale``, and its name."""
-    from loaders.demo import generate
-    from loaders.demo.load import write_demo
-
     name = f"gridone_bench_access_{scale}"
-    engine = open_database(name)
-    with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM incident")).scalar_one()
-    if n == 0:
-        t0 = time.perf_counter()
-        write_demo(
-            engine,
-            generate(seed, scale),
-            replace=True,
-            truth_path=Path(f"/tmp/{name}-truth.json"),
-        )
-        print(f"generated and wrote the {scale} demo in {time.perf_counter() - t0:.0f} s")
-    return engine, name
+    return demo_database(name, scale, seed), name
 
 
 def _same(a: Any, b: Any) -> bool:
