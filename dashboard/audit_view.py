@@ -15,6 +15,7 @@ import pandas as pd
 from dashboard import url_state
 from dashboard.url_state import BadParam
 from store import vocab
+from store.sheets import guard_text_columns
 from store.vocab import Lang
 
 #: Most rows one search shows (and puts in the CSV).
@@ -117,5 +118,7 @@ def headers(lang: Lang) -> dict[str, str]:
 
 
 def csv_bytes(frame: pd.DataFrame, lang: Lang) -> bytes:
-    """The table as UTF-8 CSV with a byte-order mark (Excel opens the Chinese right)."""
-    return frame.rename(columns=headers(lang)).to_csv(index=False).encode("utf-8-sig")
+    """The table as UTF-8 CSV with a byte-order mark (Excel opens the Chinese right), text
+    cells guarded against formula injection (an attacker's login or detail text)."""
+    table = guard_text_columns(frame.rename(columns=headers(lang)))
+    return table.to_csv(index=False).encode("utf-8-sig")

@@ -38,6 +38,7 @@ import shapely
 from sqlalchemy import Engine
 
 from store.access import audit
+from store.sheets import guard_text_columns
 from store.watermark import WATERMARK_KEY, Watermark, watermark_fields
 
 #: Output formats by extension.
@@ -85,7 +86,7 @@ def write_result(frame: pd.DataFrame, path: Path, watermark: Watermark | None = 
             geom = frame.geometry.name
             table = table.drop(columns=[geom])
             table["wkt"] = shapely.to_wkt(frame.geometry.to_crs(4326).values, rounding_precision=7)
-        table.to_csv(path, index=False, encoding="utf-8-sig")
+        guard_text_columns(table).to_csv(path, index=False, encoding="utf-8-sig")
     else:
         if is_geo:
             frame.to_parquet(path)

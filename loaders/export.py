@@ -87,6 +87,7 @@ from store.access import PhoneView, User, audit, phone_view
 from store.crs import STORAGE_EPSG, WEB_EPSG
 from store.models import HousingSpecialCount, HousingUnit
 from store.queries import read_gdf
+from store.sheets import guard_formula
 from store.watermark import (
     WATERMARK_KEY,
     Watermark,
@@ -967,17 +968,6 @@ def _write_csv(
         if name in table and _field_type(kind, name) == "text":
             table[name] = table[name].map(guard_formula)
     table.to_csv(path, index=False, encoding="utf-8-sig")
-
-
-#: What makes a spreadsheet read a cell as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def guard_formula(value: str | None) -> str | None:
-    """``'=1+2`` for ``=1+2``: shown as text, never run, by Excel and WPS."""
-    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _write_xlsx(

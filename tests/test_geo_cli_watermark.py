@@ -151,3 +151,17 @@ def test_a_bad_user_writes_nothing_and_says_why(cli_db: Engine, tmp_path: Path, 
     assert "控制字符" in err and "nothing was written" in err
     assert not out.exists()
     assert _last_id(cli_db) == before
+
+
+def test_csv_output_guards_text_cells_against_formulas(tmp_path: Path) -> None:
+    """A grid or category name typed as ``=HYPERLINK(…)`` reaches the analyst's CSV as text
+    (``'=…``), never as a formula Excel would run; numbers and codes stay as they were."""
+    import pandas as pd
+
+    from geo.output import write_result
+
+    frame = pd.DataFrame({"grid_name": ['=HYPERLINK("x")', "东区"], "z": [-1.25, 2.0]})
+    path = write_result(frame, tmp_path / "r.csv")
+    back = pd.read_csv(path, encoding="utf-8-sig", dtype=str)
+    assert back["grid_name"].tolist() == ['\'=HYPERLINK("x")', "东区"]
+    assert back["z"].tolist() == ["-1.25", "2.0"]

@@ -29,12 +29,12 @@ from sqlalchemy import Engine, text
 import loaders.read
 from loaders import parse
 from loaders.engine import Options, load_file
-from loaders.export import guard_formula
 from loaders.kinds import KINDS
 from loaders.parse import _Problems, int_range, parse_fields
 from loaders.read import iter_csv, read_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import FileFormatError, InputError, sniff_format
+from store.sheets import guard_formula
 from tests import factories
 
 SH = "Asia/Shanghai"
