@@ -25,6 +25,7 @@ left alone while the login form shows, so a shared link opens its view after log
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -190,6 +191,28 @@ def record(action: str, detail: dict[str, object]) -> None:
         return
     with data.engine().begin() as conn:
         access.audit(conn, action, user=user, detail=detail, client=_client())
+
+
+def recorder(action: str) -> Callable[[dict[str, object]], None]:
+    """A writer of ``action`` rows bound to this run's session, callable from any thread.
+
+    A deferred download's bytes are made on the server's own thread when the browser asks
+    for them, outside the page's run, where ``st.session_state`` and ``st.context`` are
+    out of reach; the session token and the browser's address are taken now. When called,
+    the writer checks the session again (:func:`store.access.resume_session`: a tab whose
+    user logged out, timed out or was locked since the button was drawn gets
+    :class:`~store.errors.SessionInvalidError` and no row), then writes the row as the
+    session's user."""
+    token = st.session_state.get(data.TOKEN_KEY) or ""
+    client = _client()
+
+    def write(detail: dict[str, object]) -> None:
+        engine = data.engine()
+        user = access.resume_session(engine, token, client=client)
+        with engine.begin() as conn:
+            access.audit(conn, action, user=user, detail=detail, client=client)
+
+    return write
 
 
 #: Session-state key of the last page view written to the audit log.

@@ -5,26 +5,29 @@
 asks for it. Clicking one writes one ``audit_log`` row (action ``export``, as
 ``python -m loaders export`` and ``python -m geo`` write; :func:`audit_detail`): the
 logged-in user, the page and the table, the page's filters (its URL parameters), the
-rows, the file's name, format, size and SHA-256, and the watermark. The row is written by
-the button's ``on_click`` callback, which Streamlit runs when the browser has asked for
-the file (before the page runs again), so a table merely shown writes nothing.
+rows, the file's name, format, size and SHA-256, and the watermark.
+
+The files are made on the click, not on every run of the page (Streamlit's deferred
+``data``): the button's callable makes the bytes, writes the audit row with their SHA-256
+and hands exactly those bytes over, so a table merely shown writes nothing and costs no
+XLSX. Eager bytes were registered as Streamlit media on every run, and a rerun (a language
+switch) dropped the previous run's files while the browser still fetched them (404s).
+The callable runs on the server's thread, outside the page run: the session is bound when
+the button is drawn and checked again on the click (:func:`dashboard.auth.recorder`); no
+row, no file.
 
 Where the watermark goes: CSV has no place for it that every reader ignores (a comment
 line or an extra column breaks Excel's reading and every script's), so the CSV stays
 clean and the audit row's SHA-256 identifies it. XLSX carries it in the document
 properties and the printed header and footer, written as ``python -m loaders export``
 writes them (:func:`store.watermark.finish_xlsx`).
-
-The files are made on each run of the page from what it shows, so the hash recorded is
-that of the bytes the button hands over (the callback's arguments are bound in the run
-that drew the button).
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ import streamlit as st
 
 from dashboard import auth
 from dashboard.i18n import t
+from store.sheets import guard_text_columns
 from store.vocab import Lang
 from store.watermark import Watermark, finish_xlsx, for_service
 
@@ -53,8 +57,10 @@ def viewer_watermark() -> Watermark:
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """``frame`` as CSV in UTF-8 with a BOM (Excel in China reads a BOM-less file as GBK),
-    without the index."""
-    return frame.to_csv(index=False).encode("utf-8-sig")
+    without the index, its text cells guarded against formula injection
+    (:func:`store.sheets.guard_text_columns`: a description typed as ``=HYPERLINK(…)``
+    must not run on the computer that opens the file)."""
+    return guard_text_columns(frame).to_csv(index=False).encode("utf-8-sig")
 
 
 def xlsx_bytes(frame: pd.DataFrame, watermark: Watermark, sheet: str = "data") -> bytes:
@@ -112,9 +118,22 @@ def audit_detail(
     }
 
 
-def _record(detail: dict[str, Any]) -> None:
-    """The buttons' ``on_click``: the download's audit row, as the logged-in user."""
-    auth.record("export", detail)
+def _deferred(
+    make: Callable[[], bytes],
+    write: Callable[[dict[str, Any]], None],
+    **detail: Any,
+) -> Callable[[], bytes]:
+    """The button's ``data``: on the click, make the file, write its audit row (with the
+    SHA-256 of exactly these bytes) and hand the bytes over. When the row cannot be
+    written (the session ended, the database is down) the file is not handed over:
+    Streamlit shows the button's error instead."""
+
+    def build() -> bytes:
+        body = make()
+        write(audit_detail(body=body, **detail))
+        return body
+
+    return build
 
 
 def offer(
@@ -157,31 +176,30 @@ def offer(
     where = container if container is not None else st
     filters = dict(st.query_params.to_dict() if filters is None else filters)
     watermark = viewer_watermark()
-    body = csv if csv is not None else csv_bytes(frame)
-    files = [("csv", body, CSV_MIME, label, ":material/download:")]
+    write = auth.recorder("export")
+    table = frame.copy()  # the page may reuse its frame; the click may come much later
+    files: list[tuple[str, Callable[[], bytes], str, str, str]] = [
+        (
+            "csv",
+            (lambda: csv) if csv is not None else (lambda: csv_bytes(table)),
+            CSV_MIME,
+            label,
+            ":material/download:",
+        )
+    ]
     if xlsx:
         files.append(
             (
                 "xlsx",
-                xlsx_bytes(frame, watermark, sheet=what),
+                lambda: xlsx_bytes(table, watermark, sheet=what),
                 XLSX_MIME,
                 t("dl_xlsx", lang),
                 ":material/table_view:",
             )
         )
     row = where.container(horizontal=True) if len(files) > 1 else where  # side by side
-    for fmt, data, mime, text, icon in files:
+    for fmt, make, mime, text, icon in files:
         name = f"{file_stem}.{fmt}"
-        detail = audit_detail(
-            page=page,
-            what=what,
-            fmt=fmt,
-            file_name=name,
-            body=data,
-            rows=len(frame),
-            filters=filters,
-            watermark=watermark,
-        )
         # the tooltip on the XLSX button only: a button with one is drawn twice in the page
         # (Streamlit's hidden copy), and the CSV buttons' labels are what tests look for
         help_ = (
@@ -191,12 +209,21 @@ def offer(
         )
         row.download_button(
             text,
-            data,
+            _deferred(
+                make,
+                write,
+                page=page,
+                what=what,
+                fmt=fmt,
+                file_name=name,
+                rows=len(table),
+                filters=filters,
+                watermark=watermark,
+            ),
             file_name=name,
             mime=mime,
             key=f"dl_{page}_{what}_{fmt}",
             help=help_,
-            on_click=_record,
-            args=(detail,),
+            on_click="ignore",
             icon=icon,
         )

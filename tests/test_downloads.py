@@ -13,8 +13,9 @@ import zipfile
 
 import pandas as pd
 import pyogrio
+import pytest
 
-from dashboard.downloads import audit_detail, csv_bytes, xlsx_bytes
+from dashboard.downloads import _deferred, audit_detail, csv_bytes, xlsx_bytes
 from store.watermark import Watermark
 
 WM = Watermark("张三", "zhangsan", dt.datetime(2026, 11, 30, 21, 45, tzinfo=dt.UTC))
@@ -78,3 +79,59 @@ def test_audit_detail_hashes_the_bytes_offered() -> None:
         "sha256": hashlib.sha256(body).hexdigest(),
         "watermark": {"user": "张三", "login": "zhangsan", "at": "2026-12-01T05:45:00+08:00"},
     }
+
+
+def test_csv_text_cells_cannot_run_as_formulas() -> None:
+    frame = pd.DataFrame(
+        {
+            "说明": ['=HYPERLINK("http://x","点此")', "+1", "-2", "@SUM(A1)", "普通", None],
+            "数值": [-1.5, 2, 3, 4, 5, 6],
+        }
+    )
+    table = pd.read_csv(io.BytesIO(csv_bytes(frame)), encoding="utf-8-sig", dtype=str)
+    assert table["说明"].tolist()[:5] == [
+        '\'=HYPERLINK("http://x","点此")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "普通",
+    ]
+    assert table["数值"].tolist()[0] == "-1.5"  # numbers stay numbers
+    assert frame["说明"].tolist()[0].startswith("=")  # the page's frame is not changed
+
+
+def test_the_deferred_file_is_audited_with_the_hash_of_the_bytes_handed_over() -> None:
+    rows: list[dict] = []
+    build = _deferred(
+        lambda: csv_bytes(FRAME),
+        rows.append,
+        page="incidents",
+        what="incident_units",
+        fmt="csv",
+        file_name="u.csv",
+        rows=len(FRAME),
+        filters={},
+        watermark=WM,
+    )
+    assert rows == []  # drawn, not clicked: nothing made, nothing written
+    body = build()
+    assert len(rows) == 1 and rows[0]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_no_audit_row_no_file() -> None:
+    def refuse(detail: dict) -> None:
+        raise RuntimeError("database down")
+
+    build = _deferred(
+        lambda: b"secret",
+        refuse,
+        page="p",
+        what="w",
+        fmt="csv",
+        file_name="f.csv",
+        rows=0,
+        filters={},
+        watermark=WM,
+    )
+    with pytest.raises(RuntimeError):
+        build()
