@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 import streamlit as st  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
-from dashboard import auth, data, map_render  # noqa: E402
+from dashboard import auth, data, map_render, warm  # noqa: E402
 from dashboard.i18n import t  # noqa: E402
 from dashboard.offline import use_local_assets  # noqa: E402
 from store import access  # noqa: E402
@@ -154,6 +154,7 @@ def run() -> None:
         horizontal=True,
     )
     if user is None:
+        warm.start()  # the pages' imports load while the password is typed
         return  # the login form is drawn; nothing else until a session exists
     auth.sidebar(user, lang)
     auth.record_page_view(page.url_path or "overview", st.query_params.to_dict())
