@@ -94,9 +94,11 @@ st.success(t("br_ready", lang, seconds=made["seconds"], name=made["name"], perio
 st.caption(t("br_watermark", lang, line=made["line"]))
 stem = f"briefing_{q.street or 'district'}_{q.start}_{q.end}"
 a, b = st.columns(2)
+# the files were made and audited by the build; handed over on the click (deferred), so a
+# rerun never registers the megabytes again nor drops them while the browser fetches them
 a.download_button(
     t("br_download_pdf", lang),
-    made["pdf"],
+    lambda pdf=made["pdf"]: pdf,
     file_name=f"{stem}.pdf",
     mime="application/pdf",
     on_click="ignore",
@@ -104,7 +106,7 @@ a.download_button(
 )
 b.download_button(
     t("br_download_docx", lang),
-    made["docx"],
+    lambda docx=made["docx"]: docx,
     file_name=f"{stem}.docx",
     mime="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     on_click="ignore",
