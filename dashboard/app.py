@@ -157,6 +157,7 @@ def run() -> None:
         warm.start()  # the pages' imports load while the password is typed
         return  # the login form is drawn; nothing else until a session exists
     auth.sidebar(user, lang)
+    warm.wait()  # no page imports while the import thread still runs
     auth.record_page_view(page.url_path or "overview", st.query_params.to_dict())
     try:
         page.run()

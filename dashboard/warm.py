@@ -5,9 +5,11 @@ importing the stack the pages use (esda ~4 s, libpysal, mapclassify and scikit-l
 each, folium and streamlit-folium ~2 s, cold, on this 2-core machine). Streamlit runs
 nothing until a browser connects, and the login form needs none of it, so the first run
 that draws the form starts one daemon thread that imports the modules the pages import;
-the seconds someone spends typing a password pay for them. A page run that needs a module
-still being imported waits for it on Python's import lock (never a half-imported module);
-a failed import here is left for the page to raise with its own message.
+the seconds someone spends typing a password pay for them. The first page run after the
+login waits for the thread (:func:`wait`) before it imports anything: two threads
+importing the same packages at once can meet in a circular import, where Python hands one
+of them a half-initialised module rather than deadlock. A failed import here is left for
+the page to raise with its own message.
 """
 
 from __future__ import annotations
@@ -52,3 +54,9 @@ def start() -> threading.Thread:
     thread = threading.Thread(target=_import_all, name="gridone-warm-imports", daemon=True)
     thread.start()
     return thread
+
+
+def wait() -> None:
+    """Let the import thread finish before a page imports: at once when it has; otherwise
+    the wait costs nothing the page would not have spent importing the same modules."""
+    start().join()
