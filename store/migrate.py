@@ -1,8 +1,10 @@
 """Bring a database to the current schema and reference data.
 
 :func:`upgrade` runs the Alembic migrations in ``store/migrations`` up to head (a no-op when
-already there) and then :func:`sync_reference_data`, which makes the code tables equal to the
-files in ``data/`` and to :data:`store.vocab.WORKFLOW`. Both are idempotent.
+already there), then :func:`sync_reference_data`, which makes the code tables equal to the
+files in ``data/`` and to :data:`store.vocab.WORKFLOW`, and writes the login policy settings
+the environment gives into ``gridone_login_policy`` (:func:`store.access.sync_login_policy`).
+All are idempotent.
 """
 
 from __future__ import annotations
