@@ -105,9 +105,12 @@ CREATE TABLE gridone_login_policy (
 REVOKE ALL ON gridone_login_policy FROM PUBLIC;
 COMMENT ON TABLE gridone_login_policy IS
   'The login lock-out and session timeouts gridone_login applies (one row); the owner only reads and writes it.';
+"""
+
+SEED_SQL = """
 INSERT INTO gridone_login_policy (max_failures, lockout_minutes, idle_minutes, max_hours,
                                   updated_by)
-VALUES (:max_failures, :lockout_minutes, :idle_minutes, :max_hours, 'migration 0011');
+VALUES (:max_failures, :lockout_minutes, :idle_minutes, :max_hours, 'migration 0011')
 """
 
 FUNCTIONS_SQL = r"""
@@ -322,10 +325,8 @@ def _acl_sql() -> str:
 
 
 def upgrade() -> None:
-    conn = op.get_bind()
-    for statement in POLICY_SQL.split(";\n"):
-        if statement.strip():
-            conn.execute(sa.text(statement), DEFAULT_POLICY if ":max_" in statement else {})
+    op.execute(POLICY_SQL)
+    op.get_bind().execute(sa.text(SEED_SQL), DEFAULT_POLICY)
     op.execute(f"DROP FUNCTION {OLD_LOGIN}")
     op.execute(FUNCTIONS_SQL)
     op.execute(_acl_sql())
