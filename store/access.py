@@ -557,13 +557,13 @@ class LoginPolicy:
     updated_by: str | None = None
 
 
-_POLICY_COLUMNS = "max_failures, lockout_minutes, idle_minutes, max_hours, updated_at, updated_by"
-
-
 def login_policy(conn: Connection) -> LoginPolicy:
     """The policy in force (owner only: the application has no privilege on the table)."""
     row = conn.execute(
-        text(f"SELECT {_POLICY_COLUMNS} FROM gridone_login_policy")  # noqa: S608 (constant)
+        text(
+            "SELECT max_failures, lockout_minutes, idle_minutes, max_hours, updated_at, "
+            "updated_by FROM gridone_login_policy"
+        )
     ).one()
     return LoginPolicy(**row._mapping)
 
@@ -612,8 +612,7 @@ def set_login_policy(conn: Connection, *, actor: str, **values: int | None) -> L
             "max_hours = coalesce(CAST(:max_hours AS integer), max_hours), "
             "updated_at = now(), updated_by = :actor"
         ),
-        {**{c: None for c in POLICY_SETTINGS}, **{c: v[1] for c, v in changed.items()}}
-        | {"actor": actor},
+        {**dict.fromkeys(POLICY_SETTINGS), **{c: v[1] for c, v in changed.items()}, "actor": actor},
     )
     audit(conn, "user_change", login=actor, detail={"target": "login_policy", **changed})
     return login_policy(conn)
