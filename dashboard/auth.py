@@ -184,13 +184,14 @@ def logout(lang: Lang) -> None:
 
 
 def record(action: str, detail: dict[str, object]) -> None:
-    """Append ``action`` by the logged-in user to the audit log (its own transaction; the
-    audit log needs no scope to be written)."""
+    """Append ``action`` by the logged-in user to the audit log, in its own transaction
+    scoped by the user's session: the database (``gridone_audit``) writes the row in that
+    session's user's name, the only way ``gridone_app`` may write one."""
     user = current_user()
     if user is None:
         return
-    with data.engine().begin() as conn:
-        access.audit(conn, action, user=user, detail=detail, client=_client())
+    with data.scoped_conn() as conn:
+        access.audit_session(conn, action, detail=detail, client=_client())
 
 
 def recorder(action: str) -> Callable[[dict[str, object]], None]:

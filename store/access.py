@@ -14,8 +14,10 @@ inside the user's jurisdiction; with no scope set, none.
   sessions through the SECURITY DEFINER functions ``gridone_login``,
   ``gridone_session_resume`` and ``gridone_session_end`` (:func:`log_in`,
   :func:`resume_session`, :func:`end_session`), and never sees a hash, a TOTP secret or
-  another user. After :attr:`~store.settings.AccessSettings.login_max_failures` failures
-  in a row the account is locked for ``login_lockout_minutes``. An unknown login costs a
+  another user. After ``max_failures`` failures in a row the account is locked for
+  ``lockout_minutes``: the :class:`LoginPolicy`, a row only the owner reads and writes
+  (migration 0011; from the settings ``login_max_failures`` … at ``migrate``, or
+  ``python -m store users policy``). An unknown login costs a
   bcrypt of the same cost as a known one and gets the same answer, so timing and wording
   do not tell which logins exist.
 * Sessions live in ``app_session``; the database makes the random token, the browser's
@@ -23,7 +25,10 @@ inside the user's jurisdiction; with no scope set, none.
   (revoked, the token is then refused), after ``session_idle_minutes`` without use, or
   ``session_max_hours`` after login.
 * Every login, failed login, logout, expiry and user change is written to ``audit_log``
-  (append-only: the application can insert, never update or delete).
+  (append-only: nobody updates or deletes). The application cannot insert into it: its
+  rows (page views, downloads, briefings) go through ``gridone_audit``
+  (:func:`audit_session`), which writes them in the name of the session that scoped the
+  transaction.
 
 User administration (:func:`create_user`, :func:`set_password`, …) runs as the database
 owner (``python -m store users``). :func:`log_in` and :func:`resume_session` take an
@@ -142,8 +147,15 @@ def password_reset_required(conn: Connection, login: str) -> bool:
     )
 
 
+#: bcrypt reads the first 72 bytes of a password: a longer one is refused when set, and
+#: ``gridone_login`` (migration 0011) treats one as wrong, so that a password's first 72
+#: bytes followed by anything do not log in.
+BCRYPT_MAX_BYTES = 72
+
+
 def check_password_rules(login: str, password: str, settings: AccessSettings) -> None:
-    """Refuse a password that is too short, lacks letters or digits, or contains the login."""
+    """Refuse a password that is too short, lacks letters or digits, contains the login, or
+    is longer than bcrypt reads (:data:`BCRYPT_MAX_BYTES` bytes of UTF-8)."""
     problems = []
     if len(password) < settings.password_min_length:
         problems.append(
@@ -154,6 +166,13 @@ def check_password_rules(login: str, password: str, settings: AccessSettings) ->
         problems.append("须同时包含字母和数字 / must mix letters and digits")
     if login and login.lower() in password.lower():
         problems.append("不得包含登录名 / must not contain the login name")
+    size = len(_no_nul(password).encode("utf-8"))
+    if size > BCRYPT_MAX_BYTES:
+        problems.append(
+            f"不得超过{BCRYPT_MAX_BYTES}字节（UTF-8 编码，一个汉字占3字节），当前{size}字节 / at "
+            f"most {BCRYPT_MAX_BYTES} bytes in UTF-8 (a Chinese character takes 3), this one "
+            f"has {size}: bcrypt ignores everything after byte {BCRYPT_MAX_BYTES}"
+        )
     if problems:
         raise UserInputError("密码不符合要求 / password refused: " + "; ".join(problems))
 
@@ -216,8 +235,10 @@ def audit(
     detail: dict[str, Any] | None = None,
     client: str | None = None,
 ) -> None:
-    """Append one row to ``audit_log`` (the time is the server's). ``user`` fills the login,
-    role and scope; ``login`` alone is for attempts by someone not (yet) known."""
+    """Append one row to ``audit_log`` (the time is the server's), as the database owner
+    (command lines, user administration): since migration 0011 the application may not
+    insert, it writes through :func:`audit_session`. ``user`` fills the login, role and
+    scope; ``login`` alone is for attempts by someone not (yet) known."""
     if action not in vocab.AUDIT_ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     conn.execute(
@@ -235,6 +256,40 @@ def audit(
             "client": client,
         },
     )
+
+
+def audit_session(
+    conn: Connection,
+    action: str,
+    *,
+    ok: bool = True,
+    detail: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> int:
+    """Append one row to ``audit_log`` as the user of the session that scoped this
+    transaction (:func:`scoped` first, same transaction): the database's ``gridone_audit``
+    (migration 0011) takes the login, role and scope from that session, so the application
+    (which may not INSERT into ``audit_log``) cannot write a row in another user's name.
+    Only the application's own actions (``page_view``, ``export``, ``briefing``); without
+    a live session in the transaction the database refuses (InsufficientPrivilege).
+    Returns the row's id."""
+    if action not in APP_AUDIT_ACTIONS:
+        raise ValueError(f"the application does not write {action!r} audit rows")
+    return int(
+        conn.execute(
+            text("SELECT gridone_audit(:action, :ok, CAST(:detail AS jsonb), :client)"),
+            {
+                "action": action,
+                "ok": ok,
+                "detail": json.dumps(detail, ensure_ascii=False, default=str) if detail else None,
+                "client": client,
+            },
+        ).scalar_one()
+    )
+
+
+#: What the dashboard writes through :func:`audit_session` (the database writes the logins).
+APP_AUDIT_ACTIONS = ("page_view", "export", "briefing")
 
 
 def search_audit(
@@ -476,10 +531,112 @@ def _reset_message(login: str) -> str:
     )
 
 
+# --- the login policy (migration 0011) --------------------------------------------------------
+
+#: Columns of ``gridone_login_policy`` → the :class:`~store.settings.AccessSettings` field
+#: each is set from.
+POLICY_SETTINGS = {
+    "max_failures": "login_max_failures",
+    "lockout_minutes": "login_lockout_minutes",
+    "idle_minutes": "session_idle_minutes",
+    "max_hours": "session_max_hours",
+}
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """The lock-out and session timeouts ``gridone_login`` applies: one row of
+    ``gridone_login_policy``, which only the owner reads and writes (the application
+    cannot loosen it, as it could when they were arguments of the function)."""
+
+    max_failures: int
+    lockout_minutes: int
+    idle_minutes: int
+    max_hours: int
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+
+
+def login_policy(conn: Connection) -> LoginPolicy:
+    """The policy in force (owner only: the application has no privilege on the table)."""
+    row = conn.execute(
+        text(
+            "SELECT max_failures, lockout_minutes, idle_minutes, max_hours, updated_at, "
+            "updated_by FROM gridone_login_policy"
+        )
+    ).one()
+    return LoginPolicy(**row._mapping)
+
+
+def _policy_bounds(column: str) -> tuple[int, int]:
+    """The bounds :class:`~store.settings.AccessSettings` gives the column's setting."""
+    meta = AccessSettings.model_fields[POLICY_SETTINGS[column]].metadata
+    lo = next(m.ge for m in meta if hasattr(m, "ge"))
+    hi = next(m.le for m in meta if hasattr(m, "le"))
+    return int(lo), int(hi)
+
+
+def set_login_policy(conn: Connection, *, actor: str, **values: int | None) -> LoginPolicy:
+    """Change the policy's columns given (``max_failures``, ``lockout_minutes``,
+    ``idle_minutes``, ``max_hours``; None: unchanged) within the bounds of
+    :class:`~store.settings.AccessSettings`; audited (``user_change``, target
+    ``login_policy``, each changed column as [before, after]) when anything changes.
+    Sessions already open keep the timeouts they were opened with. Owner only."""
+    unknown = set(values) - set(POLICY_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a policy column: {sorted(unknown)}")
+    problems = []
+    for column, value in values.items():
+        lo, hi = _policy_bounds(column)
+        if value is not None and not lo <= value <= hi:
+            problems.append(
+                f"{column}（{POLICY_SETTINGS[column]}）须在 {lo}–{hi} 之间，得到 {value} / "
+                f"{column} must be between {lo} and {hi}, got {value}"
+            )
+    if problems:
+        raise UserInputError("登录策略无效 / login policy refused: " + "; ".join(problems))
+    before = login_policy(conn)
+    changed = {
+        c: [getattr(before, c), v]
+        for c, v in values.items()
+        if v is not None and v != getattr(before, c)
+    }
+    if not changed:
+        return before
+    conn.execute(
+        text(
+            "UPDATE gridone_login_policy SET "
+            "max_failures = coalesce(CAST(:max_failures AS integer), max_failures), "
+            "lockout_minutes = coalesce(CAST(:lockout_minutes AS integer), lockout_minutes), "
+            "idle_minutes = coalesce(CAST(:idle_minutes AS integer), idle_minutes), "
+            "max_hours = coalesce(CAST(:max_hours AS integer), max_hours), "
+            "updated_at = now(), updated_by = :actor"
+        ),
+        {**dict.fromkeys(POLICY_SETTINGS), **{c: v[1] for c, v in changed.items()}, "actor": actor},
+    )
+    audit(conn, "user_change", login=actor, detail={"target": "login_policy", **changed})
+    return login_policy(conn)
+
+
+def sync_login_policy(conn: Connection, settings: AccessSettings, *, actor: str) -> LoginPolicy:
+    """Write the policy settings that ``settings`` was given explicitly (the environment's
+    ``GRIDONE_LOGIN_MAX_FAILURES``, ``GRIDONE_LOGIN_LOCKOUT_MINUTES``,
+    ``GRIDONE_SESSION_IDLE_MINUTES``, ``GRIDONE_SESSION_MAX_HOURS``) into the table, as
+    ``python -m store migrate`` does; a setting left unset keeps the stored value (what
+    ``python -m store users policy`` set). Audited when it changes anything."""
+    given = {
+        column: getattr(settings, field)
+        for column, field in POLICY_SETTINGS.items()
+        if field in settings.model_fields_set
+    }
+    return set_login_policy(conn, actor=actor, **given)
+
+
+# --- logging in (continued) --------------------------------------------------------------
+
 _LOGIN = text(
     "SELECT outcome, token, locked_until, id, login, display_name, role, scope_code, "
-    "staff_code, active FROM gridone_login(:login, :password, :totp, :client, "
-    ":max_failures, :lockout, :idle, :max_hours)"
+    "staff_code, active FROM gridone_login(:login, :password, :totp, :client)"
 )
 
 
@@ -490,7 +647,6 @@ def log_in(
     *,
     totp: str | None = None,
     client: str | None = None,
-    settings: AccessSettings | None = None,
 ) -> tuple[User, str]:
     """Log in through the database's ``gridone_login``: the password (and the one-time
     code of a user who has a second factor) is checked there; return the user and the
@@ -501,10 +657,10 @@ def log_in(
     second factor and no code was given: ask for it and call again with it),
     :class:`WrongCodeError`, :class:`AccountLockedError` or
     :class:`PasswordResetRequiredError`. The database audits each outcome and counts the
-    failures; the ``login_max_failures``-th in a row locks the account for
-    ``login_lockout_minutes``. The settings go to the function, which clamps them to the
-    bounds of :class:`~store.settings.AccessSettings`."""
-    settings = settings or get_access_settings()
+    failures; the ``max_failures``-th in a row locks the account for ``lockout_minutes``,
+    and the session gets ``idle_minutes`` / ``max_hours``: the owner's
+    :class:`LoginPolicy` (migration 0011), which the caller cannot choose. A password of
+    more than 72 bytes is wrong (bcrypt would read only its first 72)."""
     with engine.begin() as conn:
         row = conn.execute(
             _LOGIN,
@@ -513,10 +669,6 @@ def log_in(
                 "password": _no_nul(password),
                 "totp": _no_nul(totp) if totp else None,
                 "client": client,
-                "max_failures": settings.login_max_failures,
-                "lockout": settings.login_lockout_minutes,
-                "idle": settings.session_idle_minutes,
-                "max_hours": settings.session_max_hours,
             },
         ).one()
     if row.outcome == "ok":

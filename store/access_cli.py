@@ -99,6 +99,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     totp.add_argument("login")
     totp.add_argument("--off", action="store_true", help="关闭 / turn it off")
 
+    policy = acts.add_parser(
+        "policy",
+        help="查看或修改登录锁定和会话超时策略 / show or change the login lock-out and session "
+        "timeouts (no option: show)",
+    )
+    policy.add_argument(
+        "--max-failures", type=int, help="连续失败几次后锁定 / failures in a row before a lock"
+    )
+    policy.add_argument("--lockout-minutes", type=int, help="锁定分钟数 / minutes of a lock")
+    policy.add_argument(
+        "--idle-minutes", type=int, help="会话闲置超时（分钟）/ idle minutes before a session ends"
+    )
+    policy.add_argument(
+        "--max-hours", type=int, help="会话最长小时数 / hours after login a session ends"
+    )
+
     purge = acts.add_parser(
         "purge-audit", help="清理过期审计日志 / delete audit rows older than the retention"
     )
@@ -197,10 +213,37 @@ def run(args: argparse.Namespace, engine: Engine) -> int:
                 "请在手机验证器（如 FreeOTP、Google/Microsoft Authenticator）中添加 / add to "
                 f"an authenticator app:\n  密钥 / secret: {secret}\n  {uri}"
             )
+        elif args.action == "policy":
+            before = access.login_policy(conn)
+            after = access.set_login_policy(
+                conn,
+                actor=actor,
+                max_failures=args.max_failures,
+                lockout_minutes=args.lockout_minutes,
+                idle_minutes=args.idle_minutes,
+                max_hours=args.max_hours,
+            )
+            if after != before:
+                print("已修改登录策略 / login policy changed")
+            print(_policy_text(after))
         elif args.action == "purge-audit":
             n = access.purge_audit(conn, args.days or settings.audit_retention_days)
             print(f"已删除 / deleted {n} audit rows")
     return 0
+
+
+def _policy_text(policy: access.LoginPolicy) -> str:
+    """The policy as ``users policy`` prints it, one setting a line."""
+    when = f"{policy.updated_at:%Y-%m-%d %H:%M %Z}" if policy.updated_at else "-"
+    return "\n".join(
+        (
+            f"连续失败锁定次数 / max failures:\t{policy.max_failures}",
+            f"锁定分钟数 / lockout minutes:\t{policy.lockout_minutes}",
+            f"会话闲置超时分钟 / idle minutes:\t{policy.idle_minutes}",
+            f"会话最长小时数 / max hours:\t{policy.max_hours}",
+            f"最后修改 / last changed:\t{when} ({policy.updated_by or '-'})",
+        )
+    )
 
 
 def _saved_app_url_works() -> bool:

@@ -1,13 +1,16 @@
 """Bring a database to the current schema and reference data.
 
 :func:`upgrade` runs the Alembic migrations in ``store/migrations`` up to head (a no-op when
-already there) and then :func:`sync_reference_data`, which makes the code tables equal to the
-files in ``data/`` and to :data:`store.vocab.WORKFLOW`. Both are idempotent.
+already there), then :func:`sync_reference_data`, which makes the code tables equal to the
+files in ``data/`` and to :data:`store.vocab.WORKFLOW`, and writes the login policy settings
+the environment gives into ``gridone_login_policy`` (:func:`store.access.sync_login_policy`).
+All are idempotent.
 """
 
 from __future__ import annotations
 
 import csv
+import getpass
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +21,8 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import Column, Connection, Engine, text
 
 from store import vocab
-from store.settings import PROJECT_ROOT
+from store.access import sync_login_policy
+from store.settings import PROJECT_ROOT, get_access_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CATEGORIES_CSV = PROJECT_ROOT / "data" / "incident_categories.csv"
@@ -63,10 +67,12 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Migrate to head and sync the reference data, in one transaction."""
+    """Migrate to head, sync the reference data and write the login policy settings the
+    environment gives (:func:`store.access.sync_login_policy`), in one transaction."""
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
         sync_reference_data(conn)
+        sync_login_policy(conn, get_access_settings(), actor=f"migrate:{getpass.getuser()}")
 
 
 def sync_reference_data(conn: Connection) -> None:

@@ -702,7 +702,13 @@ class DataSource(Base):
 # --- access control (migration 0003) ----------------------------------------------------
 
 #: Tables of logins, sessions and the audit trail: not data, never emptied by a data reload.
-ACCESS_TABLES = ("app_user", "app_session", "audit_log", "gridone_secret")
+ACCESS_TABLES = (
+    "app_user",
+    "app_session",
+    "audit_log",
+    "gridone_secret",
+    "gridone_login_policy",
+)
 
 USER_SCOPE_CK = (
     r"(role = 'district' AND scope_code ~ '^\d{6}000000$') OR "
@@ -794,6 +800,31 @@ gridone_secret = Table(
     Column("k", LargeBinary, nullable=False),
     CheckConstraint("octet_length(k) >= 16", name="key_length"),
     comment="Key of the scope signature (gridone.sig); readable by the owner only.",
+)
+
+#: The lock-out and session timeouts ``gridone_login`` applies (migration 0011): one row,
+#: read and written by the owner only (no grants), so the application cannot loosen them;
+#: ``store.access.set_login_policy`` writes it, audited.
+gridone_login_policy = Table(
+    "gridone_login_policy",
+    Base.metadata,
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    Column("max_failures", Integer, nullable=False),
+    Column("lockout_minutes", Integer, nullable=False),
+    Column("idle_minutes", Integer, nullable=False),
+    Column("max_hours", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_by", Text),
+    CheckConstraint("id", name="one_row"),
+    CheckConstraint(
+        "max_failures BETWEEN 1 AND 100 AND lockout_minutes BETWEEN 1 AND 1440 "
+        "AND idle_minutes BETWEEN 1 AND 1440 AND max_hours BETWEEN 1 AND 168",
+        name="bounds",
+    ),
+    comment=(
+        "The login lock-out and session timeouts gridone_login applies (one row); the owner "
+        "only reads and writes it."
+    ),
 )
 
 

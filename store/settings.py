@@ -101,6 +101,12 @@ def get_settings() -> Settings:
 class AccessSettings(BaseSettings):
     """Logins, sessions and the audit trail (issue 7), each from ``GRIDONE_<FIELD>``.
 
+    The lock-out and session timeouts (``login_max_failures``, ``login_lockout_minutes``,
+    ``session_idle_minutes``, ``session_max_hours``) are not passed to the login: since
+    migration 0011 ``python -m store migrate`` writes those set in the environment into
+    the database's owner-only ``gridone_login_policy`` (``python -m store users policy``
+    changes it), which ``gridone_login`` reads itself.
+
     Apart from :class:`Settings` because only the access functions need them
     (:func:`store.access.log_in` and the user functions take it explicitly); listed
     in the README's configuration table like the others (tests/test_settings.py)."""

@@ -446,8 +446,8 @@ def test_sysadmin_and_auditor_read_no_data(app: psycopg.Connection, role: str) -
 
 
 def test_only_the_auditor_reads_the_audit_log(app: psycopg.Connection) -> None:
-    _scope(app, None, None)
-    app.execute("INSERT INTO audit_log (login, action) VALUES ('t', 'page_view')")
+    _scope(app, "street", STREET_A[:9])  # the application writes as its session (0011)
+    app.execute("SELECT gridone_audit('page_view', true, NULL, NULL)")
     app.commit()
     for role, scope in (("district", "370214"), ("sysadmin", ""), ("street", "370214900")):
         _scope(app, role, scope)

@@ -3,8 +3,8 @@
 SQL injected through the dashboard runs as ``gridone_app``. These tests play that
 attacker with raw SQL: read password hashes or TOTP secrets, insert or revive a session
 (stacked statements through an injectable query), call the owner's helpers, shadow the
-tables the SECURITY DEFINER functions read with temporary tables of its own, call
-``gridone_login`` with settings that would switch the lock-out off. Each is refused or
+tables the SECURITY DEFINER functions read with temporary tables of its own (the lock-out
+policy the caller can no longer give: tests/test_access_harden.py). Each is refused or
 comes to nothing, checked by the owner. Also: accounts hashed with Argon2 before 0008
 must get a new password, and 0008's downgrade gives back 0007's grants exactly.
 """
@@ -42,10 +42,10 @@ ARGON2 = (
 
 
 @cache
-def _migration() -> ModuleType:
-    """0008's module (its lists of functions)."""
-    path = PROJECT_ROOT / "store/migrations/versions/0008_login_functions.py"
-    spec = importlib.util.spec_from_file_location("gridone_migration_0008", path)
+def _migration(name: str = "0008_login_functions") -> ModuleType:
+    """A migration's module (0008's by default: its lists of functions)."""
+    path = PROJECT_ROOT / f"store/migrations/versions/{name}.py"
+    spec = importlib.util.spec_from_file_location(f"gridone_migration_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -121,9 +121,15 @@ def test_the_app_cannot_touch_users_or_sessions(app: psycopg.Connection, stmt: s
 
 def test_privileges_as_the_catalogue_has_them(db) -> None:
     """No table or column privilege on users and sessions for the application's roles;
-    EXECUTE on the three login functions only; every SECURITY DEFINER function of the
-    schema owned by the tables' owner and with pg_temp last in its search_path."""
+    EXECUTE on the three login functions and ``gridone_audit`` (0011) only; every SECURITY
+    DEFINER function of the schema owned by the tables' owner and with pg_temp last in its
+    search_path."""
     m = _migration()
+    # 0011 replaced 0008's gridone_login (no more settings from the caller) and added
+    # gridone_audit and the owner's gridone_session_sig
+    m11 = _migration("0011_access_harden")
+    app_functions = m11.APP_FUNCTIONS
+    owner_functions = m.OWNER_FUNCTIONS + m11.OWNER_FUNCTIONS
     for role in ("gridone_auth", "gridone_app"):
         for table in ("app_user", "app_session"):
             for priv in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"):
@@ -139,9 +145,9 @@ def test_privileges_as_the_catalogue_has_them(db) -> None:
                 c=column,
             )[0]
             assert got is False, (role, column)
-        for fn in m.APP_FUNCTIONS + m.OWNER_FUNCTIONS:
+        for fn in app_functions + owner_functions:
             (got,) = _owner(db, "SELECT has_function_privilege(:r, :f, 'EXECUTE')", r=role, f=fn)[0]
-            assert got is (fn in m.APP_FUNCTIONS), (role, fn)
+            assert got is (fn in app_functions), (role, fn)
     definers = _owner(
         db,
         "SELECT p.oid::regprocedure::text, p.proconfig, pg_get_userbyid(p.proowner), "
@@ -151,7 +157,7 @@ def test_privileges_as_the_catalogue_has_them(db) -> None:
         "AND d.deptype = 'e')",
     )
     names = {d[0] for d in definers}
-    assert {fn.replace(", ", ",") for fn in m.APP_FUNCTIONS} <= names
+    assert {fn.replace(", ", ",") for fn in app_functions} <= names
     for fn, config, owner, table_owner in definers:
         assert config == ["search_path=pg_catalog, public, pg_temp"], fn
         assert owner == table_owner, fn
@@ -219,7 +225,7 @@ def test_temporary_tables_do_not_shadow_users_sessions_or_the_key(
     assert app.execute("SELECT count(*) FROM incident").fetchone() == (0,)
     # the login reads the real boss, whose password this is not
     row = app.execute(
-        "SELECT outcome, token FROM gridone_login('boss', 'Known12345', NULL, NULL, 5, 15, 30, 12)"
+        "SELECT outcome, token FROM gridone_login('boss', 'Known12345', NULL, NULL)"
     ).fetchone()
     assert row == ("wrong", None)
     # a key of one's own, and the scope settings signed with it by hand
@@ -265,7 +271,7 @@ def test_temporary_tables_do_not_shadow_users_sessions_or_the_key(
 def test_the_login_function_returns_a_token_and_public_fields_only(
     app: psycopg.Connection, db
 ) -> None:
-    call = "SELECT * FROM gridone_login(%s, %s, NULL, 'x', 5, 15, 30, 12)"
+    call = "SELECT * FROM gridone_login(%s, %s, NULL, 'x')"
     with app.cursor() as cur:
         cur.execute(call, ("boss", "Wrong123456"))
         wrong = cur.fetchone()
@@ -291,35 +297,6 @@ def test_the_login_function_returns_a_token_and_public_fields_only(
     app.rollback()
 
 
-def test_settings_passed_by_a_caller_are_clamped(app: psycopg.Connection, db) -> None:
-    """An injector calling gridone_login directly cannot switch the lock-out off or make a
-    session live forever: the settings are held to AccessSettings' bounds."""
-    with db[1].begin() as conn:
-        access.create_user(conn, "clamp", "限", "street", STREET_A, PASSWORD, actor="t")
-    # no lock-out at all asked (0 failures, -5 minutes): the first failure locks, 1 minute
-    row = app.execute(
-        "SELECT outcome, locked_until - now() FROM gridone_login('clamp', 'Wrong123456', "
-        "NULL, NULL, 0, -5, 30, 12)"
-    ).fetchone()
-    app.commit()
-    assert row[0] == "locked" and 0 < row[1].total_seconds() <= 60
-    with db[1].begin() as conn:
-        access.unlock_user(conn, "clamp", actor="t")
-    row = app.execute(
-        "SELECT outcome, token FROM gridone_login('clamp', %s, NULL, NULL, 5, 15, "
-        "1000000, 1000000)",
-        (PASSWORD,),
-    ).fetchone()
-    app.commit()
-    assert row[0] == "ok"
-    assert _owner(
-        db,
-        "SELECT idle_minutes, max_hours FROM app_session "
-        "WHERE token_hash = sha256(convert_to(:t, 'UTF8'))",
-        t=row[1],
-    ) == [(1440, 168)]
-
-
 # --- Argon2 hashes of before 0008 ----------------------------------------------------------
 
 
@@ -334,7 +311,7 @@ def test_an_argon2_password_must_be_set_again(
         assert access.password_reset_required(conn, "legacy")
     for typed in (PASSWORD, "Wrong123456"):  # the database cannot tell: both refused alike
         with pytest.raises(PasswordResetRequiredError) as refused:
-            access.log_in(app_engine, "legacy", typed, settings=FAST)
+            access.log_in(app_engine, "legacy", typed)
         assert str(refused.value).startswith("账号 legacy 的密码须由系统管理员重设")
         assert "python -m store users passwd legacy" in str(refused.value)
     rows = _owner(
@@ -360,10 +337,10 @@ def test_an_argon2_password_must_be_set_again(
     with db[1].begin() as conn:
         access.set_password(conn, "legacy", "Renewed2026pw", actor="admin")
         assert not access.password_reset_required(conn, "legacy")
-    user, _ = access.log_in(app_engine, "legacy", "Renewed2026pw", settings=FAST)
+    user, _ = access.log_in(app_engine, "legacy", "Renewed2026pw")
     assert user.login == "legacy"
     with pytest.raises(LoginFailedError):
-        access.log_in(app_engine, "legacy", PASSWORD, settings=FAST)
+        access.log_in(app_engine, "legacy", PASSWORD)
 
 
 def test_demo_logins_renew_argon2_passwords(
@@ -385,7 +362,7 @@ def test_demo_logins_renew_argon2_passwords(
     assert again != first
     for line in again.splitlines()[1:]:
         login, password, role, _ = line.split()
-        assert access.log_in(app_engine, login, password, settings=FAST)[0].role == role
+        assert access.log_in(app_engine, login, password)[0].role == role
     assert access_cli.demo_logins(db[1], actor="test", settings=FAST) == again
 
 
@@ -446,7 +423,7 @@ def test_downgrade_to_0007_restores_grants_exactly(
             ).one()
         assert h == _migration().UNUSABLE_ARGON2
         with engines[0].begin() as conn:
-            command.upgrade(alembic_config(conn), "0008")
+            command.upgrade(alembic_config(conn), "head")
         assert state(engines[0]) == head
         with engines[0].begin() as conn:
             command.downgrade(alembic_config(conn), "0007")

@@ -31,7 +31,7 @@ from dashboard.briefing.data import BriefingData, EmptyPeriodError, gather
 from dashboard.briefing.maps import indicator_map, render_maps, spatial_maps
 from dashboard.briefing.render import to_docx, to_pdf
 from geo.hotspots import HotspotResult
-from store.access import User, audit, scoped
+from store.access import User, audit, audit_session, scoped
 from store.vocab import Lang
 from store.watermark import Watermark
 
@@ -134,12 +134,16 @@ def audit_briefing(
     via: str,
     user: User | None = None,
     out: str | None = None,
+    session: bool = False,
 ) -> None:
     """Record a made briefing in ``audit_log`` (action ``briefing``): who (``user``, else
     the watermark's login), through what (``via``: ``cli`` or ``dashboard``), the
     jurisdiction, period and language, the incidents it covers, each file's size and
     SHA-256 (to match a copy found later), the watermark and ``out``, the path written.
-    Commit it before the files are handed over."""
+    Commit it before the files are handed over. ``session``: ``conn`` is the
+    application's, scoped by the user's session (:func:`store.access.scoped`): the row is
+    written by the database in that session's user's name (:func:`audit_session`); else
+    ``conn`` is the owner's (the command line) and inserts it."""
     d = made.data
     files = {
         kind: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
@@ -159,7 +163,10 @@ def audit_briefing(
         "out": out,
         "watermark": watermark.as_dict(),
     }
-    audit(conn, "briefing", user=user, login=watermark.login, detail=detail)
+    if session:
+        audit_session(conn, "briefing", detail=detail)
+    else:
+        audit(conn, "briefing", user=user, login=watermark.login, detail=detail)
 
 
 def build_audited(
@@ -196,5 +203,8 @@ def build_audited(
             token=token,
         )
     with engine.begin() as conn:
-        audit_briefing(conn, made, watermark, via=via, user=user, out=out)
+        if token is not None:
+            scoped(conn, token)
+        session = token is not None
+        audit_briefing(conn, made, watermark, via=via, user=user, out=out, session=session)
     return made
