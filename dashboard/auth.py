@@ -202,16 +202,15 @@ def recorder(action: str) -> Callable[[dict[str, object]], None]:
     out of reach; the session token and the browser's address are taken now. When called,
     the writer checks the session again (:func:`store.access.resume_session`: a tab whose
     user logged out, timed out or was locked since the button was drawn gets
-    :class:`~store.errors.SessionInvalidError` and no row), then writes the row as the
-    session's user."""
+    :class:`~store.errors.SessionInvalidError` and no row), then writes the row through
+    ``gridone_audit`` in a transaction scoped by that session, as :func:`record` does."""
     token = st.session_state.get(data.TOKEN_KEY) or ""
     client = _client()
 
     def write(detail: dict[str, object]) -> None:
-        engine = data.engine()
-        user = access.resume_session(engine, token, client=client)
-        with engine.begin() as conn:
-            access.audit(conn, action, user=user, detail=detail, client=client)
+        access.resume_session(data.engine(), token, client=client)
+        with data.scoped_conn(token) as conn:
+            access.audit_session(conn, action, detail=detail, client=client)
 
     return write
 
