@@ -59,13 +59,24 @@ def _snapshot(conn: Connection) -> list[list]:
     return [conn.execute(_FLAGS).all()] + [conn.execute(text(q)).all() for q in _SUMS]
 
 
-@pytest.mark.parametrize(("fetch", "budget"), [(97, 5), (1, 1), (100_000, 2_000_000)])
+@pytest.mark.parametrize(
+    ("block", "batch", "nearest", "budget"),
+    [(97, 7, 1, 5), (1, 1, 2, 1), (1 << 22, 32_768, 16, 500_000)],
+)
 def test_repeat_flags_do_not_depend_on_the_batches(
-    demo_copy: Engine, monkeypatch: pytest.MonkeyPatch, fetch: int, budget: int
+    demo_copy: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    block: int,
+    batch: int,
+    nearest: int,
+    budget: int,
 ) -> None:
-    """A rebuild read in batches of 97 rows (or 1) with at most 5 (or 1) neighbour pairs a
-    batch flags exactly the incidents the rule names, and gives the sums of a rebuild with
-    the default batches (the demo's are smaller than those: one batch)."""
+    """A rebuild read in blocks of 97 bytes (or 1), looking up the 1 (or 2) nearest
+    neighbours of 7 candidates (or 1) at a time, with at most 5 (or 1) neighbour pairs a
+    batch for the candidates those leave open, flags exactly the incidents the rule
+    names, and gives the sums of a rebuild with the default batches."""
+    from store import queries
+
     with demo_copy.begin() as conn:
         kpi_summary.rebuild(conn)
         default = _snapshot(conn)
@@ -74,7 +85,9 @@ def test_repeat_flags_do_not_depend_on_the_batches(
             _REPEATS_BY_DEFINITION, {"days": rule["repeat_days"], "m": rule["repeat_m"]}
         ).all()
         assert len(expected) > 20  # the demo plants repeats: the check can fail
-        monkeypatch.setattr(kpi_summary, "FETCH_BATCH", fetch)
+        monkeypatch.setattr(queries, "_RECORD_BLOCK", block)
+        monkeypatch.setattr(kpi_summary, "QUERY_BATCH", batch)
+        monkeypatch.setattr(kpi_summary, "NEAREST", nearest)
         monkeypatch.setattr(kpi_summary, "PAIR_BUDGET", budget)
         kpi_summary.rebuild(conn)
         assert conn.execute(_FLAGS).all() == expected
