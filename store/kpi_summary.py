@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
@@ -115,7 +117,12 @@ _DWITHIN = text(
     """
 )
 #: The flags stored among ids ``lo..hi`` (the caller keeps those of its region).
-_OLD_FLAGS = text("SELECT incident_id FROM incident_repeat WHERE incident_id BETWEEN :lo AND :hi")
+#: Sent as one bytea of 8-byte big-endian ids: read row by row (COPY included), a
+#: million flags cost seconds of per-row overhead in the client.
+_OLD_FLAGS = text(
+    "SELECT string_agg(int8send(incident_id), CAST('' AS bytea)) FROM incident_repeat "
+    "WHERE incident_id BETWEEN :lo AND :hi"
+)
 #: The ids whose flag changed, in a temporary table (a million of them when a big load
 #: moves the whole table: bound as an array they cost seconds to build and send).
 _CHANGED_TABLE = (
@@ -320,12 +327,48 @@ def refresh(conn: Connection) -> dict[str, int]:
         conn.execute(text(sql))
     days = int(conn.execute(text("SELECT count(*) FROM kpi_keys")).scalar_one())
     if days:
-        conn.execute(_SUMS)
-        conn.execute(_CATEGORY_SUMS)
+        with _whole_pass(conn, _many_keys(conn, days)):
+            conn.execute(_SUMS)
+            conn.execute(_CATEGORY_SUMS)
         for sql in _MONTH_SUMS:
             conn.execute(text(sql))
     conn.execute(text("DROP TABLE kpi_keys"))
     return {"repeat_changes": changed, "days": days}
+
+
+#: A refresh of at least this share of the stored (street, day) keys, and at least
+#: :data:`KEY_PASS_MIN` of them, reads the incidents in one pass (hash joins on the local
+#: day) instead of probing the day indexes of migration 0010 key by key: a thousand
+#: keys spread over a year walked most of a big table in random order, once per kind of
+#: day (measured: ``benchmarks/kpi_refresh_shapes.py``).
+KEY_PASS_SHARE = 0.25
+KEY_PASS_MIN = 50
+_STORED_KEYS = text(
+    "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass('kpi_street_day')"
+)
+
+
+def _many_keys(conn: Connection, days: int) -> bool:
+    """Whether ``days`` keys are many enough for one pass (:data:`KEY_PASS_SHARE`)."""
+    if days < KEY_PASS_MIN:
+        return False
+    stored = float(conn.execute(_STORED_KEYS).scalar_one() or 0)
+    return days >= KEY_PASS_SHARE * stored
+
+
+@contextmanager
+def _whole_pass(conn: Connection, on: bool) -> Iterator[None]:
+    """Within the block, when ``on``: no nested loops (the per-key index probes), so the
+    planner joins the keys to the incidents by hashing; the setting is restored after."""
+    if not on:
+        yield
+        return
+    previous = conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one()
+    conn.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+    # no try/finally: after an error the transaction (or savepoint) is rolled back, and
+    # the transaction-local setting with it
+    yield
+    conn.execute(text("SELECT set_config('enable_nestloop', :v, true)"), {"v": previous})
 
 
 def _ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -349,7 +392,7 @@ def _margin(metres: float, y0: float, y1: float) -> tuple[float, float]:
 #: incidents tiled on a street's few hundred places: a billion pairs, which enumerated at
 #: once took 6 GB).
 QUERY_BATCH = 32_768
-NEAREST = 16
+NEAREST = 8
 PAIR_BUDGET = 500_000
 
 
@@ -452,13 +495,16 @@ def _refresh_repeats(conn: Connection) -> int:
         rest: list[np.ndarray] = []
         for start in range(0, len(cand), QUERY_BATCH):
             batch = cand[start : start + QUERY_BATCH]
-            _, j = tree.query(pts[batch], k=list(range(1, nearest + 1)), distance_upper_bound=reach)
+            d, j = tree.query(pts[batch], k=list(range(1, nearest + 1)), distance_upper_bound=reach)
             found = j < len(idx)  # missing neighbours come back as len(idx)
-            a = np.repeat(batch, nearest).reshape(len(batch), nearest)
             b = idx[np.where(found, j, 0)]
             # b earlier than a, within the window before it
-            ok = found & (t_us[a] > t_us[b]) & (t_us[b] >= t_us[a] - w_us)
-            chord = np.where(ok, np.linalg.norm(xyz[a] - xyz[b], axis=2), np.inf)
+            lag = t_us[batch][:, None] - t_us[b]
+            ok = found & (lag > 0) & (lag <= w_us)
+            # the chord from the 4-D distance less its time part: no gather of the
+            # neighbours' coordinates (accurate to ~1e-8 m, the band is 1 mm)
+            dtt = tt[batch][:, None] - tt[b]
+            chord = np.where(ok, np.sqrt(np.maximum(np.where(ok, d, 0) ** 2 - dtt**2, 0)), np.inf)
             settled = _surely_within(chord, radius).any(axis=1)
             flag[batch[settled]] = True
             # not settled: it may have more neighbours than those seen, or one of them
@@ -500,12 +546,15 @@ def _refresh_repeats(conn: Connection) -> int:
         flag |= np.isin(ids, np.fromiter((int(h[0]) for h in hits), dtype=np.int64))
     target_ids = ids[target]
     now = ids[target & flag]
-    (stored,) = copy_binary_records(
-        conn, _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}, ("i8",)
-    )
-    before = np.intersect1d(stored, target_ids)
-    gone = np.setdiff1d(before, now)
-    new = np.setdiff1d(now, before)
+    packed = conn.execute(
+        _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}
+    ).scalar_one()
+    stored = np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
+    # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
+    # (seconds on a million ids)
+    before = stored[np.isin(stored, target_ids, assume_unique=True, kind="sort")]
+    gone = np.setdiff1d(before, now, assume_unique=True)
+    new = np.setdiff1d(now, before, assume_unique=True)
     if len(gone) or len(new):
         for sql in _CHANGED_TABLE:
             conn.execute(text(sql))

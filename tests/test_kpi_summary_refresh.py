@@ -61,7 +61,7 @@ def _snapshot(conn: Connection) -> list[list]:
 
 @pytest.mark.parametrize(
     ("block", "batch", "nearest", "budget"),
-    [(97, 7, 1, 5), (1, 1, 2, 1), (1 << 22, 32_768, 16, 500_000)],
+    [(97, 7, 1, 5), (1, 1, 2, 1), (1 << 22, 32_768, 8, 500_000)],
 )
 def test_repeat_flags_do_not_depend_on_the_batches(
     demo_copy: Engine,
@@ -159,3 +159,39 @@ def _incident_reads(conn: Connection) -> tuple[int, int]:
         )
     ).one()
     return int(seq), int(fetched)
+
+
+def test_many_keys_are_read_in_one_pass_with_the_same_sums(
+    demo_copy: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incidents changed on days spread over the whole period: a quarter of the stored
+    keys or more are refreshed by one pass over the incidents (no nested loops of per-key
+    index probes), and the sums equal those of the per-key probes and of a rebuild."""
+    change = text(
+        "UPDATE incident SET severity = 4 - severity "
+        "WHERE id IN (SELECT min(id) FROM incident GROUP BY CAST(reported_at AS date))"
+    )
+    results = []
+    chosen: list[bool] = []
+    decide = kpi_summary._many_keys
+
+    def spy(conn: Connection, days: int) -> bool:
+        chosen.append(decide(conn, days))
+        return chosen[-1]
+
+    monkeypatch.setattr(kpi_summary, "_many_keys", spy)
+    for many in (True, False):
+        monkeypatch.setattr(kpi_summary, "KEY_PASS_MIN", 50 if many else 10**12)
+        with demo_copy.begin() as conn:
+            conn.execute(text("ANALYZE kpi_street_day"))
+            conn.execute(change)
+            days = conn.execute(text("SELECT count(DISTINCT day) FROM kpi_dirty_day")).scalar()
+            stored = conn.execute(text("SELECT count(*) FROM kpi_street_day")).scalar_one()
+            assert days >= kpi_summary.KEY_PASS_SHARE * stored and days >= 50
+            kpi_summary.refresh(conn)
+            assert chosen[-1] is many
+            results.append(_snapshot(conn))
+            kpi_summary.rebuild(conn)
+            assert _snapshot(conn) == results[-1]
+            conn.rollback()
+    assert results[0] == results[1]
