@@ -15,7 +15,9 @@ Other resolutions are computed from the points as before.
 There is no h3 extension in this PostgreSQL, so cells are computed in Python with the same
 function the analyses use (:func:`points_to_cells`), from the stored coordinates
 transformed to EPSG:4326 as :func:`store.queries.incident_lonlat` does: the stored cell is
-exactly the cell the reading path would compute. Rules kept by the database:
+exactly the cell the reading path would compute. The loader computes them in its staging
+frame (:func:`point_cells`) and writes them with the rows; the demo writer likewise
+(:func:`with_incident_cells`). Rules kept by the database:
 
 * the cells of a row are all set or all NULL (``ck_incident_cells_all_or_none``);
 * a row whose ``geom`` changes without its cells changing in the same statement loses them

@@ -89,8 +89,19 @@ def test_repeat_flags_do_not_depend_on_the_batches(
         monkeypatch.setattr(kpi_summary, "QUERY_BATCH", batch)
         monkeypatch.setattr(kpi_summary, "NEAREST", nearest)
         monkeypatch.setattr(kpi_summary, "PAIR_BUDGET", budget)
+        # the small batches also add their flags with the foreign key checked at the end
+        monkeypatch.setattr(kpi_summary, "BIG_FLAG_BATCH", 1 if budget < 10 else 10**9)
         kpi_summary.rebuild(conn)
         assert conn.execute(_FLAGS).all() == expected
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_constraint "
+                    "WHERE conrelid = 'incident_repeat'::regclass AND contype = 'f'"
+                )
+            ).scalar_one()
+            == 1
+        )
         assert _snapshot(conn) == default
         conn.rollback()
 
