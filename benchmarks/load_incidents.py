@@ -134,7 +134,10 @@ def main() -> None:
                     f"  GeoDataFrame.to_postgis  {base_t[0]:7.1f} s  "
                     f"{n / base_t[0]:>9,.0f} rows/s  peak {base_t[1]:,.0f} MB"
                 )
-                print(f"  ratio: loader {base_t[0] / ours[0]:.1f}x faster than to_postgis")
+                print(
+                    f"  ratio: loader {base_t[0] / ours[0]:.1f}x faster than to_postgis"
+                    f"  (load average {os.getloadavg()[0]:.1f}: the machine is shared)"
+                )
                 print("  " + ours[2].strip().splitlines()[1].strip())
             if len(sizes) == 2:
                 print(f"peak memory, {sizes[0]:,} → {sizes[1]:,} rows (flat: x1.00):")

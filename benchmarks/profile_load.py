@@ -44,7 +44,11 @@ STEPS = {
     "parse_fields": "parse fields",
     "build_geometry": "geometry",
     "_staged": "staging frame",
+    "_assign_grids": "grid assignment (Python)",
+    "_stage_cells": "H3 cells",
     "copy_frame": "COPY into stage",
+    "_write": "write into incident (SQL, incl. constraint checks)",
+    "fill_incident_cells": "fill missing cells",
 }
 
 
@@ -130,6 +134,16 @@ def main() -> None:
     for name, label in STEPS.items():
         setattr(eng, name, _timed(stages, label, getattr(eng, name)))
     eng.iter_table = _timed_iter(stages, "read CSV", eng.iter_table)
+    eng.kpi_summary.refresh = _timed(stages, "KPI refresh (total)", eng.kpi_summary.refresh)
+    eng.kpi_summary._refresh_repeats = _timed(
+        stages, "KPI refresh: repeat flags", eng.kpi_summary._refresh_repeats
+    )
+    committed: list[float] = []
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn) -> None:
+        committed.append(time.perf_counter())
+
     for kind_name, fn in list(eng.PREPARE.items()):
         eng.PREPARE[kind_name] = _timed(stages, "incident rules", fn)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,6 +157,8 @@ def main() -> None:
         if args.cprofile:
             profile.disable()
         seconds = time.perf_counter() - t0
+        if committed:
+            stages["commit"] = t0 + seconds - committed[-1]
     print(report.summary().splitlines()[1].strip())
     print(f"{args.rows:,} rows in {seconds:.1f} s: {args.rows / seconds:,.0f} rows/s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -152,6 +168,13 @@ def main() -> None:
         print(f"  {secs:6.2f} s  {label}")
     sql = sum(sum(v) for v in statements.values())
     print(f"\nSQL statements: {sql:.1f} s of {seconds:.1f} s (COPY is in 'COPY into stage')")
+    groups = {
+        "CREATE INDEX": "index rebuild",
+        "ALTER TABLE incident ADD CONSTRAINT": "foreign keys",
+    }
+    for prefix, label in groups.items():
+        secs = sum(sum(v) for k, v in statements.items() if k.startswith(prefix))
+        print(f"  {secs:6.2f} s  all {label} statements")
     for key, times in sorted(statements.items(), key=lambda kv: -sum(kv[1]))[: args.top]:
         print(f"  {sum(times):6.2f} s  x{len(times):<3} {key}")
     if plans:

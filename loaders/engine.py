@@ -41,7 +41,7 @@ from loaders.read import RawTable, iter_table
 from loaders.report import LoadReport, RowProblem
 from loaders.sniff import InputError, Sniffed, sniff_format
 from store import kpi_summary
-from store.cells import fill_incident_cells
+from store.cells import CELL_COLUMNS, fill_incident_cells, point_cells
 from store.crs import STORAGE_EPSG
 from store.errors import explain
 from store.workcal import CalendarNotCoveredError, due_at
@@ -472,6 +472,15 @@ def _assign_grids(staged: pd.DataFrame, grids: GridIndex, kind: Kind) -> None:
         staged["street_code"] = street
 
 
+def _stage_cells(staged: pd.DataFrame) -> None:
+    """The H3 cells of the staged points (:func:`store.cells.point_cells`), written with
+    the rows: a second pass updating every new incident (and each of its indexes) after
+    the write took more time than the write itself."""
+    cells = point_cells(np.asarray(staged["geom"].values, dtype=object))
+    for name, values in cells.items():
+        staged[name] = pd.Series(values, index=staged.index)
+
+
 def _refuse(report: LoadReport, problems: list[RowProblem]) -> LoadRejectedError:
     report.rejected = sorted(problems, key=lambda p: p.line)
     first = report.rejected[0]
@@ -564,6 +573,8 @@ def _load(
             next_row += len(staged)
             if grids is not None:
                 _assign_grids(staged, grids, kind)
+            if set(CELL_COLUMNS) <= kind.extra.keys() and "geom" in staged:
+                _stage_cells(staged)
             copy_frame(conn, "stage_load", staged)
             early += problems.by_row.values()
             say(_progress_line("已检查 checked", report.rows_read, total))
@@ -601,7 +612,10 @@ def _load(
         for statement in kind.after:
             conn.execute(text(statement))
         if kind.table == "incident" and not options.dry_run:
-            fill_incident_cells(conn)  # the H3 cells of the rows written or moved (store/cells.py)
+            # new rows carry their cells; a stored row whose point moved within all its
+            # cells lost them to the trigger of migration 0009 (its cells looked unset):
+            # found through the partial index of rows without cells, usually none
+            fill_incident_cells(conn)
         if kind.table in KPI_SUMMARY_TABLES and not options.dry_run:
             # the KPI sums of the (street, day) keys and repeat regions this load touched
             # (a dry run is rolled back anyway)

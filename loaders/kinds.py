@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from store.cells import CELL_COLUMNS
+
 #: Staged columns derived from an input field (for deciding what a file can update).
 DERIVED_FROM = {"worker_id": "worker_code", "worker_street": "worker_code"}
 
@@ -600,7 +602,13 @@ _register(
         required=("code", "category_code", "reported_at"),
         geometry="point",
         key=("code",),
-        extra={"worker_id": "bigint", "worker_street": "text"},
+        # the H3 cells (migration 0009), computed from the point in the staging frame
+        # (loaders.engine._stage_cells) and written with the row
+        extra={
+            "worker_id": "bigint",
+            "worker_street": "text",
+            **dict.fromkeys(CELL_COLUMNS, "bigint"),
+        },
         derive=(*_POINT_AREA, *_worker(required=False)),
         columns={
             "code": "s.code",
@@ -617,6 +625,7 @@ _register(
             "grid_code": "s.grid_code",
             "street_code": "s.street_code",
             "geom": "s.geom",
+            **{c: f"s.{c}" for c in CELL_COLUMNS},
         },
     )
 )

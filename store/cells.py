@@ -15,7 +15,9 @@ Other resolutions are computed from the points as before.
 There is no h3 extension in this PostgreSQL, so cells are computed in Python with the same
 function the analyses use (:func:`points_to_cells`), from the stored coordinates
 transformed to EPSG:4326 as :func:`store.queries.incident_lonlat` does: the stored cell is
-exactly the cell the reading path would compute. Rules kept by the database:
+exactly the cell the reading path would compute. The loader computes them in its staging
+frame (:func:`point_cells`) and writes them with the rows; the demo writer likewise
+(:func:`with_incident_cells`). Rules kept by the database:
 
 * the cells of a row are all set or all NULL (``ck_incident_cells_all_or_none``);
 * a row whose ``geom`` changes without its cells changing in the same statement loses them
@@ -88,19 +90,33 @@ def incident_cells(x: NDArray[np.float64], y: NDArray[np.float64]) -> dict[str, 
     return {cell_column(r): points_to_cells(lon, lat, r) for r in CELL_RESOLUTIONS}
 
 
+def point_cells(geoms: NDArray[np.object_]) -> dict[str, pd.arrays.IntegerArray]:
+    """The cell columns of incident geometries (storage CRS): the cells of each non-empty
+    point, NA for a row without one (no geometry, or not a point). The loader stages
+    these beside the rows, so an incident is written with its cells in the same
+    ``INSERT`` (no second pass over the table), and the values are those
+    :func:`fill_incident_cells` would store: same coordinates, same transform, same
+    function."""
+    geoms = np.asarray(geoms, dtype=object)
+    has = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    has[has] = shapely.get_type_id(geoms[has]) == 0
+    xy = shapely.get_coordinates(geoms[has])
+    cells = incident_cells(xy[:, 0], xy[:, 1])
+    out = {}
+    for name, values in cells.items():
+        full = np.zeros(len(geoms), dtype=np.int64)
+        full[has] = values
+        out[name] = pd.arrays.IntegerArray(full, ~has)
+    return out
+
+
 def with_incident_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (incident rows with a ``geom`` column of points, storage CRS) with the cell
     columns added, for a writer that copies incident rows straight into the table (the
     demo). Rows without a point get no cells."""
-    geoms = np.asarray(frame["geom"].values, dtype=object)
-    has = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    xy = shapely.get_coordinates(geoms[has])
-    cells = incident_cells(xy[:, 0], xy[:, 1])
     out = frame.copy()
-    for name, values in cells.items():
-        column = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-        column[has] = values
-        out[name] = column
+    for name, values in point_cells(np.asarray(frame["geom"].values, dtype=object)).items():
+        out[name] = pd.Series(values, index=frame.index)
     return out
 
 

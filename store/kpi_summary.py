@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
@@ -35,6 +37,9 @@ import numpy as np
 from pyproj import Geod
 from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
+
+from store.queries import copy_binary_records
+from store.write import deferred_indexes
 
 #: The local day of the sums (fixed by migration 0004).
 SUMMARY_TZ = "Asia/Shanghai"
@@ -88,10 +93,17 @@ _TAKE_REGION = text(
     SELECT min(t_lo), max(t_hi), min(lon_lo), min(lat_lo), max(lon_hi), max(lat_hi) FROM d
     """
 )
+#: The region's incidents as numbers: id, category (numbered through incident_category:
+#: only equality matters), report time in microseconds since the epoch (exact: EXTRACT is
+#: numeric), point.
 _FETCH = text(
     """
-    SELECT i.id, i.category_code, i.reported_at, ST_X(i.geom) AS x, ST_Y(i.geom) AS y
+    SELECT i.id, COALESCE(c.n, 0),
+           CAST(EXTRACT(EPOCH FROM i.reported_at) * 1000000 AS bigint),
+           ST_X(i.geom), ST_Y(i.geom)
       FROM incident i
+      LEFT JOIN (SELECT code, row_number() OVER (ORDER BY code) AS n
+                   FROM incident_category) c ON c.code = i.category_code
      WHERE i.reported_at >= :t0 AND i.reported_at <= :t1
        AND i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)
     """
@@ -105,19 +117,33 @@ _DWITHIN = text(
      WHERE ST_DWithin(CAST(a.geom AS geography), CAST(b.geom AS geography), :r)
     """
 )
+#: The flags stored among ids ``lo..hi`` (the caller keeps those of its region).
+#: Sent as one bytea of 8-byte big-endian ids: read row by row (COPY included), a
+#: million flags cost seconds of per-row overhead in the client.
 _OLD_FLAGS = text(
-    "SELECT incident_id FROM incident_repeat WHERE incident_id = ANY(CAST(:ids AS bigint[]))"
+    "SELECT string_agg(int8send(incident_id), CAST('' AS bytea)) FROM incident_repeat "
+    "WHERE incident_id BETWEEN :lo AND :hi"
 )
-_DEL_FLAGS = text("DELETE FROM incident_repeat WHERE incident_id = ANY(CAST(:ids AS bigint[]))")
+#: The ids whose flag changed, in a temporary table (a million of them when a big load
+#: moves the whole table: bound as an array they cost seconds to build and send).
+_CHANGED_TABLE = (
+    "DROP TABLE IF EXISTS kpi_flag_change",
+    "CREATE TEMP TABLE kpi_flag_change (id bigint NOT NULL, repeat boolean NOT NULL) "
+    "ON COMMIT DROP",
+)
+_DEL_FLAGS = text(
+    "DELETE FROM incident_repeat r USING kpi_flag_change c "
+    "WHERE r.incident_id = c.id AND NOT c.repeat"
+)
 _ADD_FLAGS = text(
-    "INSERT INTO incident_repeat (incident_id) SELECT unnest(CAST(:ids AS bigint[])) "
+    "INSERT INTO incident_repeat (incident_id) SELECT id FROM kpi_flag_change WHERE repeat "
     "ON CONFLICT DO NOTHING"
 )
 _MARK_DAYS = text(
     f"""
     INSERT INTO kpi_dirty_day (street_code, day)
     SELECT DISTINCT i.street_code, {_day("i.reported_at")}
-      FROM incident i WHERE i.id = ANY(CAST(:ids AS bigint[]))
+      FROM incident i JOIN kpi_flag_change c ON c.id = i.id
     ON CONFLICT DO NOTHING
     """  # noqa: S608
 )
@@ -302,12 +328,48 @@ def refresh(conn: Connection) -> dict[str, int]:
         conn.execute(text(sql))
     days = int(conn.execute(text("SELECT count(*) FROM kpi_keys")).scalar_one())
     if days:
-        conn.execute(_SUMS)
-        conn.execute(_CATEGORY_SUMS)
+        with _whole_pass(conn, _many_keys(conn, days)):
+            conn.execute(_SUMS)
+            conn.execute(_CATEGORY_SUMS)
         for sql in _MONTH_SUMS:
             conn.execute(text(sql))
     conn.execute(text("DROP TABLE kpi_keys"))
     return {"repeat_changes": changed, "days": days}
+
+
+#: A refresh of at least this share of the stored (street, day) keys, and at least
+#: :data:`KEY_PASS_MIN` of them, reads the incidents in one pass (hash joins on the local
+#: day) instead of probing the day indexes of migration 0010 key by key: a thousand
+#: keys spread over a year walked most of a big table in random order, once per kind of
+#: day (measured: ``benchmarks/kpi_refresh_shapes.py``).
+KEY_PASS_SHARE = 0.25
+KEY_PASS_MIN = 50
+_STORED_KEYS = text(
+    "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass('kpi_street_day')"
+)
+
+
+def _many_keys(conn: Connection, days: int) -> bool:
+    """Whether ``days`` keys are many enough for one pass (:data:`KEY_PASS_SHARE`)."""
+    if days < KEY_PASS_MIN:
+        return False
+    stored = float(conn.execute(_STORED_KEYS).scalar_one() or 0)
+    return days >= KEY_PASS_SHARE * stored
+
+
+@contextmanager
+def _whole_pass(conn: Connection, on: bool) -> Iterator[None]:
+    """Within the block, when ``on``: no nested loops (the per-key index probes), so the
+    planner joins the keys to the incidents by hashing; the setting is restored after."""
+    if not on:
+        yield
+        return
+    previous = conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one()
+    conn.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+    # no try/finally: after an error the transaction (or savepoint) is rolled back, and
+    # the transaction-local setting with it
+    yield
+    conn.execute(text("SELECT set_config('enable_nestloop', :v, true)"), {"v": previous})
 
 
 def _ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -324,12 +386,18 @@ def _margin(metres: float, y0: float, y1: float) -> tuple[float, float]:
     return metres / (110_000.0 * math.cos(math.radians(lat))), metres / 110_000.0
 
 
-#: Rows of the repeat region read per batch, and neighbour pairs examined per batch: the
-#: memory of :func:`_refresh_repeats` stays bounded however large the region (a big load's
-#: region is the whole table) and however crowded a spot (a million incidents tiled on a
-#: street's few hundred places: a billion pairs, which enumerated at once took 6 GB).
-FETCH_BATCH = 100_000
-PAIR_BUDGET = 2_000_000
+#: Candidates whose nearest neighbours are looked up per batch, how many nearest
+#: neighbours decide most candidates, and the neighbour pairs examined per batch for the
+#: others: the memory of :func:`_refresh_repeats` stays bounded however large the region
+#: (a big load's region is the whole table) and however crowded a spot (a million
+#: incidents tiled on a street's few hundred places: a billion pairs, which enumerated at
+#: once took 6 GB).
+#: New repeat flags from which their foreign key is checked once at the end
+#: (:func:`store.write.deferred_indexes`) instead of per row.
+BIG_FLAG_BATCH = 50_000
+QUERY_BATCH = 32_768
+NEAREST = 8
+PAIR_BUDGET = 500_000
 
 
 def _utc_us(t: dt.datetime) -> int:
@@ -343,39 +411,13 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def _fetch_region(
     conn: Connection, params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``ids, category numbers, reported_at (µs), lon, lat`` of the incidents in the region,
-    read in batches into numpy arrays (about 34 bytes a row, against some 400 for the rows
-    as Python objects)."""
-    ids: list[np.ndarray] = []
-    cats: list[np.ndarray] = []
-    ts: list[np.ndarray] = []
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    numbers: dict[str, int] = {}
-    result = conn.execute(
-        _FETCH, params, execution_options={"stream_results": True, "yield_per": FETCH_BATCH}
+    """``ids, category numbers, reported_at (µs), lon, lat`` of the incidents in the region:
+    one binary COPY parsed into numpy arrays as it arrives (40 bytes a row; a row fetch
+    built some 400 bytes of Python objects a row, and a second a million rows)."""
+    ids, cats, t_us, lon, lat = copy_binary_records(
+        conn, _FETCH, params, ("i8", "i8", "i8", "f8", "f8")
     )
-    for part in result.partitions():
-        n = len(part)
-        ids.append(np.fromiter((r[0] for r in part), dtype=np.int64, count=n))
-        cats.append(
-            np.fromiter(
-                (numbers.setdefault(r[1], len(numbers)) for r in part), dtype=np.int32, count=n
-            )
-        )
-        ts.append(np.fromiter((_utc_us(r[2]) for r in part), dtype=np.int64, count=n))
-        xs.append(np.fromiter((r[3] for r in part), dtype=float, count=n))
-        ys.append(np.fromiter((r[4] for r in part), dtype=float, count=n))
-    if not ids:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty.astype(np.int32), empty, empty.astype(float), empty.astype(float)
-    return (
-        np.concatenate(ids),
-        np.concatenate(cats),
-        np.concatenate(ts),
-        np.concatenate(xs),
-        np.concatenate(ys),
-    )
+    return ids, cats.astype(np.int32), t_us, lon, lat
 
 
 def _budget_batches(counts: np.ndarray, budget: int) -> list[slice]:
@@ -398,9 +440,14 @@ def _refresh_repeats(conn: Connection) -> int:
     moved (within the radius of a moved row, reported from its time to the window after),
     store the differences and note their days. Returns how many flags changed.
 
-    Memory stays bounded: the region is read in batches into numpy arrays, and each
-    candidate's neighbours are enumerated in batches of at most :data:`PAIR_BUDGET`
-    pairs (counted first), never all pairs of the region at once."""
+    A flag needs one earlier neighbour, not all of them: each candidate's
+    :data:`NEAREST` nearest points (one vectorised k-d tree query per
+    :data:`QUERY_BATCH` candidates) settle most candidates of a crowded region, by the
+    chord alone where it is surely inside the radius (:func:`_surely_within`). The rest
+    — no neighbour settled it and it may have more, or a neighbour lies near the radius —
+    have all their neighbours enumerated in batches of at most :data:`PAIR_BUDGET` pairs
+    (counted first) and decided as before. Memory stays bounded: the region is read into
+    numpy arrays (40 bytes a row), and no step holds more than a batch of pairs."""
     t_lo, t_hi, x0, y0, x1, y1 = conn.execute(_TAKE_REGION).one()
     if t_lo is None:
         return 0
@@ -448,6 +495,29 @@ def _refresh_repeats(conn: Connection) -> int:
         if len(idx) < 2 or not len(cand):
             continue
         tree = cKDTree(pts[idx])
+        nearest = min(NEAREST, len(idx))
+        rest: list[np.ndarray] = []
+        for start in range(0, len(cand), QUERY_BATCH):
+            batch = cand[start : start + QUERY_BATCH]
+            d, j = tree.query(pts[batch], k=list(range(1, nearest + 1)), distance_upper_bound=reach)
+            found = j < len(idx)  # missing neighbours come back as len(idx)
+            b = idx[np.where(found, j, 0)]
+            # b earlier than a, within the window before it
+            lag = t_us[batch][:, None] - t_us[b]
+            ok = found & (lag > 0) & (lag <= w_us)
+            # the chord from the 4-D distance less its time part: no gather of the
+            # neighbours' coordinates (accurate to ~1e-8 m, the band is 1 mm)
+            dtt = tt[batch][:, None] - tt[b]
+            chord = np.where(ok, np.sqrt(np.maximum(np.where(ok, d, 0) ** 2 - dtt**2, 0)), np.inf)
+            settled = _surely_within(chord, radius).any(axis=1)
+            flag[batch[settled]] = True
+            # not settled: it may have more neighbours than those seen, or one of them
+            # lies near the radius (the chord does not decide it)
+            open_ = ~settled & (found[:, -1] | (chord <= radius + _BAND_M).any(axis=1))
+            rest.append(batch[open_])
+        cand = np.concatenate(rest)
+        if not len(cand):
+            continue
         counts = np.asarray(tree.query_ball_point(pts[cand], reach, return_length=True))
         for part in _budget_batches(counts, PAIR_BUDGET):
             lens = counts[part]
@@ -456,10 +526,12 @@ def _refresh_repeats(conn: Connection) -> int:
             lists = tree.query_ball_point(pts[cand[part]], reach)
             b = idx[np.fromiter(chain.from_iterable(lists), dtype=np.intp, count=lens.sum())]
             a = np.repeat(cand[part], lens)
-            # a is the later one (the candidate repeat), b within the window before it
             keep = (t_us[a] > t_us[b]) & (t_us[b] >= t_us[a] - w_us)
             a, b = a[keep], b[keep]
-            keep = np.linalg.norm(xyz[a] - xyz[b], axis=1) <= radius + _BAND_M
+            chord = np.linalg.norm(xyz[a] - xyz[b], axis=1)
+            flag[a[_surely_within(chord, radius)]] = True
+            # the geodesic only where the chord leaves it open
+            keep = (chord <= radius + _BAND_M) & ~flag[a]
             a, b = a[keep], b[keep]
             if not len(a):
                 continue
@@ -478,16 +550,55 @@ def _refresh_repeats(conn: Connection) -> int:
         flag |= np.isin(ids, np.fromiter((int(h[0]) for h in hits), dtype=np.int64))
     target_ids = ids[target]
     now = ids[target & flag]
-    before = np.fromiter(
-        (int(r[0]) for r in conn.execute(_OLD_FLAGS, {"ids": target_ids.tolist()})),
-        dtype=np.int64,
-    )
-    gone = np.setdiff1d(before, now).tolist()
-    new = np.setdiff1d(now, before).tolist()
-    if gone:
-        conn.execute(_DEL_FLAGS, {"ids": gone})
-    if new:
-        conn.execute(_ADD_FLAGS, {"ids": new})
-    if gone or new:
-        conn.execute(_MARK_DAYS, {"ids": gone + new})
+    packed = conn.execute(
+        _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}
+    ).scalar_one()
+    stored = np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
+    # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
+    # (seconds on a million ids)
+    before = stored[np.isin(stored, target_ids, assume_unique=True, kind="sort")]
+    gone = np.setdiff1d(before, now, assume_unique=True)
+    new = np.setdiff1d(now, before, assume_unique=True)
+    if len(gone) or len(new):
+        for sql in _CHANGED_TABLE:
+            conn.execute(text(sql))
+        _copy_changes(conn, gone, new)
+        conn.execute(_DEL_FLAGS)
+        if len(new) >= BIG_FLAG_BATCH:
+            # the foreign key checked once by a join, not row by row (~10 µs a row):
+            # dropped and added back in this transaction, so all or nothing still holds
+            with deferred_indexes(conn, ["incident_repeat"], only_if_empty=False):
+                conn.execute(_ADD_FLAGS)
+        else:
+            conn.execute(_ADD_FLAGS)
+        conn.execute(_MARK_DAYS)
+        conn.execute(text("DROP TABLE kpi_flag_change"))
     return len(gone) + len(new)
+
+
+def _surely_within(chord: np.ndarray, radius: float) -> np.ndarray:
+    """Pairs whose geodesic is surely within ``radius - _BAND_M`` (flagged by the rule as
+    :func:`_refresh_repeats` applies it) from their chord alone. The geodesic on the
+    ellipsoid exceeds the chord by about d³/24R² — some 3e-11 m at 30 m, against the
+    1 mm band — so a chord a band short of that bound decides it without the geodesic."""
+    return chord <= radius - 2 * _BAND_M
+
+
+#: Binary COPY of (id bigint, repeat boolean) rows into ``kpi_flag_change``.
+_COPY_CHANGES = "COPY kpi_flag_change (id, repeat) FROM STDIN (FORMAT binary)"
+_CHANGE_ROW = np.dtype(
+    [("n", ">i2"), ("len_id", ">i4"), ("id", ">i8"), ("len_repeat", ">i4"), ("repeat", "u1")]
+)
+
+
+def _copy_changes(conn: Connection, gone: np.ndarray, new: np.ndarray) -> None:
+    """The flags to clear (``gone``) and to set (``new``) into ``kpi_flag_change``, as one
+    binary COPY built by numpy."""
+    rows = np.empty(len(gone) + len(new), dtype=_CHANGE_ROW)
+    rows["n"], rows["len_id"], rows["len_repeat"] = 2, 8, 1
+    rows["id"] = np.concatenate([gone, new])
+    rows["repeat"] = np.r_[np.zeros(len(gone), np.uint8), np.ones(len(new), np.uint8)]
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, extension length
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(_COPY_CHANGES) as copy:  # type: ignore[union-attr]
+        copy.write(header + rows.tobytes() + b"\xff\xff")

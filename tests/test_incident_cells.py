@@ -249,9 +249,20 @@ def _loader_cells(engine: Engine) -> list[tuple]:
 
 
 def test_loader_stores_the_cells_of_what_it_writes_and_moves(
-    server: conftest.TestServer, cells_db: Engine, tmp_path
+    server: conftest.TestServer, cells_db: Engine, tmp_path, monkeypatch
 ) -> None:
+    """The loader writes each row with its cells (no fill afterwards), and a row moved
+    within all its cells, whose cells the trigger clears, gets them back from the fill."""
+    from loaders import engine as loader
     from loaders.engine import Options, load_file
+
+    filled: list[int] = []
+
+    def spy(conn: Connection) -> int:
+        filled.append(fill_incident_cells(conn))
+        return filled[-1]
+
+    monkeypatch.setattr(loader, "fill_incident_cells", spy)
 
     cells_db.dispose()  # a template may have no connections
     name = server.create(f"cellsload{os.getpid() % 1000}", template=cells_db.url.database)
@@ -263,7 +274,8 @@ def test_loader_stores_the_cells_of_what_it_writes_and_moves(
             ).one()
         csv = tmp_path / "incidents.csv"
         rows = []
-        for dx in (0.0, 0.004):
+        # 1e-9 degrees: T-1 moves (a new geom) but stays in each of its cells
+        for dx in (0.0, 0.004, 0.004 + 1e-9):
             csv.write_text(
                 "code,category_code,reported_at,lon,lat\n"
                 f"T-1,0101,2026-10-01 09:00,{x0 + dx},{y0}\n"
@@ -273,10 +285,13 @@ def test_loader_stores_the_cells_of_what_it_writes_and_moves(
             report = load_file(engine, "incidents", csv, Options())
             assert not report.rejected
             rows.append(_loader_cells(engine))
-        assert [len(r) for r in rows] == [2, 2]
+        assert [len(r) for r in rows] == [2, 2, 2]
         assert rows[0][0][3:] != rows[1][0][3:]  # T-1 moved: new cells
-        assert rows[0][1] == rows[1][1]  # T-2 unchanged
-        for code, x, y, *stored in rows[0] + rows[1]:
+        assert rows[1][0][1] != rows[2][0][1] and rows[1][0][3:] == rows[2][0][3:]
+        assert rows[0][1] == rows[1][1] == rows[2][1]  # T-2 unchanged
+        # written with their cells; only the row moved within its cells needed the fill
+        assert filled == [0, 0, 1]
+        for code, x, y, *stored in rows[0] + rows[1] + rows[2]:
             want = incident_cells(np.array([x]), np.array([y]))
             assert stored == [int(want[c][0]) for c in CELL_COLUMNS], code
     finally:

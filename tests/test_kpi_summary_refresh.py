@@ -59,13 +59,24 @@ def _snapshot(conn: Connection) -> list[list]:
     return [conn.execute(_FLAGS).all()] + [conn.execute(text(q)).all() for q in _SUMS]
 
 
-@pytest.mark.parametrize(("fetch", "budget"), [(97, 5), (1, 1), (100_000, 2_000_000)])
+@pytest.mark.parametrize(
+    ("block", "batch", "nearest", "budget"),
+    [(97, 7, 1, 5), (1, 1, 2, 1), (1 << 22, 32_768, 8, 500_000)],
+)
 def test_repeat_flags_do_not_depend_on_the_batches(
-    demo_copy: Engine, monkeypatch: pytest.MonkeyPatch, fetch: int, budget: int
+    demo_copy: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    block: int,
+    batch: int,
+    nearest: int,
+    budget: int,
 ) -> None:
-    """A rebuild read in batches of 97 rows (or 1) with at most 5 (or 1) neighbour pairs a
-    batch flags exactly the incidents the rule names, and gives the sums of a rebuild with
-    the default batches (the demo's are smaller than those: one batch)."""
+    """A rebuild read in blocks of 97 bytes (or 1), looking up the 1 (or 2) nearest
+    neighbours of 7 candidates (or 1) at a time, with at most 5 (or 1) neighbour pairs a
+    batch for the candidates those leave open, flags exactly the incidents the rule
+    names, and gives the sums of a rebuild with the default batches."""
+    from store import queries
+
     with demo_copy.begin() as conn:
         kpi_summary.rebuild(conn)
         default = _snapshot(conn)
@@ -74,10 +85,23 @@ def test_repeat_flags_do_not_depend_on_the_batches(
             _REPEATS_BY_DEFINITION, {"days": rule["repeat_days"], "m": rule["repeat_m"]}
         ).all()
         assert len(expected) > 20  # the demo plants repeats: the check can fail
-        monkeypatch.setattr(kpi_summary, "FETCH_BATCH", fetch)
+        monkeypatch.setattr(queries, "_RECORD_BLOCK", block)
+        monkeypatch.setattr(kpi_summary, "QUERY_BATCH", batch)
+        monkeypatch.setattr(kpi_summary, "NEAREST", nearest)
         monkeypatch.setattr(kpi_summary, "PAIR_BUDGET", budget)
+        # the small batches also add their flags with the foreign key checked at the end
+        monkeypatch.setattr(kpi_summary, "BIG_FLAG_BATCH", 1 if budget < 10 else 10**9)
         kpi_summary.rebuild(conn)
         assert conn.execute(_FLAGS).all() == expected
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_constraint "
+                    "WHERE conrelid = 'incident_repeat'::regclass AND contype = 'f'"
+                )
+            ).scalar_one()
+            == 1
+        )
         assert _snapshot(conn) == default
         conn.rollback()
 
@@ -146,3 +170,39 @@ def _incident_reads(conn: Connection) -> tuple[int, int]:
         )
     ).one()
     return int(seq), int(fetched)
+
+
+def test_many_keys_are_read_in_one_pass_with_the_same_sums(
+    demo_copy: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incidents changed on days spread over the whole period: a quarter of the stored
+    keys or more are refreshed by one pass over the incidents (no nested loops of per-key
+    index probes), and the sums equal those of the per-key probes and of a rebuild."""
+    change = text(
+        "UPDATE incident SET severity = 4 - severity "
+        "WHERE id IN (SELECT min(id) FROM incident GROUP BY CAST(reported_at AS date))"
+    )
+    results = []
+    chosen: list[bool] = []
+    decide = kpi_summary._many_keys
+
+    def spy(conn: Connection, days: int) -> bool:
+        chosen.append(decide(conn, days))
+        return chosen[-1]
+
+    monkeypatch.setattr(kpi_summary, "_many_keys", spy)
+    for many in (True, False):
+        monkeypatch.setattr(kpi_summary, "KEY_PASS_MIN", 50 if many else 10**12)
+        with demo_copy.begin() as conn:
+            conn.execute(text("ANALYZE kpi_street_day"))
+            conn.execute(change)
+            days = conn.execute(text("SELECT count(DISTINCT day) FROM kpi_dirty_day")).scalar()
+            stored = conn.execute(text("SELECT count(*) FROM kpi_street_day")).scalar_one()
+            assert days >= kpi_summary.KEY_PASS_SHARE * stored and days >= 50
+            kpi_summary.refresh(conn)
+            assert chosen[-1] is many
+            results.append(_snapshot(conn))
+            kpi_summary.rebuild(conn)
+            assert _snapshot(conn) == results[-1]
+            conn.rollback()
+    assert results[0] == results[1]
