@@ -29,6 +29,9 @@ from store.settings import PROJECT_ROOT
 SETTINGS_TOML = PROJECT_ROOT / "data" / "demo.toml"
 #: Village patches on the outskirts: one per this many village grids.
 VILLAGE_GRIDS_PER_ZONE = 10
+#: How far from its anchor an emerging pattern's junction may be, metres (well under
+#: half the anchors' separation, so patterns stay apart).
+JUNCTION_REACH_M = 250.0
 #: Facility code infix by kind.
 FACILITY_PREFIX = {
     "camera_tianwang": "TW",
@@ -95,7 +98,7 @@ def generate(seed: int, scale: str = "street") -> DemoData:
     housing, special = _housing_frames(units, building, cfg, rng)
     staff_code = np.r_[[""], people.staff["code"].to_numpy()].astype(object)
 
-    centres = _centres(places, layout, anchors)
+    centres = _centres(places, layout, territory, anchors)
     lon, lat = points_to_storage(*np.array(list(centres.values())).T, epsg).pipe(
         lambda s: (s.x.to_numpy(), s.y.to_numpy())
     )
@@ -121,6 +124,7 @@ def generate(seed: int, scale: str = "street") -> DemoData:
         "centres_lonlat": centres_ll,
         "hotspot_sigma_m": cfg["incidents"]["hotspot_sigma_m"],
         "rising_sigma_m": cfg["incidents"]["rising_sigma_m"],
+        "new_spot_sigma_m": cfg["incidents"]["new_spot_sigma_m"],
         "worker_of_grid": people.worker_of_grid,
         "staff_code": staff_code,
         "timezone": cfg["timezone"],
@@ -274,20 +278,53 @@ def _housing_frames(
     return units[cols], special
 
 
-def _centres(places: pd.DataFrame, layout, anchors) -> dict[str, tuple[float, float]]:
-    """Metric centres of the planted patterns, from the places anchored on them."""
+def _centres(places: pd.DataFrame, layout, territory, anchors) -> dict[str, tuple[float, float]]:
+    """Metric centres of the planted patterns, from the places anchored on them; the
+    rising area and the new spot at a road junction near their anchor (the rising area's
+    nearest the construction site), see :func:`_junction`."""
 
     def first(kind: str, k: int = 1) -> tuple[float, float]:
         rows = places[places["kind"] == kind].head(k)
         return float(rows["x"].mean()), float(rows["y"].mean())
 
     compound = shapely.centroid(layout.block_poly[anchors.blocks["old_compound"]])
+    site = first("construction_site")
     return {
         "market": first("market"),
         "nightlife": first("entertainment", NIGHTLIFE_VENUES),
         "old_compound": (compound.x, compound.y),
-        "rising": first("construction_site"),
+        "rising": _junction(layout, territory, anchors.blocks["rising"], site),
+        "new_spot": _junction(layout, territory, anchors.blocks["new_spot"]),
     }
+
+
+def _junction(
+    layout, territory, block: int, near: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The road junction within :data:`JUNCTION_REACH_M` of ``block`` (of ``near`` when
+    given) whose surrounding grids hold the most households, the nearest among equals.
+
+    Grids are balanced by households, so this is mostly the junction where the most grids
+    meet, in a lived-in part of the area. An emerging pattern planted there spreads over
+    the grids around the junction, which are all neighbours of one another: each one's
+    Gi* neighbourhood holds the whole pattern while no single grid carries all of it, so
+    the grid analysis sees it from its first months without that one grid's counts
+    dominating the cube's variance (a pattern inside one grid must be several times
+    larger to be significant there)."""
+    if near is None:
+        c = shapely.centroid(layout.block_poly[block])
+        near = (c.x, c.y)
+    grids_at: dict[int, set[int]] = {}
+    for b, halves in enumerate(layout.block_halfedges):
+        for v in np.unique(layout.edge_nodes[halves[:, 0]]):
+            grids_at.setdefault(int(v), set()).add(int(territory.block_grid[b]))
+    nodes = np.array(sorted(grids_at))
+    d = np.hypot(*(layout.node_xy[nodes] - np.asarray(near)).T)
+    close = np.flatnonzero(d <= JUNCTION_REACH_M)
+    hh = territory.grid["households"].to_numpy()
+    best = min(close, key=lambda k: (-hh[sorted(grids_at[int(nodes[k])])].sum(), d[k]))
+    x, y = layout.node_xy[nodes[best]]
+    return float(x), float(y)
 
 
 def _places_frame(
