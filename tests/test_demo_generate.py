@@ -8,6 +8,7 @@ truth), so a violation is caught here rather than as a failed COPY.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import itertools
 import json
 import re
@@ -23,6 +24,8 @@ from loaders.demo import TABLE_ORDER, DemoData, generate
 from store import models, vocab, workcal
 from store.cells import CELL_COLUMNS
 
+#: The generator's module (``loaders.demo.generate`` is also the function's name there).
+gen_module = importlib.import_module("loaders.demo.generate")
 SEED = 20261120
 METRIC = 4549
 CHINA = (73, 3, 136, 54)
@@ -68,6 +71,31 @@ def test_same_seed_same_data_other_seed_other_data(data: DemoData) -> None:
     other = generate(SEED + 1, "street")
     assert not _frames_equal(data.incident, other.incident)
     assert not _frames_equal(data.grid, other.grid)
+
+
+def test_incident_plants_never_move_patrols_or_work_logs(
+    data: DemoData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the patrols and work logs draw from streams of their own: planting other incidents
+    # (a bigger new spot, a smaller rising area) changes the incidents and nothing after
+    # them
+    profile = gen_module.load_profile
+
+    def other_plants(scale: str) -> dict:
+        cfg = profile(scale)
+        cfg["incidents"]["new_spot_count"] += 40
+        cfg["incidents"]["rising_monthly"]["first"] -= 7
+        return cfg
+
+    monkeypatch.setattr(gen_module, "load_profile", other_plants)
+    other = generate(SEED, "street")
+    assert not _frames_equal(data.incident, other.incident)
+    for name in ("grid", "building", "staff", "patrol_fix", "patrol", "work_log"):
+        assert _frames_equal(getattr(data, name), getattr(other, name)), name
+    for part in ("patrols", "work_logs"):
+        assert json.dumps(data.truth[part], sort_keys=True) == json.dumps(
+            other.truth[part], sort_keys=True
+        ), part
 
 
 def test_tables_order_and_columns_match_the_schema(data: DemoData) -> None:

@@ -1,5 +1,10 @@
-"""Orchestration: run the generator modules in order on one random generator and turn
-their metric results into the schema's frames (EPSG:4490, tz-aware, explicit ids)."""
+"""Orchestration: run the generator modules in order and turn their metric results into
+the schema's frames (EPSG:4490, tz-aware, explicit ids).
+
+The world (layout, buildings, territory, people, places, facilities) and then the incidents
+are drawn in order from one random generator; the patrols and the work logs each draw from
+a stream of their own (:data:`STREAMS`), so changing what is planted among the incidents
+(how many, where) never moves the patrols, their planted truth or the work logs."""
 
 from __future__ import annotations
 
@@ -32,6 +37,10 @@ VILLAGE_GRIDS_PER_ZONE = 10
 #: How far from its anchor an emerging pattern's junction may be, metres (well under
 #: half the anchors' separation, so patterns stay apart).
 JUNCTION_REACH_M = 250.0
+#: Independent random streams of the stages after the incidents: child ``k`` of the seed's
+#: :class:`numpy.random.SeedSequence` (the main generator is its root, which no child's
+#: stream overlaps).
+STREAMS = {"patrols": 0, "work_logs": 1}
 #: Facility code infix by kind.
 FACILITY_PREFIX = {
     "camera_tianwang": "TW",
@@ -64,7 +73,8 @@ def generate(seed: int, scale: str = "street") -> DemoData:
     Parameters
     ----------
     seed
-        Seed of the one random generator (PCG64) used throughout.
+        Seed of the random generators (PCG64): the main one, for the world and the
+        incidents, and the streams of :data:`STREAMS` spawned from the same seed.
     scale
         ``"street"`` (one street, 41 grids, one year) or ``"district"`` (12 streets,
         ~1,500 grids, three years of incidents; for benchmarks).
@@ -130,14 +140,17 @@ def generate(seed: int, scale: str = "street") -> DemoData:
         "timezone": cfg["timezone"],
     }
     inc = generate_incidents(ctx, cfg, rng)
-    pat = generate_patrols(layout, territory, people.worker_of_grid, staff_code, cfg, rng)
+    stream = _streams(seed)
+    pat = generate_patrols(
+        layout, territory, people.worker_of_grid, staff_code, cfg, stream["patrols"]
+    )
     logs, log_truth = generate_work_logs(
         territory,
         people.worker_of_grid,
         staff_code,
         building[["grid_code", "address"]],
         cfg,
-        rng,
+        stream["work_logs"],
     )
 
     grid = territory.grid
@@ -179,6 +192,14 @@ def generate(seed: int, scale: str = "street") -> DemoData:
         data, seed, scale, cfg, inc.truth, pat.truth, log_truth, layout, building, territory, epsg
     )
     return data
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One generator per stage of :data:`STREAMS`, from the children of ``seed``'s seed
+    sequence: independent of the main generator and of one another, and of how many numbers
+    any other stage draws."""
+    children = np.random.SeedSequence(seed).spawn(max(STREAMS.values()) + 1)
+    return {name: np.random.Generator(np.random.PCG64(children[k])) for name, k in STREAMS.items()}
 
 
 # --- frames ---------------------------------------------------------------------------------
@@ -435,10 +456,21 @@ def _truth(
         inside = shapely.contains_xy(
             layout.block_poly[blk], building["x"].to_numpy(), building["y"].to_numpy()
         )
+        # the roads nobody walks: every road touching one of the block's corners
+        corners = layout.edge_nodes[layout.block_halfedges[blk][:, 0]].ravel()
+        edges = np.flatnonzero(np.isin(layout.edge_nodes, corners).any(axis=1))
+        unwalked = to_storage(
+            np.array(
+                [shapely.multilinestrings(shapely.linestrings(layout.edge_coords[edges]))],
+                dtype=object,
+            ),
+            epsg,
+        ).iloc[0]
         never.append(
             {
                 "grid_code": territory.grid["code"].iloc[territory.block_grid[blk]],
                 "wkt": shapely.to_wkt(poly, rounding_precision=9),
+                "unwalked_roads_wkt": shapely.to_wkt(unwalked, rounding_precision=9),
                 "building_codes": building.loc[inside, "code"].tolist(),
             }
         )
