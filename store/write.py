@@ -375,6 +375,40 @@ def deferred_indexes(
 LOCK_WAIT = "10s"
 
 
+_CHECKXMIN_SQL = text(
+    """
+    SELECT DISTINCT c.relname
+      FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+     WHERE x.indcheckxmin AND c.relnamespace = 'public'::regnamespace
+       AND c.relname = ANY(:tables)
+     ORDER BY c.relname
+    """
+)
+
+
+def reindex_unsettled(conn: Connection, tables: Iterable[str]) -> list[str]:
+    """Rebuild the indexes of ``tables`` that no query may use yet, after a load; returns
+    the tables rebuilt.
+
+    An index built in the transaction that also updated the table's rows through
+    heap-only (HOT) updates — the transition trigger updating incidents while
+    :func:`deferred_indexes` had dropped their indexes, when a page had room for the new
+    row version — is marked ``indcheckxmin``: the planner ignores it for every snapshot
+    older than the load, cluster-wide, so on a busy server a plan that should read it
+    falls back to a sequential scan for as long as an older transaction runs anywhere.
+    Whether a page has room depends on the rows' sizes, so it comes and goes with the
+    data. ``VACUUM`` in a later transaction prunes those chains (its horizon is this
+    database's, where the load has ended) and ``REINDEX`` then finds none and clears the
+    mark (``REINDEX`` alone was seen to keep it on a busy server). Needs an autocommit
+    connection: ``VACUUM`` cannot run in a transaction."""
+    names = conn.execute(_CHECKXMIN_SQL, {"tables": list(tables)}).scalars().all()
+    quote = conn.dialect.identifier_preparer.quote
+    for name in names:
+        conn.execute(text(f"VACUUM {quote(name)}"))
+        conn.execute(text(f"REINDEX TABLE {quote(name)}"))
+    return list(names)
+
+
 def utc_now() -> dt.datetime:
     """Current time, time-zone aware (for ``data_source.loaded_at``)."""
     return dt.datetime.now(dt.UTC)

@@ -65,18 +65,29 @@ def test_reported_by_grid_equals_kpis_by_unit(demo_engine: Engine, codes, scope:
 
 def test_reported_by_grid_counts_incidents_outside_every_grid(demo_engine, codes) -> None:
     """The incidents with no grid are counted under a missing code, as kpis_by_unit
-    does."""
+    does: those of the period planted outside the street, and three more moved out of
+    their grid here."""
     district, _, last = codes
     start, end = last.replace(day=1), last + dt.timedelta(days=1)
+    t0 = dt.datetime.combine(start, dt.time(), ZoneInfo("Asia/Shanghai"))
+    t1 = dt.datetime.combine(end, dt.time(), ZoneInfo("Asia/Shanghai"))
     with demo_engine.connect() as conn:
         tx = conn.begin()
         try:
+            planted = conn.execute(
+                text(
+                    "SELECT count(*) FROM incident WHERE grid_code IS NULL "
+                    "AND reported_at >= :t0 AND reported_at < :t1"
+                ),
+                {"t0": t0, "t1": t1},
+            ).scalar_one()
             moved = conn.execute(
                 text(
                     "UPDATE incident SET grid_code = NULL WHERE id IN (SELECT id FROM incident "
-                    "WHERE reported_at >= :t0 ORDER BY id LIMIT 3) RETURNING id"
+                    "WHERE reported_at >= :t0 AND reported_at < :t1 AND grid_code IS NOT NULL "
+                    "ORDER BY id LIMIT 3) RETURNING id"
                 ),
-                {"t0": dt.datetime.combine(start, dt.time(), ZoneInfo("Asia/Shanghai"))},
+                {"t0": t0, "t1": t1},
             ).all()
             assert len(moved) == 3
             got = reported_by_grid(conn, start, end, within=district)
@@ -84,7 +95,8 @@ def test_reported_by_grid_counts_incidents_outside_every_grid(demo_engine, codes
         finally:
             tx.rollback()
     missing = want.current.index.isna()
-    assert got[got.index.isna()].tolist() == [3] == want.current.loc[missing, "reported"].tolist()
+    n = planted + 3
+    assert got[got.index.isna()].tolist() == [n] == want.current.loc[missing, "reported"].tolist()
 
 
 def test_reported_by_grid_refuses_a_community(demo_engine, codes) -> None:

@@ -8,6 +8,7 @@ truth), so a violation is caught here rather than as a failed COPY.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import itertools
 import json
 import re
@@ -15,6 +16,7 @@ import re
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pymannkendall
 import pytest
 import shapely
 
@@ -22,6 +24,8 @@ from loaders.demo import TABLE_ORDER, DemoData, generate
 from store import models, vocab, workcal
 from store.cells import CELL_COLUMNS
 
+#: The generator's module (``loaders.demo.generate`` is also the function's name there).
+gen_module = importlib.import_module("loaders.demo.generate")
 SEED = 20261120
 METRIC = 4549
 CHINA = (73, 3, 136, 54)
@@ -67,6 +71,31 @@ def test_same_seed_same_data_other_seed_other_data(data: DemoData) -> None:
     other = generate(SEED + 1, "street")
     assert not _frames_equal(data.incident, other.incident)
     assert not _frames_equal(data.grid, other.grid)
+
+
+def test_incident_plants_never_move_patrols_or_work_logs(
+    data: DemoData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the patrols and work logs draw from streams of their own: planting other incidents
+    # (a bigger new spot, a smaller rising area) changes the incidents and nothing after
+    # them
+    profile = gen_module.load_profile
+
+    def other_plants(scale: str) -> dict:
+        cfg = profile(scale)
+        cfg["incidents"]["new_spot_count"] += 40
+        cfg["incidents"]["rising_monthly"]["first"] -= 7
+        return cfg
+
+    monkeypatch.setattr(gen_module, "load_profile", other_plants)
+    other = generate(SEED, "street")
+    assert not _frames_equal(data.incident, other.incident)
+    for name in ("grid", "building", "staff", "patrol_fix", "patrol", "work_log"):
+        assert _frames_equal(getattr(data, name), getattr(other, name)), name
+    for part in ("patrols", "work_logs"):
+        assert json.dumps(data.truth[part], sort_keys=True) == json.dumps(
+            other.truth[part], sort_keys=True
+        ), part
 
 
 def test_tables_order_and_columns_match_the_schema(data: DemoData) -> None:
@@ -337,7 +366,16 @@ def test_status_mix(data: DemoData) -> None:
     assert truth["status"] == {k: int(v) for k, v in status.sort_index().items()}
 
 
-def test_planted_hotspots_and_rising_area(data: DemoData) -> None:
+def _near_by_window(i: gpd.GeoDataFrame, spot: dict, radius_m: float) -> list[int]:
+    c = gpd.GeoSeries(shapely.points([spot["lon"]], [spot["lat"]]), crs=4490).to_crs(METRIC)[0]
+    near = i[(i.distance(c) < radius_m) & i.category_code.isin(spot["categories"])]
+    return [
+        int(((near.reported_at >= w["start"]) & (near.reported_at < w["end"])).sum())
+        for w in spot["windows"]
+    ]
+
+
+def test_planted_hotspots_rising_area_and_new_spot(data: DemoData) -> None:
     i = data.incident.to_crs(METRIC)
     truth = data.truth["incidents"]
     for h in truth["hotspots"]:
@@ -345,18 +383,30 @@ def test_planted_hotspots_and_rising_area(data: DemoData) -> None:
         near = i[i.distance(c) < 100]
         assert len(near) >= 0.7 * h["count"]
         assert near.category_code.isin(h["categories"]).mean() > 0.6
+    # the months: whole calendar months stepping back from the period's end, covering it
+    months = truth["rising"]["windows"]
+    assert len(months) == 12
+    assert [w["start"] for w in truth["new_spot"]["windows"]] == [w["start"] for w in months]
+    local = [pd.Timestamp(w["start"]).tz_convert(SHANGHAI) for w in months]
+    assert [t.day for t in local] == [21] * 12 and local[0].date() == dt.date(2025, 11, 21)
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(months))
+    assert data.incident.reported_at.min() >= pd.Timestamp(months[0]["start"])
+    # the rising area: present every month, climbing all year (planted counts strictly
+    # increasing; what is found within 2σ, background included, trending up)
     r = truth["rising"]
-    c = gpd.GeoSeries(shapely.points([r["lon"]], [r["lat"]]), crs=4490).to_crs(METRIC)[0]
-    near = i[(i.distance(c) < 150) & i.category_code.isin(r["categories"])]
-    counts = [
-        ((near.reported_at >= w["start"]) & (near.reported_at < w["end"])).sum()
-        for w in r["windows"]
-    ]
-    assert all(a < b for a, b in itertools.pairwise(counts))
-    start = pd.Timestamp(r["windows"][0]["start"])
-    before = (near.reported_at < start).sum()
-    months_before = (start - data.incident.reported_at.min()).days / 30
-    assert before / months_before < counts[-1] / 5  # absent before, apart from background
+    planted = [w["count"] for w in r["windows"]]
+    assert min(planted) > 0 and all(a < b for a, b in itertools.pairwise(planted))
+    assert r["count"] == sum(planted)
+    found = _near_by_window(i, r, 2 * r["sigma_m"])
+    assert all(f >= 0.6 * p for f, p in zip(found, planted, strict=True))
+    assert pymannkendall.original_test(found).trend == "increasing"
+    # the new spot: the final month only
+    n = truth["new_spot"]
+    planted = [w["count"] for w in n["windows"]]
+    assert planted[-1] == n["count"] > 0 and not any(planted[:-1])
+    found = _near_by_window(i, n, 2 * n["sigma_m"])
+    assert found[-1] >= 0.6 * planted[-1]
+    assert max(found[:-1]) < found[-1] / 5  # absent before, apart from background
 
 
 # --- patrols and logs ----------------------------------------------------------------------

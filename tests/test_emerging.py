@@ -1,11 +1,13 @@
 """Emerging hot spots (geo/emerging.py): the Mann-Kendall test against pymannkendall and
 hand-worked series, the space-time Gi* against geo.hotspots.gi_star on the block
 adjacency, every one of ArcGIS's 17 patterns planted in a synthetic cube and recognised,
-and the demo street's planted rising area and hotspots in the real store."""
+and the demo street's planted rising area (intensifying), new spot (new) and hotspots in
+the real store."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import geopandas as gpd
 import h3.api.basic_int as h3i
@@ -38,6 +40,7 @@ from geo.emerging import (
 from geo.hotspots import gi_star
 
 STREET = "370214900000"  # the demo street
+METRIC_EPSG = 4549  # the demo's metric CRS (CGCS2000 3-degree GK, CM 120E)
 TZ = "Asia/Shanghai"
 #: The demo's incident period: 365 days ending 2026-11-20 (local, inclusive).
 DEMO_START, DEMO_END = "2025-11-21", "2026-11-21"
@@ -455,33 +458,53 @@ def _holder(units: gpd.GeoDataFrame, lon: float, lat: float) -> pd.Series:
     return rows.sort_values("hot_bins", ascending=False).iloc[0]
 
 
-def test_demo_rising_area_emerges(demo_engine: Engine, demo) -> None:
-    # The planted rising area: 4, 9, 16, 26 incidents in the last four 30-day windows
-    # around a construction site (σ 60 m), nothing planted there before. By ArcGIS's
-    # definitions such a place can only be new (significant in the final month alone) or
-    # consecutive (the last months in a row): it was never hot for 90 % of the year, which
-    # intensifying requires.
-    rising = demo.truth["incidents"]["rising"]
+def _pattern_rows(res: EmergingResult, spot: dict) -> tuple[pd.Series, pd.DataFrame]:
+    row = _holder(res.units, spot["lon"], spot["lat"])
+    return row, res.series[res.series["unit"] == row["unit"]]
+
+
+@pytest.mark.parametrize("unit", ["grid", "hex"])
+def test_demo_rising_area_intensifies_and_new_spot_is_new(
+    demo_engine: Engine, demo, unit: str
+) -> None:
+    # The planted rising area (loaders/demo/incidents.py): incidents in every month of the
+    # year, climbing linearly, around a junction next to a construction site. By ArcGIS's
+    # definitions it is an intensifying hot spot: significantly hot in at least 90 % of
+    # the months including the last, its Gi* z series rising (Mann-Kendall). The new spot
+    # (a night market) has incidents in the final month only: hot then, never before.
+    truth = demo.truth["incidents"]
     with demo_engine.connect() as conn:
-        grids = emerging(conn, street=STREET, start=DEMO_START, end=DEMO_END, unit="grid")
-        hexes = emerging(conn, street=STREET, start=DEMO_START, end=DEMO_END, unit="hex")
-    g = _holder(grids.units, rising["lon"], rising["lat"])
-    h = _holder(hexes.units, rising["lon"], rising["lat"])
-    for name, row, res in (("grid", g, grids), ("hex", h, hexes)):
-        s = res.series[res.series["unit"] == row["unit"]]
-        print(
-            f"\nrising area, {name} {row['unit']}: {row['pattern_key']} ({row['label_zh']}); "
-            f"counts {s['count'].tolist()}, Gi_Bin {s['gi_bin'].tolist()}, trend z "
-            f"{row['trend_z']:.2f} p {row['trend_p']:.4f}, count trend z "
-            f"{row['count_trend_z']:.2f}"
-        )
-        # hot only in the planted months, and hot now
-        hot_bins = set(s.loc[s["gi_bin"] > 0, "bin"])
-        assert hot_bins and hot_bins <= {8, 9, 10, 11} and 11 in hot_bins
-        assert row["trend_z"] > 0 and row["trend_p"] < 0.05
-    assert g["pattern_key"] == "new_hot"  # the grid: a new hot spot
-    assert h["pattern_key"] in ("new_hot", "consecutive_hot")  # hexagons (res 10): consecutive
-    assert hexes.params.resolution == 10
+        res = emerging(conn, street=STREET, start=DEMO_START, end=DEMO_END, unit=unit)
+    edges = [pd.Timestamp(e).tz_convert("UTC") for e in res.params.edges]
+    for name in ("rising", "new_spot"):
+        # the planted months are the analysis's monthly bins
+        windows = truth[name]["windows"]
+        assert [pd.Timestamp(w["start"]) for w in windows] == edges[:-1]
+        assert [pd.Timestamp(w["end"]) for w in windows] == edges[1:]
+
+    row, s = _pattern_rows(res, truth["rising"])
+    planted = [w["count"] for w in truth["rising"]["windows"]]
+    print(
+        f"\nrising area, {unit} {row['unit']}: {row['pattern_key']} ({row['label_zh']}); "
+        f"planted {planted}, counts {s['count'].tolist()}, Gi_Bin {s['gi_bin'].tolist()}, "
+        f"trend z {row['trend_z']:.2f} p {row['trend_p']:.4f}"
+    )
+    assert all(a < b for a, b in itertools.pairwise(planted)) and min(planted) > 0
+    assert row["hot_share"] >= 0.9 and row["last_bin"] > 0
+    assert row["trend_z"] > 0 and row["trend_p"] <= res.params.alpha
+    assert row["pattern_key"] == "intensifying_hot"
+
+    row, s = _pattern_rows(res, truth["new_spot"])
+    planted = [w["count"] for w in truth["new_spot"]["windows"]]
+    print(
+        f"new spot, {unit} {row['unit']}: {row['pattern_key']} ({row['label_zh']}); "
+        f"planted {planted}, counts {s['count'].tolist()}, Gi_Bin {s['gi_bin'].tolist()}"
+    )
+    assert planted[-1] > 0 and not any(planted[:-1])
+    assert set(s.loc[s["gi_bin"] > 0, "bin"]) == {res.params.n_bins - 1}
+    assert row["pattern_key"] == "new_hot"
+    if unit == "hex":
+        assert res.params.resolution == 10
 
 
 def test_demo_planted_hotspots_are_hot_all_year_on_hexagons(demo_engine: Engine, demo) -> None:
@@ -497,8 +520,17 @@ def test_demo_planted_hotspots_are_hot_all_year_on_hexagons(demo_engine: Engine,
         # diminishing when its (stationary) z series happens to trend at α = 0.10
         assert row["hot_share"] >= 0.9 and row["last_bin"] > 0
         assert row["pattern_key"] in ("persistent_hot", "intensifying_hot", "diminishing_hot")
-    # the street's background is mostly patternless
-    assert (res.units["pattern"] == 0).mean() > 0.9
+    # the street's background is mostly patternless: away from the planted emerging
+    # patterns (rising area, new spot), which cover a few hundred metres each
+    metric = res.units.geometry.to_crs(METRIC_EPSG).centroid
+    away = np.ones(len(res.units), dtype=bool)
+    for name in ("rising", "new_spot"):
+        spot = demo.truth["incidents"][name]
+        centre = gpd.GeoSeries([shapely.Point(spot["lon"], spot["lat"])], crs=4490)
+        away &= (metric.distance(centre.to_crs(METRIC_EPSG)[0]) > 2 * spot["sigma_m"]).to_numpy()
+    share = float((res.units.loc[away, "pattern"] == 0).mean())
+    print(f"units without a pattern away from the emerging plants: {share:.1%} of {away.sum()}")
+    assert share > 0.9
 
 
 def test_demo_weekly_bins_and_refusals(demo_engine: Engine) -> None:

@@ -31,6 +31,7 @@ from geo.stats import bh_critical_p, fdr_bh, two_sided_p
 from store import queries
 
 STREET = "370214900000"  # the demo street
+METRIC_EPSG = 4549  # the demo's metric CRS (CGCS2000 3-degree GK, CM 120E)
 
 
 # --- reference helpers ------------------------------------------------------------------
@@ -528,10 +529,24 @@ def test_demo_planted_hotspots_are_found_on_hexagons(
             f"\nhex res {res.params.resolution} {weights}: {spot['theme']} centre in a cell "
             f"of bin {in_bin}; {int((units['bin'] > 0).sum())} of {len(units)} cells hot"
         )
-        # in or next to a hot cell
-        assert holder.geometry.intersects(hot_union).any(), spot["theme"]
         if resolution is None:  # the resolution chosen for the street: 10 (~76 m edge)
+            # in or next to a hot cell, and its own cell hot at 99 %
+            assert holder.geometry.intersects(hot_union).any(), spot["theme"]
             assert in_bin == 3, spot["theme"]
+        else:
+            # resolution 9 (~105 cells of ~0.1 km²): the planted rising area (~580
+            # incidents over the year, loaders/demo/incidents.py) fills a few cells with
+            # 100-160 each and dominates the cells' standard deviation, which Gi* divides
+            # by, so the hotspots' cells (60-90 incidents) need not be significant; they
+            # are still among the busiest cells and above the mean. (Measured: the cells'
+            # sd is 25.9 against 16.8 before the rising area grew; the hotspots' z 0.8-1.6
+            # against 2.3-2.9, and 2.3-2.9 was already at the FDR threshold: with the
+            # rising area back at 54 incidents (new spot kept) the old compound's cell is
+            # neither hot nor next to a hot one. A rising area small or wide enough to
+            # spare them is no longer intensifying on grids or on resolution-10 hexagons.)
+            top = set(units.nlargest(10, "count")["unit"])
+            assert set(holder["unit"]) & top, spot["theme"]
+            assert float(holder["z"].max()) > 0, spot["theme"]
     assert res.params.resolution == (resolution or 10)
     assert res.params.fdr and res.params.p_values == "analytic"
 
@@ -540,7 +555,8 @@ def test_demo_grids_rank_planted_hotspots_first_but_41_grids_are_too_coarse(
     demo_engine: Engine, demo
 ) -> None:
     # each planted hotspot (σ = 50 m) lies inside one grid of ~0.27 km² whose neighbours
-    # are ordinary: the three busiest grids are exactly those, but Gi* (a cluster statistic)
+    # are ordinary: the three busiest grids away from the planted emerging patterns are
+    # exactly those, but Gi* (a cluster statistic)
     # over 41 grids with FDR does not call them hot — the result says so and points to
     # hexagons, where the test above finds them
     with demo_engine.connect() as conn:
@@ -552,7 +568,15 @@ def test_demo_grids_rank_planted_hotspots_first_but_41_grids_are_too_coarse(
         holder = units[units.geometry.intersects(shapely.Point(spot["lon"], spot["lat"]))]
         assert len(holder) == 1
         holders.add(holder["unit"].iloc[0])
-    assert set(units.nlargest(3, "count")["unit"]) == holders
+    # the grids within σ of the planted emerging patterns (rising area, new spot) are
+    # busier still, by design; among the others the hotspots' grids are the busiest
+    metric = units.geometry.to_crs(METRIC_EPSG)
+    ordinary = np.ones(len(units), dtype=bool)
+    for name in ("rising", "new_spot"):
+        spot = demo.truth["incidents"][name]
+        centre = gpd.GeoSeries([shapely.Point(spot["lon"], spot["lat"])], crs=4490)
+        ordinary &= (metric.distance(centre.to_crs(METRIC_EPSG)[0]) > spot["sigma_m"]).to_numpy()
+    assert set(units[ordinary].nlargest(3, "count")["unit"]) == holders
     assert res.params.unit == "grid" and res.params.resolution is None
     assert res.params.n_units == 41 and res.params.n_outside > 0
     if not (units["bin"] != 0).any():

@@ -449,9 +449,22 @@ def test_loads_and_reloads_keep_the_sums_exact(
         _same_as_rebuild(conn)
         conn.rollback()
 
-    # reload: KS0 moved 200 m away (no longer a repeat) and a day later
+    # reload: KS0 moved 200 m away (no longer a repeat), east or west, whichever stays in
+    # its street (the load rejects an incident outside every street), and a day later
     moved = dict(rows[0])
-    moved["lon"] = f"{float(moved['lon']) + 0.0025:.7f}"
+    with eng.connect() as conn:
+        lon = next(
+            lon
+            for lon in (float(moved["lon"]) + d for d in (0.0025, -0.0025))
+            if conn.execute(
+                text(
+                    "SELECT ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) "
+                    "FROM admin_unit WHERE code = :street"
+                ),
+                {"lon": lon, "lat": float(moved["lat"]), "street": street},
+            ).scalar_one()
+        )
+    moved["lon"] = f"{lon:.7f}"
     t0 = dt.datetime.fromisoformat(moved["reported_at"])
     moved["reported_at"] = (t0 + dt.timedelta(hours=3)).isoformat(sep=" ")
     report = le.load_file(eng, "incidents", _dump(tmp_path / "re.csv", [moved]), le.Options())

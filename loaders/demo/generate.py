@@ -1,5 +1,10 @@
-"""Orchestration: run the generator modules in order on one random generator and turn
-their metric results into the schema's frames (EPSG:4490, tz-aware, explicit ids)."""
+"""Orchestration: run the generator modules in order and turn their metric results into
+the schema's frames (EPSG:4490, tz-aware, explicit ids).
+
+The world (layout, buildings, territory, people, places, facilities) and then the incidents
+are drawn in order from one random generator; the patrols and the work logs each draw from
+a stream of their own (:data:`STREAMS`), so changing what is planted among the incidents
+(how many, where) never moves the patrols, their planted truth or the work logs."""
 
 from __future__ import annotations
 
@@ -29,6 +34,13 @@ from store.settings import PROJECT_ROOT
 SETTINGS_TOML = PROJECT_ROOT / "data" / "demo.toml"
 #: Village patches on the outskirts: one per this many village grids.
 VILLAGE_GRIDS_PER_ZONE = 10
+#: How far from its anchor an emerging pattern's junction may be, metres (well under
+#: half the anchors' separation, so patterns stay apart).
+JUNCTION_REACH_M = 250.0
+#: Independent random streams of the stages after the incidents: child ``k`` of the seed's
+#: :class:`numpy.random.SeedSequence` (the main generator is its root, which no child's
+#: stream overlaps).
+STREAMS = {"patrols": 0, "work_logs": 1}
 #: Facility code infix by kind.
 FACILITY_PREFIX = {
     "camera_tianwang": "TW",
@@ -61,7 +73,8 @@ def generate(seed: int, scale: str = "street") -> DemoData:
     Parameters
     ----------
     seed
-        Seed of the one random generator (PCG64) used throughout.
+        Seed of the random generators (PCG64): the main one, for the world and the
+        incidents, and the streams of :data:`STREAMS` spawned from the same seed.
     scale
         ``"street"`` (one street, 41 grids, one year) or ``"district"`` (12 streets,
         ~1,500 grids, three years of incidents; for benchmarks).
@@ -95,7 +108,7 @@ def generate(seed: int, scale: str = "street") -> DemoData:
     housing, special = _housing_frames(units, building, cfg, rng)
     staff_code = np.r_[[""], people.staff["code"].to_numpy()].astype(object)
 
-    centres = _centres(places, layout, anchors)
+    centres = _centres(places, layout, territory, anchors)
     lon, lat = points_to_storage(*np.array(list(centres.values())).T, epsg).pipe(
         lambda s: (s.x.to_numpy(), s.y.to_numpy())
     )
@@ -121,19 +134,23 @@ def generate(seed: int, scale: str = "street") -> DemoData:
         "centres_lonlat": centres_ll,
         "hotspot_sigma_m": cfg["incidents"]["hotspot_sigma_m"],
         "rising_sigma_m": cfg["incidents"]["rising_sigma_m"],
+        "new_spot_sigma_m": cfg["incidents"]["new_spot_sigma_m"],
         "worker_of_grid": people.worker_of_grid,
         "staff_code": staff_code,
         "timezone": cfg["timezone"],
     }
     inc = generate_incidents(ctx, cfg, rng)
-    pat = generate_patrols(layout, territory, people.worker_of_grid, staff_code, cfg, rng)
+    stream = _streams(seed)
+    pat = generate_patrols(
+        layout, territory, people.worker_of_grid, staff_code, cfg, stream["patrols"]
+    )
     logs, log_truth = generate_work_logs(
         territory,
         people.worker_of_grid,
         staff_code,
         building[["grid_code", "address"]],
         cfg,
-        rng,
+        stream["work_logs"],
     )
 
     grid = territory.grid
@@ -175,6 +192,14 @@ def generate(seed: int, scale: str = "street") -> DemoData:
         data, seed, scale, cfg, inc.truth, pat.truth, log_truth, layout, building, territory, epsg
     )
     return data
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One generator per stage of :data:`STREAMS`, from the children of ``seed``'s seed
+    sequence: independent of the main generator and of one another, and of how many numbers
+    any other stage draws."""
+    children = np.random.SeedSequence(seed).spawn(max(STREAMS.values()) + 1)
+    return {name: np.random.Generator(np.random.PCG64(children[k])) for name, k in STREAMS.items()}
 
 
 # --- frames ---------------------------------------------------------------------------------
@@ -274,20 +299,53 @@ def _housing_frames(
     return units[cols], special
 
 
-def _centres(places: pd.DataFrame, layout, anchors) -> dict[str, tuple[float, float]]:
-    """Metric centres of the planted patterns, from the places anchored on them."""
+def _centres(places: pd.DataFrame, layout, territory, anchors) -> dict[str, tuple[float, float]]:
+    """Metric centres of the planted patterns, from the places anchored on them; the
+    rising area and the new spot at a road junction near their anchor (the rising area's
+    nearest the construction site), see :func:`_junction`."""
 
     def first(kind: str, k: int = 1) -> tuple[float, float]:
         rows = places[places["kind"] == kind].head(k)
         return float(rows["x"].mean()), float(rows["y"].mean())
 
     compound = shapely.centroid(layout.block_poly[anchors.blocks["old_compound"]])
+    site = first("construction_site")
     return {
         "market": first("market"),
         "nightlife": first("entertainment", NIGHTLIFE_VENUES),
         "old_compound": (compound.x, compound.y),
-        "rising": first("construction_site"),
+        "rising": _junction(layout, territory, anchors.blocks["rising"], site),
+        "new_spot": _junction(layout, territory, anchors.blocks["new_spot"]),
     }
+
+
+def _junction(
+    layout, territory, block: int, near: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The road junction within :data:`JUNCTION_REACH_M` of ``block`` (of ``near`` when
+    given) whose surrounding grids hold the most households, the nearest among equals.
+
+    Grids are balanced by households, so this is mostly the junction where the most grids
+    meet, in a lived-in part of the area. An emerging pattern planted there spreads over
+    the grids around the junction, which are all neighbours of one another: each one's
+    Gi* neighbourhood holds the whole pattern while no single grid carries all of it, so
+    the grid analysis sees it from its first months without that one grid's counts
+    dominating the cube's variance (a pattern inside one grid must be several times
+    larger to be significant there)."""
+    if near is None:
+        c = shapely.centroid(layout.block_poly[block])
+        near = (c.x, c.y)
+    grids_at: dict[int, set[int]] = {}
+    for b, halves in enumerate(layout.block_halfedges):
+        for v in np.unique(layout.edge_nodes[halves[:, 0]]):
+            grids_at.setdefault(int(v), set()).add(int(territory.block_grid[b]))
+    nodes = np.array(sorted(grids_at))
+    d = np.hypot(*(layout.node_xy[nodes] - np.asarray(near)).T)
+    close = np.flatnonzero(d <= JUNCTION_REACH_M)
+    hh = territory.grid["households"].to_numpy()
+    best = min(close, key=lambda k: (-hh[sorted(grids_at[int(nodes[k])])].sum(), d[k]))
+    x, y = layout.node_xy[nodes[best]]
+    return float(x), float(y)
 
 
 def _places_frame(
@@ -398,10 +456,21 @@ def _truth(
         inside = shapely.contains_xy(
             layout.block_poly[blk], building["x"].to_numpy(), building["y"].to_numpy()
         )
+        # the roads nobody walks: every road touching one of the block's corners
+        corners = layout.edge_nodes[layout.block_halfedges[blk][:, 0]].ravel()
+        edges = np.flatnonzero(np.isin(layout.edge_nodes, corners).any(axis=1))
+        unwalked = to_storage(
+            np.array(
+                [shapely.multilinestrings(shapely.linestrings(layout.edge_coords[edges]))],
+                dtype=object,
+            ),
+            epsg,
+        ).iloc[0]
         never.append(
             {
                 "grid_code": territory.grid["code"].iloc[territory.block_grid[blk]],
                 "wkt": shapely.to_wkt(poly, rounding_precision=9),
+                "unwalked_roads_wkt": shapely.to_wkt(unwalked, rounding_precision=9),
                 "building_codes": building.loc[inside, "code"].tolist(),
             }
         )

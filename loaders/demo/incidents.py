@@ -1,8 +1,26 @@
 """Incidents (事件) over a period and their full workflow logs.
 
 Locations: a background spread over the buildings, three planted hotspots (Gaussian around
-known centres, each with a category theme), a rising area whose monthly counts climb over
-the last months, and a few incidents just outside the street boundary.
+known centres, each with a category theme, steady all period), two planted emerging
+patterns, and a few incidents just outside the street boundary. The emerging patterns are
+planted so that ArcGIS's Emerging Hot Spot Analysis definitions (:mod:`geo.emerging`)
+name them, on grids and on H3 hexagons alike:
+
+* the **rising area** (around a junction by a construction site whose works grow: damaged
+  roads, traffic hazards, dust, noise): incidents in every calendar month of the period,
+  their number climbing linearly from the first month to the last — hot in (nearly) every
+  month with a rising trend, an *intensifying* hot spot;
+* the **new spot** (a night market that opened at a junction in the final month: vending,
+  noise, litter, parking): incidents in the final month only — hot in the final month
+  and never before, a *new* hot spot.
+
+Both are centred on a road junction where several grids meet (``loaders.demo.generate``)
+and are large: on the street's 41 grids a Gi* neighbourhood is a grid, its ~6 neighbours
+and the previous month, standardised by the whole cube, so a pattern must add dozens of
+incidents a month to be significant there from its first months.
+
+Their months are the analysis's monthly bins: whole calendar months stepping back from the
+end of the period (:func:`month_edges`), so each planted month is one bin.
 
 Workflow logs are built from a small set of path templates (one per combination of
 features: escalation depth, extension, rework, return, reopening, still open), expanded to
@@ -41,6 +59,7 @@ THEMES = {
     "nightlife": ("0403", "0401", "0402"),
     "old_compound": ("0101", "0103", "0102", "0502"),
     "rising": ("0304", "0203", "0305", "0403"),
+    "new_spot": ("0302", "0403", "0305", "0301"),
 }
 #: Mean reporting delay by source, minutes.
 REPORT_DELAY_MIN = {"patrol": 15, "app": 50, "hotline": 90, "video": 8, "assigned": 240}
@@ -129,17 +148,20 @@ def generate_incidents(ctx: dict, cfg: dict, rng: np.random.Generator) -> Incide
     )
     n_total = cfg["n_incidents"]
     n_hot = round(ic["hotspot_share"] * n_total)
-    rising = np.asarray(ic["rising_monthly"]) * ic.get("rising_scale", 1)
+    months = month_edges(end, cfg["incident_days"], cfg["timezone"])
+    rising = rising_counts(ic, len(months) - 1)
+    new = np.zeros(len(months) - 1, dtype=np.int64)
+    new[-1] = ic["new_spot_count"]
     n_out = ic["outside_street"]
-    n_bg = n_total - 3 * n_hot - int(rising.sum()) - n_out
+    n_bg = n_total - 3 * n_hot - int(rising.sum()) - int(new.sum()) - n_out
 
     cats = load_categories()
     sub = cats[cats.code.str.len() == 4].reset_index(drop=True)
     parts = [_background(ctx, n_bg, ic, sub, start, end, rng)]
     for theme in ("market", "nightlife", "old_compound"):
         parts.append(_planted(ctx, theme, n_hot, ic["hotspot_sigma_m"], start, end, rng))
-    month_edges = end - DAY * 30 * np.arange(len(rising), -1, -1)
-    parts.append(_rising(ctx, rising, ic["rising_sigma_m"], month_edges, rng))
+    parts.append(_monthly(ctx, "rising", rising, ic["rising_sigma_m"], months, rng))
+    parts.append(_monthly(ctx, "new_spot", new, ic["new_spot_sigma_m"], months, rng))
     parts.append(_outside(ctx, n_out, sub, start, end, rng))
     inc = pd.concat(parts, ignore_index=True)
     _finish_rows(inc, ctx, ic, sub, rng)
@@ -150,7 +172,7 @@ def generate_incidents(ctx: dict, cfg: dict, rng: np.random.Generator) -> Incide
     inc["code"] = [f"SJ{y}{s:06d}" for y, s in zip(year, seq, strict=True)]
 
     trans, paths = _transitions(inc, ctx, ic, end, rng)
-    truth = _truth(inc, trans, paths, ctx, rising, month_edges, end)
+    truth = _truth(inc, trans, paths, ctx, {"rising": rising, "new_spot": new}, months, end)
     frame = _incident_frame(inc)
     return Incidents(frame, trans, truth)
 
@@ -279,26 +301,57 @@ def _planted(
     )
 
 
-def _rising(
-    ctx: dict, counts: np.ndarray, sigma: float, edges: np.ndarray, rng: np.random.Generator
+def month_edges(end: int, days: int, tz: str) -> np.ndarray:
+    """Edges (UTC seconds) of the whole calendar months of the period of ``days`` days
+    ending at ``end``: ``end − k`` months for k = n…0 in local wall time, as
+    :func:`geo.emerging.bin_edges` steps its monthly bins back from the period's end; a
+    remainder at the start shorter than a month belongs to no month."""
+    stop = pd.Timestamp(end, unit="s", tz="UTC").tz_convert(tz)
+    first = stop - pd.Timedelta(days=days)
+    edges = [stop]
+    while (edge := stop - pd.DateOffset(months=len(edges))) >= first:
+        edges.append(edge)
+    return np.array([int(e.timestamp()) for e in reversed(edges)], dtype=np.int64)
+
+
+def rising_counts(ic: dict, n_months: int) -> np.ndarray:
+    """Planted incidents of the rising area in each of ``n_months`` months: a straight line
+    from ``rising_monthly.first`` to ``rising_monthly.last``, times ``rising_scale``,
+    rounded."""
+    spec = ic["rising_monthly"]
+    line = np.linspace(spec["first"], spec["last"], n_months) * ic.get("rising_scale", 1)
+    return np.rint(line).astype(np.int64)
+
+
+def _monthly(
+    ctx: dict,
+    theme: str,
+    counts: np.ndarray,
+    sigma: float,
+    edges: np.ndarray,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """The rising area: ``counts[k]`` incidents in the k-th of the last 30-day windows."""
+    """An emerging pattern: ``counts[k]`` incidents in month k (``[edges[k], edges[k+1])``),
+    Gaussian around the ``theme``'s centre, days and hours weighted as the background's."""
     n = int(counts.sum())
-    cx, cy = ctx["centres"]["rising"]
+    cx, cy = ctx["centres"][theme]
     x, y, g = _scatter_inside(ctx, np.full(n, cx), np.full(n, cy), sigma, rng)
-    window = np.repeat(np.arange(len(counts)), counts.astype(int))
-    lo = edges[window]
-    t = _times(n, int(edges[0]), int(edges[-1]), DAY_HOURS, rng)
-    # Fold each time into its own window, keeping the time of day.
-    t = lo + (t - edges[0]) % (30 * DAY)
+    t = np.concatenate(
+        [
+            _times(int(c), int(edges[k]), int(edges[k + 1]), DAY_HOURS, rng)
+            for k, c in enumerate(counts)
+            if c > 0
+        ]
+        or [np.zeros(0, dtype=np.int64)]
+    )
     return pd.DataFrame(
         {
             "x": x,
             "y": y,
             "grid": g,
-            "category_code": _theme_categories("rising", n, rng),
+            "category_code": _theme_categories(theme, n, rng),
             "reported": t,
-            "pattern": "rising",
+            "pattern": theme,
         }
     )
 
@@ -668,11 +721,13 @@ def _truth(
     trans: pd.DataFrame,
     paths: np.ndarray,
     ctx: dict,
-    rising: np.ndarray,
-    month_edges: np.ndarray,
+    monthly: dict[str, np.ndarray],
+    months: np.ndarray,
     end: int,
 ) -> dict:
-    """Status mix, tiers, deadlines and the planted patterns, as plain JSON values."""
+    """Status mix, tiers, deadlines and the planted patterns, as plain JSON values; the
+    rising area and the new spot with their planted count in every month of the period
+    (``windows``: the months as UTC instants, ``count`` 0 where nothing was planted)."""
     last = trans.groupby("incident_id", sort=True).tail(1).set_index("incident_id")
     status = last["to_status"]
     max_tier = (
@@ -715,19 +770,23 @@ def _truth(
             }
             for t in ("market", "nightlife", "old_compound")
         ],
-        "rising": {
-            "lon": centres["rising"][0],
-            "lat": centres["rising"][1],
-            "sigma_m": ctx["rising_sigma_m"],
-            "categories": list(THEMES["rising"]),
-            "windows": [
-                {
-                    "start": pd.Timestamp(a, unit="s", tz="UTC").isoformat(),
-                    "end": pd.Timestamp(b, unit="s", tz="UTC").isoformat(),
-                    "count": int(c),
-                }
-                for a, b, c in zip(month_edges[:-1], month_edges[1:], rising, strict=True)
-            ],
+        **{
+            theme: {
+                "lon": centres[theme][0],
+                "lat": centres[theme][1],
+                "sigma_m": ctx[f"{theme}_sigma_m"],
+                "categories": list(THEMES[theme]),
+                "count": int((inc["pattern"] == theme).sum()),
+                "windows": [
+                    {
+                        "start": pd.Timestamp(a, unit="s", tz="UTC").isoformat(),
+                        "end": pd.Timestamp(b, unit="s", tz="UTC").isoformat(),
+                        "count": int(c),
+                    }
+                    for a, b, c in zip(months[:-1], months[1:], counts, strict=True)
+                ],
+            }
+            for theme, counts in monthly.items()
         },
         "outside_street": inc.loc[inc["pattern"] == "outside", "code"].tolist(),
     }

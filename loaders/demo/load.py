@@ -16,7 +16,7 @@ from store import kpi_summary
 from store.cells import with_incident_cells
 from store.models import ACCESS_TABLES, Base
 from store.settings import PROJECT_ROOT
-from store.write import copy_frame, deferred_indexes, utc_now
+from store.write import copy_frame, deferred_indexes, reindex_unsettled, utc_now
 
 TRUTH_DIR = PROJECT_ROOT / ".local" / "demo"
 
@@ -126,6 +126,7 @@ def write_demo(
             },
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        reindex_unsettled(conn, [name for name, _ in tables])
         conn.execute(text("ANALYZE"))
     path = truth_path or TRUTH_DIR / f"truth-{truth.get('scale')}-{truth.get('seed')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

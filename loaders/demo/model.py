@@ -33,7 +33,7 @@ class DemoData:
     writable columns (generated and trigger-derived columns left out), geometries in
     EPSG:4490, timestamps time-zone aware, explicit integer ids from 1.
 
-    ``truth`` records what was planted (hotspots, rising area, skipped patrols,
+    ``truth`` records what was planted (hotspots, rising area, new spot, skipped patrols,
     never-visited blocks…), the counts, the seed, the scale and the periods; it is plain
     JSON-serialisable data.
     """

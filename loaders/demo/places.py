@@ -3,7 +3,8 @@
 Places and facilities stand a few metres off the road, inside a block, so each lies in
 exactly one grid. The planted incident hotspots are anchored on places: the first market,
 a cluster of entertainment venues (a nightlife street) and an old residential compound;
-the rising area on the construction site.
+the rising area by the construction site; the new spot (a night market opened in the final
+month) by a fifth block of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ HYDRANT_OFFSET_M = (2.5, 5.0)
 CAMERA_OFFSET_M = 6.0
 #: Smallest distance between two planted centres, in metres.
 HOTSPOT_SEPARATION_M = 550.0
+#: The planted patterns anchored on blocks, in the order their blocks are chosen.
+ANCHORS = ("market", "nightlife", "old_compound", "rising", "new_spot")
 #: Entertainment venues clustered along the nightlife street.
 NIGHTLIFE_VENUES = 4
 
@@ -51,13 +54,15 @@ NIGHTLIFE_VENUES = 4
 @dataclass
 class Anchors:
     """Blocks that carry the planted incident patterns: ``market``, ``nightlife``,
-    ``old_compound`` and ``rising``."""
+    ``old_compound``, ``rising`` and ``new_spot``."""
 
     blocks: dict[str, int]
 
 
 def choose_anchors(layout: Layout, village: np.ndarray, rng: np.random.Generator) -> Anchors:
-    """Four interior urban blocks, far apart, for the planted hotspots and rising area."""
+    """Five interior urban blocks, far apart, for the planted hotspots, the rising area and
+    the new spot. The candidates' order comes from one permutation, so the first four are
+    those chosen before the new spot was added."""
     xy = shapely.get_coordinates(shapely.centroid(layout.block_poly))
     cand = np.flatnonzero((layout.block_radius < 0.65) & ~village)
     cand = cand[rng.permutation(len(cand))]
@@ -65,13 +70,11 @@ def choose_anchors(layout: Layout, village: np.ndarray, rng: np.random.Generator
     for b in cand:
         if all(np.hypot(*(xy[b] - xy[c])) >= HOTSPOT_SEPARATION_M for c in chosen):
             chosen.append(int(b))
-        if len(chosen) == 4:
+        if len(chosen) == len(ANCHORS):
             break
-    if len(chosen) < 4:
-        raise ValueError("area too small to plant four separate hotspots")
-    return Anchors(
-        dict(zip(("market", "nightlife", "old_compound", "rising"), chosen, strict=True))
-    )
+    if len(chosen) < len(ANCHORS):
+        raise ValueError(f"area too small to plant {len(ANCHORS)} separate patterns")
+    return Anchors(dict(zip(ANCHORS, chosen, strict=True)))
 
 
 def key_places(

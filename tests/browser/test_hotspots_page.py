@@ -67,6 +67,7 @@ def top_hot(demo_engine: Engine, view: tuple[str, dt.date, dt.date], **kw: objec
         "n_hot": int((units["bin"] > 0).sum()),
         "resolution": result.params.resolution,
         "under_patrolled": len(under),
+        "under_units": under["unit"].tolist(),
     }
 
 
@@ -165,10 +166,16 @@ def test_default_view_ranks_what_geo_computes(
     page.wait_for_url(f"**from={start.isoformat()}**to={end.isoformat()}**")
     assert "method=grid" in page.url
     page.get_by_text("剔除偶然热点", exact=False).first.wait_for()  # Chinese explanations
-    # hot but under-patrolled: on the demo every hot grid's buildings were passed
-    assert expected["under_patrolled"] == 0
+    # hot but under-patrolled: what geo.coverage finds (since the demo's rising area is
+    # planted all year, a grid around it is hot over these 90 days, and its worker's last
+    # week of patrols may not pass 80 % of its buildings)
     page.get_by_text("热点但巡查不足").first.wait_for()
-    page.get_by_text("所有热点单元近7天的巡查覆盖率均不低于80%").wait_for()
+    if expected["under_patrolled"] == 0:
+        page.get_by_text("所有热点单元近7天的巡查覆盖率均不低于80%").wait_for()
+    else:
+        page.get_by_text("巡查经过的楼栋不足80%的单元", exact=False).first.wait_for()
+        for code in expected["under_units"]:
+            page.locator("table").get_by_text(code, exact=False).first.wait_for()
     assert_no_traceback(page)
     shot(page, frame, "hotspots_grid.png")
     assert_clean(offline_page)
