@@ -9,6 +9,10 @@ The figures the tests compare against are read back from the tables as the owner
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from store.db import normalise_url
@@ -212,6 +216,18 @@ def app_engine(server: conftest.TestServer, db: str, login: tuple[str, str]) -> 
         dbapi_conn.commit()
 
     return engine
+
+
+@contextlib.contextmanager
+def raw_app_conn(
+    server: conftest.TestServer, db: str, login: tuple[str, str]
+) -> Iterator[psycopg.Connection]:
+    """A raw psycopg connection to ``db`` as exactly gridone_app: what injected SQL runs as."""
+    url = app_url(server, db, login).replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE gridone_app")
+        conn.commit()
+        yield conn
 
 
 # --- sessions: the only way the application sets a scope (migration 0007) -------------------

@@ -27,7 +27,6 @@ from tests.access_data import (
     GRIDS,
     STREET_A,
     STREET_B,
-    app_url,
     fill,
 )
 
@@ -106,10 +105,7 @@ def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str,
 @pytest.fixture
 def app(server: conftest.TestServer, rls_db, app_login) -> Iterator[psycopg.Connection]:
     """A raw psycopg connection as gridone_app to the two-street database."""
-    url = app_url(server, rls_db[0], app_login).replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE gridone_app")
-        conn.commit()
+    with access_data.raw_app_conn(server, rls_db[0], app_login) as conn:
         yield conn
 
 

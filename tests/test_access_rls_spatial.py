@@ -329,10 +329,7 @@ ATTACKS = (
 @pytest.fixture
 def app(server: conftest.TestServer, db, app_login) -> Iterator[psycopg.Connection]:
     """A raw psycopg connection as exactly gridone_app (a login that is a member of it)."""
-    url = access_data.app_url(server, db[0], app_login).replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE gridone_app")
-        conn.commit()
+    with access_data.raw_app_conn(server, db[0], app_login) as conn:
         yield conn
 
 

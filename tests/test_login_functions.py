@@ -29,7 +29,7 @@ from store.db import make_engine
 from store.errors import LoginFailedError, PasswordResetRequiredError
 from store.settings import PROJECT_ROOT, AccessSettings
 from tests import access_data, conftest
-from tests.access_data import STREET_A, app_url, fill
+from tests.access_data import STREET_A, fill
 
 PASSWORD = "Gridone2026pass"
 FAST = AccessSettings(login_max_failures=3, login_lockout_minutes=15)
@@ -69,10 +69,7 @@ def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Eng
 @pytest.fixture
 def app(server: conftest.TestServer, db, app_login) -> Iterator[psycopg.Connection]:
     """A raw connection as gridone_app: what injected SQL runs as."""
-    url = app_url(server, db[0], app_login).replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE gridone_app")
-        conn.commit()
+    with access_data.raw_app_conn(server, db[0], app_login) as conn:
         yield conn
 
 

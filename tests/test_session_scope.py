@@ -18,8 +18,8 @@ from psycopg import errors, sql
 from sqlalchemy import Engine, text
 
 from store.db import make_engine
-from tests import conftest
-from tests.access_data import STREET_A, STREET_B, app_url, fill, session_token
+from tests import access_data, conftest
+from tests.access_data import STREET_A, STREET_B, fill, session_token
 
 #: Tables and views the application may read that hold data, and the audit log.
 READABLE = (
@@ -84,10 +84,7 @@ def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Eng
 
 @pytest.fixture
 def app(server: conftest.TestServer, db, app_login) -> Iterator[psycopg.Connection]:
-    url = app_url(server, db[0], app_login).replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE gridone_app")
-        conn.commit()
+    with access_data.raw_app_conn(server, db[0], app_login) as conn:
         yield conn
 
 
