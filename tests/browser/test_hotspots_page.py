@@ -130,8 +130,11 @@ def open_page(offline: OfflinePage, url: str) -> Page:
 
 
 def shot(page: Page, frame: Frame, name: str) -> None:
-    """Screenshot of the whole page once the map has stopped zooming."""
+    """Screenshot of the whole page once the map has stopped zooming, the pointer moved off
+    the map (the login click leaves it there, and a unit's tooltip would cover the map)."""
     wait_map_settled(frame)
+    page.mouse.move(2, 2)
+    frame.locator(".leaflet-tooltip").first.wait_for(state="detached", timeout=10_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
