@@ -450,7 +450,7 @@ def test_loads_and_reloads_keep_the_sums_exact(
         conn.rollback()
 
     # reload: KS0 moved 200 m away (no longer a repeat), east or west, whichever stays in
-    # its street (the load rejects an incident outside every street), and a day later
+    # its street (the load rejects an incident outside every street), and reported 3 hours later
     moved = dict(rows[0])
     with eng.connect() as conn:
         lon = next(
