@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Row, create_engine, event, text
 
 from store.db import normalise_url
 from tests import conftest
@@ -228,6 +228,18 @@ def raw_app_conn(
         conn.execute("SET ROLE gridone_app")
         conn.commit()
         yield conn
+
+
+def last_export_audit(engine: Engine) -> Row:
+    """The newest ``export`` row of the audit log (id, login, ok, detail), read as the
+    owner."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT id, login, ok, detail FROM audit_log WHERE action = 'export' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        ).one()
 
 
 # --- sessions: the only way the application sets a scope (migration 0007) -------------------

@@ -165,6 +165,19 @@ def demo_engine(server: TestServer, template_db: str, demo, tmp_path_factory) ->
     eng.dispose()
 
 
+@pytest.fixture
+def demo_copy(server: TestServer, demo_engine: Engine) -> Iterator[Engine]:
+    """A writable copy of the street demo (sums built by the demo writer), dropped after
+    the test."""
+    source = demo_engine.url.database
+    demo_engine.dispose()  # CREATE DATABASE … TEMPLATE needs the source unused
+    name = server.create(f"dcp{uuid.uuid4().hex[:8]}", template=source)
+    eng = make_engine(server.url(name))
+    yield eng
+    eng.dispose()
+    server.drop(name)
+
+
 @pytest.fixture(scope="session")
 def app_login(server: TestServer, template_db: str) -> Iterator[tuple[str, str]]:
     """A login role for this test session: member of gridone_app, NOINHERIT (nothing of its

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyogrio
 import pytest
-from sqlalchemy import Engine, Row, text
+from sqlalchemy import Engine, text
 
 from loaders.__main__ import main
 from loaders.engine import Options, load_file
@@ -43,6 +43,7 @@ from store.access import PhoneView
 from store.db import make_engine
 from store.settings import get_settings
 from store.watermark import Watermark, os_user
+from tests.access_data import last_export_audit
 from tests.test_load import ORDER, files  # noqa: F401  (the demo street as files)
 
 if TYPE_CHECKING:
@@ -390,7 +391,7 @@ def test_cli_refuses_sql_in_where_and_writes_nothing(
         assert main(["export", "grids", str(path), "--where", "1=1; DROP TABLE grid"]) == 2
         assert "fields allowed" in capsys.readouterr().err
         assert not path.exists()
-        refused = _last_export_audit(source)
+        refused = last_export_audit(source)
         assert (refused.ok, refused.detail["where"]) == (False, ["1=1; DROP TABLE grid"])
         assert "fields allowed" in refused.detail["refused"]
         where = f"community_code={COMMUNITY}"
@@ -619,7 +620,7 @@ def test_an_export_that_would_carry_special_groups_is_refused_and_audited(
     with pytest.raises(SpecialGroupError, match="never in exports below grid level"):
         export_kind(source, "housing", path)
     assert not path.exists() and not list(tmp_path.iterdir())
-    row = _last_export_audit(source)
+    row = last_export_audit(source)
     assert (row.ok, row.detail["kind"]) == (False, "housing")
     assert "n_drug_users" in row.detail["refused"]
 
@@ -627,16 +628,6 @@ def test_an_export_that_would_carry_special_groups_is_refused_and_audited(
 # --- watermark and audit ------------------------------------------------------------------------
 
 WM = Watermark("张三", "zhangsan", dt.datetime(2026, 11, 30, 21, 45, tzinfo=dt.UTC))
-
-
-def _last_export_audit(engine: Engine) -> Row:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT id, login, ok, detail FROM audit_log WHERE action = 'export' "
-                "ORDER BY id DESC LIMIT 1"
-            )
-        ).one()
 
 
 def _watermark_of(path: Path, fmt: str) -> dict[str, str] | None:
@@ -696,7 +687,7 @@ def test_every_export_is_watermarked_where_it_can_be_and_audited(
         assert carried is None
         assert "SHA-256" in done.summary()
     body = path.read_bytes()
-    row = _last_export_audit(source)
+    row = last_export_audit(source)
     assert (row.login, row.ok) == ("zhangsan", True)
     assert row.detail == {
         "via": "test",
@@ -724,10 +715,10 @@ def test_cli_export_names_the_user_in_watermark_and_audit(
         assert main(["export", "grids", str(path), "--user", "lisi"]) == 0
         assert "recorded in the audit log" in capsys.readouterr().out
         assert _watermark_of(path, "geojson")["login"] == "lisi"
-        row = _last_export_audit(source)
+        row = last_export_audit(source)
         assert (row.login, row.detail["via"], row.detail["rows"]) == ("lisi", "cli", 41)
         assert main(["export", "grids", str(path)]) == 0
-        assert _last_export_audit(source).login == os_user()
+        assert last_export_audit(source).login == os_user()
         assert _watermark_of(path, "geojson")["user"] == os_user()
         assert main(["export", "grids", str(path), "--user", ""]) == 2
         assert "1–64" in capsys.readouterr().err
@@ -800,7 +791,7 @@ def test_a_district_user_exports_phone_numbers_in_full(
     stored = _stored_phones(cli_source)
     assert _exported_phones(path) == stored
     assert sum(p is not None for p in stored.values()) > 10
-    row = _last_export_audit(cli_source)
+    row = last_export_audit(cli_source)
     assert (row.login, row.detail["phones"]) == ("qu_phone", "full")
 
 
@@ -822,7 +813,7 @@ def test_anyone_else_sees_phone_numbers_masked_but_their_own(
                 assert got[code] == phone
             else:  # as the dashboard shows it: 3 digits, 4 stars, 4 digits
                 assert got[code] == f"{phone[:3]}****{phone[-4:]}"
-        row = _last_export_audit(cli_source)
+        row = last_export_audit(cli_source)
         expected = "masked_but_own" if full else "masked"
         assert (row.login, row.detail["phones"]) == (user or os_user(), expected)
         assert row.detail["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

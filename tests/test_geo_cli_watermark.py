@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import Engine, Row, text
+from sqlalchemy import Engine, text
 
 from geo.__main__ import main
 from store import access
 from store.settings import get_settings
 from store.watermark import WATERMARK_KEY, os_user
+from tests.access_data import last_export_audit
 
 STREET = "370214900000"
 
@@ -58,16 +59,6 @@ def cli_db(demo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Eng
     get_settings.cache_clear()
 
 
-def _last_export(engine: Engine) -> Row:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT id, login, ok, detail FROM audit_log WHERE action = 'export' "
-                "ORDER BY id DESC LIMIT 1"
-            )
-        ).one()
-
-
 def _last_id(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
@@ -100,7 +91,7 @@ def test_each_output_is_watermarked_where_it_can_be_and_audited(
     assert f"sha256 {digest}" in printed
     assert not list(tmp_path.glob("*.partial*"))  # renamed once audited
 
-    row = _last_export(cli_db)
+    row = last_export_audit(cli_db)
     assert row.id > before and (row.login, row.ok) == ("geo_analyst", True)
     detail = row.detail
     assert detail["via"] == "cli" and detail["kind"] == f"geo {command}"
@@ -133,13 +124,13 @@ def test_parquet_watermark_keeps_the_geoparquet_metadata(cli_db: Engine, tmp_pat
     out = tmp_path / "hot.parquet"
     assert main([*RUNS["hotspots"][0], "--out", str(out), "--user", "geo_analyst"]) == 0
     assert b"geo" in pq.read_schema(out).metadata
-    assert len(gpd.read_parquet(out)) == _last_export(cli_db).detail["rows"]
+    assert len(gpd.read_parquet(out)) == last_export_audit(cli_db).detail["rows"]
 
 
 def test_the_default_user_is_whoever_runs_the_command(cli_db: Engine, tmp_path: Path) -> None:
     out = tmp_path / "kpis.csv"
     assert main([*RUNS["kpis"][0], "--out", str(out)]) == 0
-    row = _last_export(cli_db)
+    row = last_export_audit(cli_db)
     assert row.login == os_user() and row.detail["watermark"]["user"] == os_user()
 
 

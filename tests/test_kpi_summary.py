@@ -341,18 +341,6 @@ def _dump(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-@pytest.fixture
-def demo_copy(server, demo_engine: Engine) -> Iterator[Engine]:
-    """A writable copy of the street demo (sums built by the demo writer)."""
-    source = demo_engine.url.database
-    demo_engine.dispose()  # CREATE DATABASE … TEMPLATE needs the source unused
-    name = server.create(f"kpl{uuid.uuid4().hex[:8]}", template=source)
-    eng = make_engine(server.url(name))
-    yield eng
-    eng.dispose()
-    server.drop(name)
-
-
 def _demo_cases(conn: Connection) -> list[tuple]:
     last = conn.execute(
         text("SELECT max(reported_at AT TIME ZONE 'Asia/Shanghai') FROM incident")

@@ -10,15 +10,11 @@ tests/test_kpi_summary.py checks against the incidents and a rebuild):
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sqlalchemy import Connection, Engine, text
 
 from store import kpi_summary
-from store.db import make_engine
 
 #: The repeat rule, written out plainly: an incident is a repeat when an earlier one of
 #: its subcategory lies within 30 m (on the ellipsoid) and was reported at most 90 days
@@ -41,18 +37,6 @@ _SUMS = (
     "SELECT * FROM kpi_street_day_category ORDER BY street_code, day, category_code",
     "SELECT * FROM kpi_street_month_category ORDER BY street_code, month, category_code",
 )
-
-
-@pytest.fixture
-def demo_copy(server, demo_engine: Engine) -> Iterator[Engine]:
-    """A writable copy of the street demo (sums built by the demo writer)."""
-    source = demo_engine.url.database
-    demo_engine.dispose()  # CREATE DATABASE … TEMPLATE needs the source unused
-    name = server.create(f"kpr{uuid.uuid4().hex[:8]}", template=source)
-    eng = make_engine(server.url(name))
-    yield eng
-    eng.dispose()
-    server.drop(name)
 
 
 def _snapshot(conn: Connection) -> list[list]:
