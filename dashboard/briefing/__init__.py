@@ -205,6 +205,7 @@ def build_audited(
     with engine.begin() as conn:
         if token is not None:
             scoped(conn, token)
-        session = token is not None
-        audit_briefing(conn, made, watermark, via=via, user=user, out=out, session=session)
+        audit_briefing(
+            conn, made, watermark, via=via, user=user, out=out, session=token is not None
+        )
     return made
