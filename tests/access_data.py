@@ -10,12 +10,13 @@ The figures the tests compare against are read back from the tables as the owner
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 import psycopg
 from sqlalchemy import Connection, Engine, Row, create_engine, event, text
 
-from store.db import normalise_url
+from store.db import make_engine, normalise_url
 from tests import conftest
 
 DISTRICT = "370214000000"
@@ -194,6 +195,32 @@ def fill(conn: Connection) -> None:
             "FROM building"
         )
     )
+
+
+# --- the database ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def two_streets(
+    server: conftest.TestServer,
+    template_db: str,
+    prefix: str,
+    extra: Callable[[Connection], object] | None = None,
+) -> Iterator[tuple[str, Engine]]:
+    """A database of its own holding the two streets (:func:`fill`), then ``extra`` (users,
+    more rows) in the same transaction, analysed; as (name, owner engine), dropped after."""
+    name = server.create(f"{prefix}{os.getpid() % 1000}", template=template_db)
+    engine = make_engine(server.url(name))
+    try:
+        with engine.begin() as conn:
+            fill(conn)
+            if extra is not None:
+                extra(conn)
+            conn.execute(text("ANALYZE"))
+        yield name, engine
+    finally:
+        engine.dispose()
+        server.drop(name)
 
 
 # --- connecting as the application role ------------------------------------------------

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from psycopg import errors
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from store import access
 from store import migrate as store_migrate
@@ -42,17 +42,15 @@ CHEAP = AccessSettings(password_bcrypt_cost=10)
 @pytest.fixture(scope="module")
 def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
     """The two streets, street leaders ``lead-a`` (street A) and ``lead-b`` (street B)."""
-    name = server.create(f"harden{os.getpid() % 1000}", template=template_db)
-    engine = make_engine(server.url(name))
-    with engine.begin() as conn:
-        fill(conn)
+
+    def leaders(conn: Connection) -> None:
         for login, street in (("lead-a", STREET_A), ("lead-b", STREET_B)):
             access.create_user(
                 conn, login, "街道", "street", street, PASSWORD, actor="t", settings=CHEAP
             )
-    yield name, engine
-    engine.dispose()
-    server.drop(name)
+
+    with access_data.two_streets(server, template_db, "harden", leaders) as made:
+        yield made
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ expected figures are read as the owner from the same tables, never typed in.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -27,7 +26,6 @@ from tests.access_data import (
     GRIDS,
     STREET_A,
     STREET_B,
-    fill,
 )
 
 APP = "gridone_app"
@@ -90,16 +88,9 @@ JUNK_SCOPES = (
 @pytest.fixture(scope="module")
 def rls_db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
     """A database holding two streets (see tests/access_data.py), as (name, owner engine)."""
-    name = server.create(f"rls{os.getpid() % 1000}", template=template_db)
-    engine = make_engine(server.url(name))
-    with engine.begin() as conn:
-        fill(conn)
-        kpi_summary.refresh(conn)
-        conn.execute(text("ANALYZE"))
-    _OWNER[:] = [engine]
-    yield name, engine
-    engine.dispose()
-    server.drop(name)
+    with access_data.two_streets(server, template_db, "rls", kpi_summary.refresh) as made:
+        _OWNER[:] = [made[1]]
+        yield made
 
 
 @pytest.fixture

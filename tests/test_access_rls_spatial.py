@@ -12,7 +12,6 @@ figures are computed as the owner, never typed in.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +24,8 @@ from sqlalchemy.exc import DBAPIError
 
 from store import queries
 from store.access import scoped, spatial_index_usable
-from store.db import make_engine
 from tests import access_data, conftest
-from tests.access_data import DISTRICT, GRIDS, STREET_A, STREET_B, fill
+from tests.access_data import DISTRICT, GRIDS, STREET_A, STREET_B
 
 #: (role, scope code as app_user holds it): a user is made with a live session per scope.
 Who = tuple[str, str]
@@ -103,15 +101,8 @@ def _extra(conn: Connection) -> None:
 @pytest.fixture(scope="module")
 def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
     """The two streets and the extra rows, as (name, owner engine)."""
-    name = server.create(f"rlsgeo{os.getpid() % 1000}", template=template_db)
-    engine = make_engine(server.url(name))
-    with engine.begin() as conn:
-        fill(conn)
-        _extra(conn)
-        conn.execute(text("ANALYZE"))
-    yield name, engine
-    engine.dispose()
-    server.drop(name)
+    with access_data.two_streets(server, template_db, "rlsgeo", _extra) as made:
+        yield made
 
 
 def _token(owner: Engine, user: Who) -> str:

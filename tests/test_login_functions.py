@@ -22,7 +22,7 @@ from types import ModuleType
 import psycopg
 import pytest
 from psycopg import errors
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from store import access
 from store.db import make_engine
@@ -55,15 +55,12 @@ def _migration(name: str = "0008_login_functions") -> ModuleType:
 @pytest.fixture(scope="module")
 def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
     """The two streets and a district user ``boss`` with a password."""
-    name = server.create(f"login{os.getpid() % 1000}", template=template_db)
-    engine = make_engine(server.url(name))
-    with engine.begin() as conn:
-        fill(conn)
+
+    def boss(conn: Connection) -> None:
         access.create_user(conn, "boss", "区领导", "district", "370214000000", PASSWORD, actor="t")
-        conn.execute(text("ANALYZE"))
-    yield name, engine
-    engine.dispose()
-    server.drop(name)
+
+    with access_data.two_streets(server, template_db, "login", boss) as made:
+        yield made
 
 
 @pytest.fixture

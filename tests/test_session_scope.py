@@ -9,7 +9,6 @@ no row of another street. The expected figures are counted by the owner.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -19,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from store.db import make_engine
 from tests import access_data, conftest
-from tests.access_data import STREET_A, STREET_B, fill, session_token
+from tests.access_data import STREET_A, STREET_B, session_token
 
 #: Tables and views the application may read that hold data, and the audit log.
 READABLE = (
@@ -71,15 +70,11 @@ _SCOPE_FUNCTIONS = text(
 
 @pytest.fixture(scope="module")
 def db(server: conftest.TestServer, template_db: str) -> Iterator[tuple[str, Engine]]:
-    name = server.create(f"sess{os.getpid() % 1000}", template=template_db)
-    engine = make_engine(server.url(name))
-    with engine.begin() as conn:
-        fill(conn)
-        conn.execute(text("INSERT INTO audit_log (login, action) VALUES ('x', 'page_view')"))
-        conn.execute(text("ANALYZE"))
-    yield name, engine
-    engine.dispose()
-    server.drop(name)
+    audit_row = text("INSERT INTO audit_log (login, action) VALUES ('x', 'page_view')")
+    with access_data.two_streets(
+        server, template_db, "sess", lambda c: c.execute(audit_row)
+    ) as made:
+        yield made
 
 
 @pytest.fixture
