@@ -546,37 +546,14 @@ def _load(
                 _create_stage(conn, kind)
                 if kind.grids_by_point:
                     grids = GridIndex.from_store(conn)
-            frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
-            problems = _Problems(raw.source, raw.lines, raw.unit)
-            typed = parse_fields(frame, kind, problems, options.timezone)
-            anchors = anchor_points(raw, frame, kind)
-            geoms = (
-                build_geometry(raw, frame, kind, spec, problems, report, anchors)
-                if kind.geometry
-                else None
+            staged_rows, found = _stage_chunk(
+                conn, raw, kind, cols, spec, grids, options, report, present, next_row, number
             )
-            if anchors is not None:  # to the storage CRS, like the geometries
-                given = ~shapely.is_missing(anchors)
-                anchors[given] = _to_storage(shapely.force_2d(anchors[given]), spec)
-            # what the file carries, before a Python step fills in defaults (a title or
-            # a deadline computed for new rows must not overwrite stored ones on reload)
-            present |= set(typed.columns) | ({"geometry"} if geoms is not None else set())
-            prepare = PREPARE.get(kind.name)
-            if prepare:
-                prepare(conn, typed, problems, options)
-            if number == 0 and geoms is not None:
-                _guard_offset(conn, geoms, spec, options.crs is not None, raw.source)
-            if options.strict and problems.by_row:
-                raise _refuse(report, list(problems.by_row.values()))
-            ok = ~problems.mask(len(typed))
-            staged = _staged(typed, geoms, ok, raw.lines, kind, next_row, anchors)
-            next_row += len(staged)
-            if grids is not None:
-                _assign_grids(staged, grids, kind)
-            if set(CELL_COLUMNS) <= kind.extra.keys() and "geom" in staged:
-                _stage_cells(staged)
-            copy_frame(conn, "stage_load", staged)
-            early += problems.by_row.values()
+            next_row += staged_rows
+            early += found
+            # the chunk's frames die here, before the reader builds the next one (held by
+            # the loop's names, two chunks were alive at once)
+            del raw
             say(_progress_line("已检查 checked", report.rows_read, total))
         conn.execute(text("ANALYZE stage_load"))
         for sql in kind.derive:
@@ -635,6 +612,55 @@ def _load(
             post(conn, report)
         if options.dry_run:
             conn.rollback()
+
+
+def _stage_chunk(
+    conn: Connection,
+    raw: RawTable,
+    kind: Kind,
+    cols: dict[str, str],
+    spec: coords.CrsSpec,
+    grids: GridIndex | None,
+    options: Options,
+    report: LoadReport,
+    present: set[str],
+    first_row: int,
+    number: int,
+) -> tuple[int, list[RowProblem]]:
+    """Check one chunk of the file and COPY its good rows into the stage, numbered from
+    ``first_row``; the number staged and the chunk's problems. ``present`` gains the
+    fields the file carries. A function of its own so the chunk's frames are freed when
+    it returns: memory stays one chunk's worth however long the file."""
+    frame = pd.DataFrame({c: raw.frame[h] for c, h in cols.items()})
+    problems = _Problems(raw.source, raw.lines, raw.unit)
+    typed = parse_fields(frame, kind, problems, options.timezone)
+    anchors = anchor_points(raw, frame, kind)
+    geoms = (
+        build_geometry(raw, frame, kind, spec, problems, report, anchors) if kind.geometry else None
+    )
+    if anchors is not None:  # to the storage CRS, like the geometries
+        given = ~shapely.is_missing(anchors)
+        anchors[given] = _to_storage(shapely.force_2d(anchors[given]), spec)
+    # what the file carries, before a Python step fills in defaults (a title or
+    # a deadline computed for new rows must not overwrite stored ones on reload)
+    present.update(typed.columns)
+    if geoms is not None:
+        present.add("geometry")
+    prepare = PREPARE.get(kind.name)
+    if prepare:
+        prepare(conn, typed, problems, options)
+    if number == 0 and geoms is not None:
+        _guard_offset(conn, geoms, spec, options.crs is not None, raw.source)
+    if options.strict and problems.by_row:
+        raise _refuse(report, list(problems.by_row.values()))
+    ok = ~problems.mask(len(typed))
+    staged = _staged(typed, geoms, ok, raw.lines, kind, first_row, anchors)
+    if grids is not None:
+        _assign_grids(staged, grids, kind)
+    if set(CELL_COLUMNS) <= kind.extra.keys() and "geom" in staged:
+        _stage_cells(staged)
+    copy_frame(conn, "stage_load", staged)
+    return len(staged), list(problems.by_row.values())
 
 
 #: Tables whose writes make the KPI sums stale (``store.kpi_summary``): the incident, and
