@@ -124,6 +124,17 @@ _OLD_FLAGS = text(
     "SELECT string_agg(int8send(incident_id), CAST('' AS bytea)) FROM incident_repeat "
     "WHERE incident_id BETWEEN :lo AND :hi"
 )
+#: Incidents per UTC day in the time span and box to flag (the slices of
+#: :func:`_refresh_repeats`).
+_DAY_COUNTS = text(
+    """
+    SELECT CAST(floor(EXTRACT(EPOCH FROM i.reported_at) / 86400) AS bigint), count(*)
+      FROM incident i
+     WHERE i.reported_at >= :t0 AND i.reported_at <= :t1
+       AND i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)
+     GROUP BY 1 ORDER BY 1
+    """
+)
 #: The ids whose flag changed, in a temporary table (a million of them when a big load
 #: moves the whole table: bound as an array they cost seconds to build and send).
 _CHANGED_TABLE = (
@@ -395,6 +406,8 @@ def _margin(metres: float, y0: float, y1: float) -> tuple[float, float]:
 #: New repeat flags from which their foreign key is checked once at the end
 #: (:func:`store.write.deferred_indexes`) instead of per row.
 BIG_FLAG_BATCH = 50_000
+#: Incidents to flag per slice of the region (:func:`_refresh_repeats`).
+SLICE_ROWS = 250_000
 QUERY_BATCH = 32_768
 NEAREST = 8
 PAIR_BUDGET = 500_000
@@ -440,14 +453,10 @@ def _refresh_repeats(conn: Connection) -> int:
     moved (within the radius of a moved row, reported from its time to the window after),
     store the differences and note their days. Returns how many flags changed.
 
-    A flag needs one earlier neighbour, not all of them: each candidate's
-    :data:`NEAREST` nearest points (one vectorised k-d tree query per
-    :data:`QUERY_BATCH` candidates) settle most candidates of a crowded region, by the
-    chord alone where it is surely inside the radius (:func:`_surely_within`). The rest
-    — no neighbour settled it and it may have more, or a neighbour lies near the radius —
-    have all their neighbours enumerated in batches of at most :data:`PAIR_BUDGET` pairs
-    (counted first) and decided as before. Memory stays bounded: the region is read into
-    numpy arrays (40 bytes a row), and no step holds more than a batch of pairs."""
+    The region is taken in slices of its time span holding at most :data:`SLICE_ROWS`
+    incidents to flag (a day is never split), each read with the window before it: memory
+    is bounded by a slice, not by the region (a big load's region is the whole table).
+    Within a slice, :func:`_slice_flags` decides the flags."""
     t_lo, t_hi, x0, y0, x1, y1 = conn.execute(_TAKE_REGION).one()
     if t_lo is None:
         return 0
@@ -455,29 +464,129 @@ def _refresh_repeats(conn: Connection) -> int:
     radius, window = float(st["repeat_m"]), dt.timedelta(days=int(st["repeat_days"]))
     dx1, dy1 = _margin(radius * 1.01 + 1.0, y0, y1)
     dx2, dy2 = _margin(2 * radius * 1.01 + 1.0, y0, y1)
-    ids, cats, t_us, lon, lat = _fetch_region(
-        conn,
-        {
-            "t0": t_lo - window,
-            "t1": t_hi + window,
-            "x0": x0 - dx2,
-            "y0": y0 - dy2,
-            "x1": x1 + dx2,
-            "y1": y1 + dy2,
-        },
-    )
-    if not len(ids):
-        return 0
-    lo_us, hi_us = _utc_us(t_lo), _utc_us(t_hi + window)
-    target = (
-        (t_us >= lo_us)
-        & (t_us <= hi_us)
-        & (lon >= x0 - dx1)
-        & (lon <= x1 + dx1)
-        & (lat >= y0 - dy1)
-        & (lat <= y1 + dy1)
-    )
+    box = (x0 - dx1, y0 - dy1, x1 + dx1, y1 + dy1)  # the incidents to flag
     w_us = int(window.total_seconds()) * 1_000_000
+    gone_parts: list[np.ndarray] = []
+    new_parts: list[np.ndarray] = []
+    for a_us, b_us in _slices(conn, _utc_us(t_lo), _utc_us(t_hi + window), box):
+        ids, cats, t_us, lon, lat = _fetch_region(
+            conn,
+            {
+                "t0": _from_us(a_us - w_us),
+                "t1": _from_us(b_us),
+                "x0": x0 - dx2,
+                "y0": y0 - dy2,
+                "x1": x1 + dx2,
+                "y1": y1 + dy2,
+            },
+        )
+        target = (
+            (t_us >= a_us)
+            & (t_us < b_us)
+            & (lon >= box[0])
+            & (lon <= box[2])
+            & (lat >= box[1])
+            & (lat <= box[3])
+        )
+        if not target.any():
+            continue
+        flag = _slice_flags(conn, ids, cats, t_us, lon, lat, target, radius, w_us)
+        gone, new = _flag_changes(conn, ids[target], ids[target & flag])
+        gone_parts.append(gone)
+        new_parts.append(new)
+    gone = np.concatenate(gone_parts) if gone_parts else np.empty(0, np.int64)
+    new = np.concatenate(new_parts) if new_parts else np.empty(0, np.int64)
+    if len(gone) or len(new):
+        for sql in _CHANGED_TABLE:
+            conn.execute(text(sql))
+        _copy_changes(conn, gone, new)
+        conn.execute(_DEL_FLAGS)
+        if len(new) >= BIG_FLAG_BATCH:
+            # the foreign key checked once by a join, not row by row (~10 µs a row):
+            # dropped and added back in this transaction, so all or nothing still holds
+            with deferred_indexes(conn, ["incident_repeat"], only_if_empty=False):
+                conn.execute(_ADD_FLAGS)
+        else:
+            conn.execute(_ADD_FLAGS)
+        conn.execute(_MARK_DAYS)
+        conn.execute(text("DROP TABLE kpi_flag_change"))
+    return len(gone) + len(new)
+
+
+def _from_us(us: int) -> dt.datetime:
+    """The instant ``us`` microseconds after the epoch (UTC), exactly."""
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
+def _slices(
+    conn: Connection, lo_us: int, hi_us: int, box: tuple[float, float, float, float]
+) -> list[tuple[int, int]]:
+    """Consecutive spans ``[a, b)`` (µs) covering ``lo_us``..``hi_us`` whose incidents in
+    ``box`` number at most :data:`SLICE_ROWS` each, or one day's if that is more (counted
+    per UTC day by the database, which sends a row a day)."""
+    days = conn.execute(
+        _DAY_COUNTS,
+        {
+            "t0": _from_us(lo_us),
+            "t1": _from_us(hi_us),
+            "x0": box[0],
+            "y0": box[1],
+            "x1": box[2],
+            "y1": box[3],
+        },
+    ).all()
+    if not days:
+        return []
+    day = np.array([d for d, _ in days], dtype=np.int64)
+    counts = np.array([c for _, c in days], dtype=np.int64)
+    starts = [max(lo_us, int(day[p.start]) * _DAY_US) for p in _budget_batches(counts, SLICE_ROWS)]
+    starts[0] = lo_us
+    return list(zip(starts, [*starts[1:], hi_us + 1], strict=True))
+
+
+_DAY_US = 86_400 * 1_000_000
+
+
+def _flag_changes(
+    conn: Connection, target_ids: np.ndarray, now: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of the incidents ``target_ids``, the stored flags to clear and the flags to set for
+    the flagged ones ``now``."""
+    packed = conn.execute(
+        _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}
+    ).scalar_one()
+    stored = np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
+    # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
+    # (seconds on a million ids)
+    before = stored[np.isin(stored, target_ids, assume_unique=True, kind="sort")]
+    now = np.sort(now)
+    gone = np.setdiff1d(before, now, assume_unique=True)
+    new = np.setdiff1d(now, before, assume_unique=True)
+    return gone, new
+
+
+def _slice_flags(
+    conn: Connection,
+    ids: np.ndarray,
+    cats: np.ndarray,
+    t_us: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    target: np.ndarray,
+    radius: float,
+    w_us: int,
+) -> np.ndarray:
+    """The repeat flag of each incident read (meaningful for the ``target`` ones, whose
+    window before them was read too).
+
+    A flag needs one earlier neighbour, not all of them: each candidate's
+    :data:`NEAREST` nearest points (one vectorised k-d tree query per
+    :data:`QUERY_BATCH` candidates) settle most candidates of a crowded region, by the
+    chord alone where it is surely inside the radius (:func:`_surely_within`). The rest
+    — no neighbour settled it and it may have more, or a neighbour lies near the radius —
+    have all their neighbours enumerated in batches of at most :data:`PAIR_BUDGET` pairs
+    (counted first) and decided as before. The region is read into numpy arrays (40
+    bytes a row), and no step holds more than a batch of pairs."""
     # 4-D points: geocentric metres and time scaled so that the window spans the radius;
     # a pair within both lies within radius·√2 (a superset, filtered exactly below)
     xyz = _ecef(lon, lat)
@@ -548,32 +657,7 @@ def _refresh_repeats(conn: Connection) -> int:
             _DWITHIN, {"a": ids[a].tolist(), "b": ids[b].tolist(), "r": radius}
         ).all()
         flag |= np.isin(ids, np.fromiter((int(h[0]) for h in hits), dtype=np.int64))
-    target_ids = ids[target]
-    now = ids[target & flag]
-    packed = conn.execute(
-        _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}
-    ).scalar_one()
-    stored = np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
-    # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
-    # (seconds on a million ids)
-    before = stored[np.isin(stored, target_ids, assume_unique=True, kind="sort")]
-    gone = np.setdiff1d(before, now, assume_unique=True)
-    new = np.setdiff1d(now, before, assume_unique=True)
-    if len(gone) or len(new):
-        for sql in _CHANGED_TABLE:
-            conn.execute(text(sql))
-        _copy_changes(conn, gone, new)
-        conn.execute(_DEL_FLAGS)
-        if len(new) >= BIG_FLAG_BATCH:
-            # the foreign key checked once by a join, not row by row (~10 µs a row):
-            # dropped and added back in this transaction, so all or nothing still holds
-            with deferred_indexes(conn, ["incident_repeat"], only_if_empty=False):
-                conn.execute(_ADD_FLAGS)
-        else:
-            conn.execute(_ADD_FLAGS)
-        conn.execute(_MARK_DAYS)
-        conn.execute(text("DROP TABLE kpi_flag_change"))
-    return len(gone) + len(new)
+    return flag
 
 
 def _surely_within(chord: np.ndarray, radius: float) -> np.ndarray:

@@ -10,6 +10,8 @@ tests/test_kpi_summary.py checks against the incidents and a rebuild):
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sqlalchemy import Connection, Engine, text
@@ -44,8 +46,8 @@ def _snapshot(conn: Connection) -> list[list]:
 
 
 @pytest.mark.parametrize(
-    ("block", "batch", "nearest", "budget"),
-    [(97, 7, 1, 5), (1, 1, 2, 1), (1 << 22, 32_768, 8, 500_000)],
+    ("block", "batch", "nearest", "budget", "slice_rows"),
+    [(97, 7, 1, 5, 40), (1, 1, 2, 1, 1), (1 << 22, 32_768, 8, 500_000, 250_000)],
 )
 def test_repeat_flags_do_not_depend_on_the_batches(
     demo_copy: Engine,
@@ -54,11 +56,13 @@ def test_repeat_flags_do_not_depend_on_the_batches(
     batch: int,
     nearest: int,
     budget: int,
+    slice_rows: int,
 ) -> None:
-    """A rebuild read in blocks of 97 bytes (or 1), looking up the 1 (or 2) nearest
-    neighbours of 7 candidates (or 1) at a time, with at most 5 (or 1) neighbour pairs a
-    batch for the candidates those leave open, flags exactly the incidents the rule
-    names, and gives the sums of a rebuild with the default batches."""
+    """A rebuild read in blocks of 97 bytes (or 1), in slices of the year holding 40
+    incidents to flag (or one day each), looking up the 1 (or 2) nearest neighbours of 7
+    candidates (or 1) at a time, with at most 5 (or 1) neighbour pairs a batch for the
+    candidates those leave open, flags exactly the incidents the rule names, and gives
+    the sums of a rebuild with the default batches."""
     from store import queries
 
     with demo_copy.begin() as conn:
@@ -73,9 +77,17 @@ def test_repeat_flags_do_not_depend_on_the_batches(
         monkeypatch.setattr(kpi_summary, "QUERY_BATCH", batch)
         monkeypatch.setattr(kpi_summary, "NEAREST", nearest)
         monkeypatch.setattr(kpi_summary, "PAIR_BUDGET", budget)
+        monkeypatch.setattr(kpi_summary, "SLICE_ROWS", slice_rows)
+        slices = []
+        real_slices = kpi_summary._slices
+        monkeypatch.setattr(
+            kpi_summary, "_slices", lambda *a: slices.extend(real_slices(*a)) or slices
+        )
         # the small batches also add their flags with the foreign key checked at the end
         monkeypatch.setattr(kpi_summary, "BIG_FLAG_BATCH", 1 if budget < 10 else 10**9)
         kpi_summary.rebuild(conn)
+        # the year is read in many slices when they are small, in one when not
+        assert (len(slices) > 30) if slice_rows < 100 else (len(slices) == 1)
         assert conn.execute(_FLAGS).all() == expected
         assert (
             conn.execute(
@@ -88,6 +100,37 @@ def test_repeat_flags_do_not_depend_on_the_batches(
         )
         assert _snapshot(conn) == default
         conn.rollback()
+
+
+def test_slices_cover_the_span_once_and_split_no_day(
+    demo_copy: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slices of a refresh are consecutive, start at the span's first microsecond and
+    end after its last, begin on a UTC day boundary inside the span, and hold at most
+    :data:`SLICE_ROWS` incidents each unless one day holds more."""
+    monkeypatch.setattr(kpi_summary, "SLICE_ROWS", 100)
+    with demo_copy.connect() as conn:
+        lo, hi, x0, y0, x1, y1 = conn.execute(
+            text(
+                "SELECT min(reported_at), max(reported_at), min(ST_X(geom)), min(ST_Y(geom)), "
+                "max(ST_X(geom)), max(ST_Y(geom)) FROM incident"
+            )
+        ).one()
+        lo_us, hi_us = kpi_summary._utc_us(lo), kpi_summary._utc_us(hi)
+        slices = kpi_summary._slices(conn, lo_us, hi_us, (x0, y0, x1, y1))
+        assert len(slices) > 10
+        assert slices[0][0] == lo_us and slices[-1][1] == hi_us + 1
+        assert all(b == a2 for (_, b), (a2, _) in itertools.pairwise(slices))
+        assert all(a % kpi_summary._DAY_US == 0 for a, _ in slices[1:])
+        for a, b in slices:
+            n, days = conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT floor(EXTRACT(EPOCH FROM reported_at) "
+                    "/ 86400)) FROM incident WHERE reported_at >= :a AND reported_at < :b"
+                ),
+                {"a": kpi_summary._from_us(a), "b": kpi_summary._from_us(b)},
+            ).one()
+            assert n <= 100 or days == 1
 
 
 def test_budget_batches_cover_every_item_once_within_the_budget() -> None:
