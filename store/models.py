@@ -502,11 +502,9 @@ class Incident(Base):
         *_area_checks("incident"),
         Index("ix_incident_geom", "geom", postgresql_using="gist"),
         Index("ix_incident_reported_at", "reported_at"),
-        Index("ix_incident_occurred_at", "occurred_at"),
-        Index("ix_incident_due_at", "due_at"),
-        Index("ix_incident_closed_at", "closed_at"),
         Index("ix_incident_grid_code_reported_at", "grid_code", "reported_at"),
-        Index("ix_incident_street_code_reported_at", "street_code", "reported_at"),
+        # (street_code, reported_at) is ix_incident_cells' key; no query filters on the
+        # occurred, due or closed time alone (migration 0012 dropped those indexes)
         Index("ix_incident_status", "status"),
         Index("ix_incident_category_code", "category_code"),
         # the hexagon counts per stored cell as an index-only scan: filters, the columns

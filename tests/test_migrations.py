@@ -123,3 +123,34 @@ def test_constraints_and_indexes_match_the_models(fresh_engine: Engine) -> None:
         conn.rollback()
     assert migrated - modelled == set()
     assert modelled - migrated == set()
+
+
+def test_0012_downgrade_gives_back_the_indexes_of_0011(server, template_db: str) -> None:
+    """Migration 0012 drops four incident indexes; its downgrade creates them again exactly
+    as a database migrated only to 0011 has them (name and definition)."""
+    from alembic import command
+
+    from store.migrate import alembic_config
+
+    indexes = text(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'incident'::regclass ORDER BY 1"
+    )
+    names = [server.create("down12", template=template_db), server.create("only11")]
+    engines = [make_engine(server.url(n)) for n in names]
+    try:
+        with engines[1].begin() as conn:
+            command.upgrade(alembic_config(conn), "0011")
+        with engines[1].connect() as conn:
+            want = conn.execute(indexes).all()
+        with engines[0].connect() as conn:
+            head = conn.execute(indexes).all()
+        assert len(want) - len(head) == 4
+        with engines[0].begin() as conn:
+            command.downgrade(alembic_config(conn), "0011")
+        with engines[0].connect() as conn:
+            assert conn.execute(indexes).all() == want
+    finally:
+        for engine, name in zip(engines, names, strict=True):
+            engine.dispose()
+            server.drop(name)
