@@ -778,12 +778,14 @@ def _prepare_incidents(
     if need.any():
         rows = np.flatnonzero(need)
         sub = typed.iloc[rows]
-        value = sub["category_code"].map(lambda c: limits[c][0])
-        unit = sub["category_code"].map(lambda c: limits[c][1])
+        # looked up in dicts (hashed in C), not by a Python function per row
+        value = sub["category_code"].map({c: v for c, (v, _u) in limits.items()})
+        unit = sub["category_code"].map({c: u for c, (_v, u) in limits.items()})
         try:
+            # the deadlines as a datetime array: .to_numpy() made a Timestamp object a row
             typed.loc[typed.index[rows], "due_at"] = due_at(
                 sub["reported_at"], value, unit, tz=options.timezone
-            ).to_numpy()
+            ).array
         except CalendarNotCoveredError as exc:
             problems.add(rows, "reported_at", sub["reported_at"].astype(str).tolist(), str(exc))
 
