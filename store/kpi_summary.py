@@ -120,9 +120,16 @@ _DWITHIN = text(
 #: The flags stored among ids ``lo..hi`` (the caller keeps those of its region).
 #: Sent as one bytea of 8-byte big-endian ids: read row by row (COPY included), a
 #: million flags cost seconds of per-row overhead in the client.
+#: The stored flags of a slice's incidents (reported in ``[t0, t1)``, in the box), found
+#: through the incidents of the slice: by id range, every slice of a big load read nearly
+#: every stored flag again (ids follow the file's order, not time).
 _OLD_FLAGS = text(
-    "SELECT string_agg(int8send(incident_id), CAST('' AS bytea)) FROM incident_repeat "
-    "WHERE incident_id BETWEEN :lo AND :hi"
+    """
+    SELECT string_agg(int8send(r.incident_id), CAST('' AS bytea))
+      FROM incident i JOIN incident_repeat r ON r.incident_id = i.id
+     WHERE i.reported_at >= :t0 AND i.reported_at < :t1
+       AND i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)
+    """
 )
 #: Incidents per UTC day in the time span and box to flag (the slices of
 #: :func:`_refresh_repeats`).
@@ -491,7 +498,12 @@ def _refresh_repeats(conn: Connection) -> int:
         if not target.any():
             continue
         flag = _slice_flags(conn, ids, cats, t_us, lon, lat, target, radius, w_us)
-        gone, new = _flag_changes(conn, ids[target], ids[target & flag])
+        span = {
+            "t0": _from_us(a_us),
+            "t1": _from_us(b_us),
+            **dict(zip(("x0", "y0", "x1", "y1"), box, strict=True)),
+        }
+        gone, new = _flag_changes(conn, span, ids[target], ids[target & flag])
         gone_parts.append(gone)
         new_parts.append(new)
     gone = np.concatenate(gone_parts) if gone_parts else np.empty(0, np.int64)
@@ -548,13 +560,11 @@ _DAY_US = 86_400 * 1_000_000
 
 
 def _flag_changes(
-    conn: Connection, target_ids: np.ndarray, now: np.ndarray
+    conn: Connection, span: dict[str, Any], target_ids: np.ndarray, now: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Of the incidents ``target_ids``, the stored flags to clear and the flags to set for
-    the flagged ones ``now``."""
-    packed = conn.execute(
-        _OLD_FLAGS, {"lo": int(target_ids.min()), "hi": int(target_ids.max())}
-    ).scalar_one()
+    """Of the incidents ``target_ids`` (those of the slice ``span``: ``t0``, ``t1``, box),
+    the stored flags to clear and the flags to set for the flagged ones ``now``."""
+    packed = conn.execute(_OLD_FLAGS, span).scalar_one()
     stored = np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
     # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
     # (seconds on a million ids)
