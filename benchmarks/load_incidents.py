@@ -211,17 +211,17 @@ def main() -> None:
                     f"{n / base_t[0]:>9,.0f} rows/s  peak {base_t[1]:,.0f} MB"
                 )
                 print(
-                    f"  ratio: loader {base_t[0] / ours[0]:.1f}x faster than to_postgis"
+                    f"  ratio: loader at {base_t[0] / ours[0]:.2f}x to_postgis' speed"
                     f"  (load average {os.getloadavg()[0]:.1f}: the machine is shared)"
                 )
                 print(
                     f"  floor, bare COPY (no check, no index)  {floor[0]:5.1f} s  "
-                    f"{n / floor[0]:>9,.0f} rows/s  = {base_t[0] / floor[0]:.1f}x to_postgis"
+                    f"{n / floor[0]:>9,.0f} rows/s  = {base_t[0] / floor[0]:.1f}x to_postgis' speed"
                 )
                 print(
                     f"  floor, the store's {n_indexes} indexes on incident (REINDEX)  "
                     f"{reindex:5.1f} s;  with the bare COPY {floor[0] + reindex:5.1f} s  "
-                    f"= {base_t[0] / (floor[0] + reindex):.1f}x to_postgis"
+                    f"= {base_t[0] / (floor[0] + reindex):.1f}x to_postgis' speed"
                 )
                 print("  " + ours[2].strip().splitlines()[1].strip())
             if len(sizes) == 2:
