@@ -99,6 +99,29 @@ _GPKG_APPLICATION_IDS: Final = (b"GPKG", b"GP10", b"GP11")
 _ZIP_MAGICS: Final = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SHP_MAGIC: Final = b"\x00\x00\x27\x0a"  # file code 9994, big-endian
 _OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls / .doc
+#: Compressed files the loaders do not open themselves: magic → 中文, English, how to unpack.
+_PACKED_MAGICS: Final = {
+    b"\x1f\x8b": ("gzip 压缩文件", "a gzip-compressed file", "gunzip"),
+    b"\xfd7zXZ\x00": ("xz 压缩文件", "an xz-compressed file", "unxz"),
+    b"7z\xbc\xaf\x27\x1c": ("7-Zip 压缩包", "a 7-Zip archive", "7z x"),
+    b"Rar!\x1a\x07": ("RAR 压缩包", "a RAR archive", "unrar x"),
+    **{
+        b"BZh" + bytes([c]): ("bzip2 压缩文件", "a bzip2-compressed file", "bunzip2")
+        for c in b"123456789"
+    },
+}
+#: Extensions of data files that may sit in an archive (named when a ZIP holds them; not
+#: ``.txt``, which in an archive is mostly a read-me).
+_DATA_SUFFIXES: Final = (
+    ".csv",
+    ".tsv",
+    ".geojson",
+    ".json",
+    ".gpx",
+    ".xlsx",
+    ".kml",
+    ".gpkg",
+)
 _UTF8_BOM: Final = codecs.BOM_UTF8
 _UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _UTF32_BOMS: Final = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
@@ -694,6 +717,50 @@ def _empty(path: Path, zh: str, en: str) -> EmptyFileError:
     )
 
 
+def _refuse_packed(path: Path, head: bytes) -> None:
+    """A compressed file (gzip, bzip2, xz, 7-Zip, RAR), or a ZIP that holds data files but
+    no Shapefile, KML or workbook: refused with the advice to unpack it and load the file
+    inside (naming it), not with "export it again" or an encoding the bytes do not have."""
+    for magic, (zh, en, tool) in _PACKED_MAGICS.items():
+        if head.startswith(magic):
+            raise FileFormatError(
+                _msg(
+                    f"文件 {path.name} 是{zh}；请先解压（如 {tool} {path.name}），"
+                    "再导入解压出的文件",
+                    f"{path.name} is {en}: unpack it first (e.g. {tool} {path.name}) and load "
+                    "the file inside",
+                ),
+                file=path.name,
+                claimed=None,
+                actual="compressed",
+            )
+    if not head.startswith(_ZIP_MAGICS):
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        return  # _classify names it a damaged ZIP
+    if _describe_zip(names)[0] != "zip":
+        return  # a Shapefile, KMZ or workbook: read as such
+    data = [
+        n for n in names if n.lower().endswith(_DATA_SUFFIXES) and not n.startswith("__MACOSX/")
+    ]
+    if data:
+        listed = "、".join(data[:5]) + ("…" if len(data) > 5 else "")
+        listed_en = ", ".join(data[:5]) + (", …" if len(data) > 5 else "")
+        raise FileFormatError(
+            _msg(
+                f"文件 {path.name} 是 ZIP 压缩包，内有 {listed}；请先解压，再逐个导入其中的文件",
+                f"{path.name} is a ZIP archive holding {listed_en}: unpack it and load those "
+                "files one by one",
+            ),
+            file=path.name,
+            claimed=None,
+            actual="compressed",
+        )
+
+
 def _mismatch(path: Path, actual: str, actual_zh: str, actual_en: str) -> FileFormatError:
     ext = path.suffix.lower()
     claimed = _EXTENSIONS[ext]
@@ -901,6 +968,7 @@ def sniff_format(path: str | Path) -> Sniffed:
     if size == 0:
         raise _empty(path, "是空文件（0 字节）", "is empty (0 bytes)")
     head = _read_head(path)
+    _refuse_packed(path, head)
     fmt, zh, en, result = _classify(path, head, size)
 
     if fmt == "shapefile" and result is None:

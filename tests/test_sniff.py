@@ -220,6 +220,52 @@ def test_kml_zipped_as_zip_is_kmz(tmp_path: Path) -> None:
     assert s.format == "kmz" and s.member == "data/points.kml"
 
 
+@pytest.mark.parametrize(
+    ("suffix", "pack", "named", "tool"),
+    [
+        (".csv.gz", "gzip", "gzip", "gunzip"),
+        (".csv.bz2", "bz2", "bzip2", "bunzip2"),
+        (".csv.xz", "lzma", "xz", "unxz"),
+        (".csv", "gzip", "gzip", "gunzip"),  # compressed but named as plain text
+    ],
+)
+def test_compressed_file_is_refused_with_the_way_to_unpack_it(
+    tmp_path: Path, suffix: str, pack: str, named: str, tool: str
+) -> None:
+    """A compressed export (``.csv.gz``, as open-data portals publish them) gets "unpack it
+    first", naming the tool and the file, instead of "binary data, not text"."""
+    import importlib
+
+    data = (CORPUS / "incidents_gbk.csv").read_bytes()
+    p = tmp_path / f"incidents{suffix}"
+    p.write_bytes(importlib.import_module(pack).compress(data))
+    with pytest.raises(FileFormatError) as err:
+        sniff_format(p)
+    message = str(err.value)
+    assert f"{named}" in message and f"{tool} {p.name}" in message
+    assert "请先解压" in message and "unpack it first" in message
+    assert err.value.file == p.name
+
+
+def test_zip_holding_a_table_names_it_and_says_unpack(tmp_path: Path) -> None:
+    """A ZIP of a CSV (no Shapefile, KML or workbook in it) names the files inside and
+    says to unpack them, instead of "a ZIP archive with no data file: export it again"."""
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(CORPUS / "incidents_gbk.csv", "事件/incidents.csv")
+        zf.writestr("__MACOSX/事件/._incidents.csv", b"junk")
+        zf.writestr("readme.md", "not data")
+    with pytest.raises(
+        FileFormatError, match=r"内有 事件/incidents\.csv；请先解压.*holding 事件/incidents\.csv"
+    ):
+        sniff_format(z)
+    empty = tmp_path / "nothing.zip"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("readme.md", "not data")
+    with pytest.raises(FileFormatError, match=r"no data file"):
+        sniff_format(empty)
+
+
 # --- other decisions ------------------------------------------------------------------
 
 
