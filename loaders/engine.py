@@ -48,8 +48,9 @@ from store.workcal import CalendarNotCoveredError, due_at
 from store.write import copy_frame, deferred_indexes
 
 CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
-#: Margin around the stored streets within which new data is accepted, in degrees (~5 km).
-AREA_MARGIN_DEG = 0.05
+#: Margin around the stored streets' extent within which new data is accepted (the area's
+#: bounds): a point farther out is another place's, or a typo (:func:`_guard_area`).
+AREA_MARGIN_M = 5_000.0
 GEOMETRY_FIELDS = ("lon", "lat", "x", "y", "wkt")
 
 
@@ -250,6 +251,49 @@ def _guard_swapped(
     check = coords.detect_swapped(shapely.get_x(pts), shapely.get_y(pts), CHINA_BOUNDS)
     if check.swapped and check.share_inside_swapped > 0.9:
         raise InputError(f"{source}: {check.message}")
+
+
+_AREA = text(
+    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+    "(SELECT ST_Extent(geom) AS e FROM admin_unit WHERE level = 'street') x"
+)
+
+
+def _area_bounds(conn: Connection, kind: Kind) -> coords.Bounds | None:
+    """The area's bounds (the stored streets' extent) for a kind whose rows must lie in
+    it; None for streets (they make the area) and while no street is stored."""
+    if not kind.geometry or kind.name == "streets":
+        return None
+    row = conn.execute(_AREA).one()
+    return None if row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def _guard_area(
+    geoms: np.ndarray, area: coords.Bounds, problems: _Problems, report: LoadReport
+) -> None:
+    """Rows whose point (a point on an outline) lies more than :data:`AREA_MARGIN_M` outside
+    the stored streets' extent are rejected, each naming its coordinates: a patrol app's
+    fix in another province, a column of another city's data. Rows refused already
+    (outside China, swapped) keep that reason."""
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    if not present.any():
+        return
+    rows = np.flatnonzero(present)
+    pts = _centres(geoms[present])
+    x, y = shapely.get_x(pts), shapely.get_y(pts)
+    check = coords.check_bounds(x, y, area, margin_m=AREA_MARGIN_M)
+    if check.ok:
+        return
+    out = check.outside
+    problems.add(
+        rows[out],
+        "geometry",
+        [f"{a:.6f},{b:.6f}" for a, b in zip(x[out].tolist(), y[out].tolist(), strict=True)],
+        f"不在本区域范围内（已导入街道的范围外 {AREA_MARGIN_M / 1000:g} 公里以上）/ outside the "
+        f"area (more than {AREA_MARGIN_M / 1000:g} km beyond the stored streets)",
+    )
+    if not any("outside the area's bounds" in w for w in report.warnings):
+        report.warnings.append(check.message)  # once per file, with examples
 
 
 def _guard_offset(
@@ -534,6 +578,7 @@ def _load(
     next_row = 1
     total = _count_lines(sniffed.path) if sniffed.format == "csv" else None
     grids: GridIndex | None = None
+    area: coords.Bounds | None = None
     with engine.begin() as conn:
         # each statement of a load runs once over many rows: compiling it (JIT, ~0.2 s a
         # statement) never pays back here
@@ -544,10 +589,11 @@ def _load(
                 cols = _columns(raw, kind, mapping)
                 spec = coords.parse_crs(options.crs or raw.crs or "EPSG:4326")
                 _create_stage(conn, kind)
+                area = _area_bounds(conn, kind)
                 if kind.grids_by_point:
                     grids = GridIndex.from_store(conn)
             staged_rows, found = _stage_chunk(
-                conn, raw, kind, cols, spec, grids, options, report, present, next_row, number
+                conn, raw, kind, cols, spec, grids, area, options, report, present, next_row, number
             )
             next_row += staged_rows
             early += found
@@ -621,6 +667,7 @@ def _stage_chunk(
     cols: dict[str, str],
     spec: coords.CrsSpec,
     grids: GridIndex | None,
+    area: coords.Bounds | None,
     options: Options,
     report: LoadReport,
     present: set[str],
@@ -641,6 +688,8 @@ def _stage_chunk(
     if anchors is not None:  # to the storage CRS, like the geometries
         given = ~shapely.is_missing(anchors)
         anchors[given] = _to_storage(shapely.force_2d(anchors[given]), spec)
+    if geoms is not None and area is not None:
+        _guard_area(geoms, area, problems, report)
     # what the file carries, before a Python step fills in defaults (a title or
     # a deadline computed for new rows must not overwrite stored ones on reload)
     present.update(typed.columns)

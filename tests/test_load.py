@@ -12,6 +12,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
@@ -356,7 +357,10 @@ def test_big_batches_rebuild_indexes_and_keys_and_still_reject_by_row(
     frame = files["incidents_frame"].head(40).astype(object)
     frame["street_code"] = "370214900000"
     frame.loc[7, "street_code"] = "370214999000"  # no such street: line 9
-    frame.loc[7, ["lon", "lat"]] = [120.0, 30.0]  # and outside this street
+    # and outside this street: 1 km east of it, within the area's margin (farther out, the
+    # area guard refuses the row before the database sees it)
+    x1, y0 = gpd.read_file(files["streets"]).total_bounds[[2, 1]]
+    frame.loc[7, ["lon", "lat"]] = [x1 + 0.01, y0 + 0.001]
     path = tmp_path / "big.csv"
     frame.to_csv(path, index=False)
     report = load_file(fresh_engine, "incidents", path, Options())
@@ -395,3 +399,60 @@ def test_overlapping_grids_are_reported_with_their_area(fresh_engine: Engine) ->
             )
         ).scalar_one()
     assert abs(area - truth) < 1
+
+
+def test_points_far_outside_the_area_are_rejected_by_row(
+    fresh_engine: Engine, files, tmp_path: Path
+) -> None:
+    """The area is the stored streets' extent and 5 km around it. An incident in another
+    province and one 20 km off are rejected, each with its coordinates and the reason,
+    and the file's warning gives examples; one 1 km off the street is no business of this
+    guard (the street rules decide it); the good rows land."""
+    for kind, f in ORDER[:5]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    _x0, y0, x1, y1 = gpd.read_file(files["streets"]).total_bounds
+    frame = files["incidents_frame"].head(12).astype(object)
+    frame.loc[2, ["lon", "lat"]] = [126.6, 45.75]  # Harbin
+    frame.loc[5, ["lon", "lat"]] = [x1 + 0.2, (y0 + y1) / 2]  # ~18 km east
+    frame.loc[8, ["lon", "lat"]] = [x1 + 0.01, (y0 + y1) / 2]  # ~1 km east
+    path = tmp_path / "far.csv"
+    frame.to_csv(path, index=False)
+    report = load_file(fresh_engine, "incidents", path, Options())
+    far = [p for p in report.rejected if p.field == "geometry"]
+    assert [p.line for p in far] == [4, 7]
+    assert far[0].value == "126.600000,45.750000"
+    assert all("outside the area" in p.reason and "不在本区域范围内" in p.reason for p in far)
+    assert sum("outside the area's bounds" in w for w in report.warnings) == 1
+    assert [p.line for p in report.rejected if p.field != "geometry"] == [10]  # no street
+    assert report.inserted == 9
+    with fresh_engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT count(*) FROM incident WHERE code = ANY(:c)"),
+            {"c": frame.loc[[2, 5, 8], "code"].tolist()},
+        ).scalar_one()
+    assert stored == 0
+
+
+def test_patrol_fixes_far_outside_the_area_are_rejected(
+    fresh_engine: Engine, tmp_path: Path, files
+) -> None:
+    """A patrol app's fix in another province is not the worker's patrol: rejected (before,
+    stored and flagged as outside every grid); the worker's fixes in the street land."""
+    for kind, f in ORDER[:4]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    x0, y0, x1, y1 = gpd.read_file(files["streets"]).total_bounds
+    workers = files["streets"].parent / "workers.csv"
+    worker = pd.read_csv(workers, dtype=str, encoding="gb18030")["人员编码"].iloc[0]
+    fixes = pd.DataFrame(
+        {
+            "worker_code": worker,
+            "fixed_at": pd.date_range("2026-03-02 09:00", periods=4, freq="1min").astype(str),
+            "lon": [(x0 + x1) / 2, (x0 + x1) / 2 + 0.0005, 129.6, (x0 + x1) / 2 + 0.001],
+            "lat": [(y0 + y1) / 2, (y0 + y1) / 2, 45.76, (y0 + y1) / 2],
+        }
+    )
+    path = tmp_path / "fixes.csv"
+    fixes.to_csv(path, index=False)
+    report = load_file(fresh_engine, "patrols", path, Options())
+    assert [(p.line, p.field) for p in report.rejected] == [(4, "geometry")]
+    assert report.inserted == 3
