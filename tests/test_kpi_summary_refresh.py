@@ -47,7 +47,7 @@ def _snapshot(conn: Connection) -> list[list]:
 
 @pytest.mark.parametrize(
     ("block", "batch", "nearest", "budget", "slice_rows"),
-    [(97, 7, 1, 5, 40), (1, 1, 2, 1, 1), (1 << 22, 32_768, 8, 500_000, 250_000)],
+    [(97, 7, 1, 5, 40), (1, 1, 2, 1, 1), (1 << 22, 32_768, 8, 500_000, 1_000_000)],
 )
 def test_repeat_flags_do_not_depend_on_the_batches(
     demo_copy: Engine,
