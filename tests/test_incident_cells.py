@@ -144,7 +144,11 @@ def test_stored_cells_count_as_binning_the_points(cells_db, filters, resolution)
         want = _from_points(conn, street, start, end, category, want_res)
     _assert_same_units(got, want)
     if resolution is None:  # the automatic choice is made on the same numbers
-        area = gu.area_km2(gu.study_area(cells_db.connect(), street=street))
+        # a connection of its own, closed here: one left to the garbage collector can
+        # still be open when a later test copies this database (CREATE DATABASE …
+        # TEMPLATE refuses a template with other sessions: seen failing in a CI run)
+        with cells_db.connect() as conn:
+            area = gu.area_km2(gu.study_area(conn, street=street))
         assert got.resolution == gu.choose_resolution(n, area)
 
 
