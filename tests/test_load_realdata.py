@@ -3,9 +3,8 @@ the patrol fixes of a street in Haidian. Their dirt is real: fixes far away (the
 reaches Harbin), repeated timestamps, a gzipped file as published.
 
 The data are not in this repository (licence: research, test use only): they are looked for
-in ``$GRIDONE_REALDATA``, else ``../shared/realdata`` beside the checkout, else
-``/work/shared/realdata``; the tests are skipped where none exists (see that folder's
-README for the origin).
+in ``$GRIDONE_REALDATA``, else ``../shared/realdata`` beside the checkout; the tests are
+skipped where neither exists (see that folder's README for the origin).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ def _realdata() -> Path | None:
     for candidate in (
         os.environ.get("GRIDONE_REALDATA"),
         PROJECT_ROOT.parent / "shared" / "realdata",
-        "/work/shared/realdata",
     ):
         if candidate and (Path(candidate) / "beijing").is_dir():
             return Path(candidate)
