@@ -117,12 +117,10 @@ _DWITHIN = text(
      WHERE ST_DWithin(CAST(a.geom AS geography), CAST(b.geom AS geography), :r)
     """
 )
-#: The flags stored among ids ``lo..hi`` (the caller keeps those of its region).
-#: Sent as one bytea of 8-byte big-endian ids: read row by row (COPY included), a
-#: million flags cost seconds of per-row overhead in the client.
 #: The stored flags of a slice's incidents (reported in ``[t0, t1)``, in the box), found
 #: through the incidents of the slice: by id range, every slice of a big load read nearly
-#: every stored flag again (ids follow the file's order, not time).
+#: every stored flag again (ids follow the file's order, not time). Sent as one bytea of
+#: 8-byte big-endian ids: read row by row, a million flags cost seconds in the client.
 _OLD_FLAGS = text(
     """
     SELECT string_agg(int8send(r.incident_id), CAST('' AS bytea))
@@ -483,10 +481,7 @@ def _refresh_repeats(conn: Connection) -> int:
             {
                 "t0": _from_us(a_us - w_us),
                 "t1": _from_us(b_us),
-                "x0": x0 - dx2,
-                "y0": y0 - dy2,
-                "x1": x1 + dx2,
-                "y1": y1 + dy2,
+                **_envelope((x0 - dx2, y0 - dy2, x1 + dx2, y1 + dy2)),
             },
         )
         target = (
@@ -500,11 +495,7 @@ def _refresh_repeats(conn: Connection) -> int:
         if not target.any():
             continue
         flag = _slice_flags(conn, ids, cats, t_us, lon, lat, target, radius, w_us)
-        span = {
-            "t0": _from_us(a_us),
-            "t1": _from_us(b_us),
-            **dict(zip(("x0", "y0", "x1", "y1"), box, strict=True)),
-        }
+        span = {"t0": _from_us(a_us), "t1": _from_us(b_us), **_envelope(box)}
         gone, new = _flag_changes(conn, span, ids[target], ids[target & flag])
         gone_parts.append(gone)
         new_parts.append(new)
@@ -527,6 +518,11 @@ def _refresh_repeats(conn: Connection) -> int:
     return len(gone) + len(new)
 
 
+def _envelope(box: tuple[float, float, float, float]) -> dict[str, float]:
+    """The ``x0, y0, x1, y1`` parameters of a statement's ``ST_MakeEnvelope``."""
+    return dict(zip(("x0", "y0", "x1", "y1"), box, strict=True))
+
+
 def _from_us(us: int) -> dt.datetime:
     """The instant ``us`` microseconds after the epoch (UTC), exactly."""
     return _EPOCH + dt.timedelta(microseconds=us)
@@ -539,15 +535,7 @@ def _slices(
     ``box`` number at most :data:`SLICE_ROWS` each, or one day's if that is more (counted
     per UTC day by the database, which sends a row a day)."""
     days = conn.execute(
-        _DAY_COUNTS,
-        {
-            "t0": _from_us(lo_us),
-            "t1": _from_us(hi_us),
-            "x0": box[0],
-            "y0": box[1],
-            "x1": box[2],
-            "y1": box[3],
-        },
+        _DAY_COUNTS, {"t0": _from_us(lo_us), "t1": _from_us(hi_us), **_envelope(box)}
     ).all()
     if not days:
         return []
@@ -571,7 +559,6 @@ def _flag_changes(
     # ids are unique (primary keys): sorting set operations, not numpy's hashing unique
     # (seconds on a million ids)
     before = stored[np.isin(stored, target_ids, assume_unique=True, kind="sort")]
-    now = np.sort(now)
     gone = np.setdiff1d(before, now, assume_unique=True)
     new = np.setdiff1d(now, before, assume_unique=True)
     return gone, new
