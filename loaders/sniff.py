@@ -718,9 +718,8 @@ def _empty(path: Path, zh: str, en: str) -> EmptyFileError:
 
 
 def _refuse_packed(path: Path, head: bytes) -> None:
-    """A compressed file (gzip, bzip2, xz, 7-Zip, RAR), or a ZIP that holds data files but
-    no Shapefile, KML or workbook: refused with the advice to unpack it and load the file
-    inside (naming it), not with "export it again" or an encoding the bytes do not have."""
+    """A compressed file (gzip, bzip2, xz, 7-Zip, RAR) is refused with the advice to unpack
+    it and load the file inside, not with an encoding the bytes do not have."""
     for magic, (zh, en, tool) in _PACKED_MAGICS.items():
         if head.startswith(magic):
             raise FileFormatError(
@@ -734,15 +733,11 @@ def _refuse_packed(path: Path, head: bytes) -> None:
                 claimed=None,
                 actual="compressed",
             )
-    if not head.startswith(_ZIP_MAGICS):
-        return
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except zipfile.BadZipFile:
-        return  # _classify names it a damaged ZIP
-    if _describe_zip(names)[0] != "zip":
-        return  # a Shapefile, KMZ or workbook: read as such
+
+
+def _refuse_zipped_data(path: Path, names: list[str]) -> None:
+    """A ZIP with no Shapefile, KML or workbook but data files (a zipped CSV or GeoJSON) is
+    refused naming them, with the advice to unpack it, not "export it again"."""
     data = [
         n for n in names if n.lower().endswith(_DATA_SUFFIXES) and not n.startswith("__MACOSX/")
     ]
@@ -817,6 +812,8 @@ def _classify(path: Path, head: bytes, size: int) -> tuple[str, str, str, Sniffe
         try:
             with zipfile.ZipFile(path) as zf:
                 fmt, member, zh, en = _describe_zip(zf.namelist())
+                if fmt == "zip":
+                    _refuse_zipped_data(path, zf.namelist())
                 if fmt == "shapefile" and member is not None:
                     return fmt, zh, en, _sniff_zipped_shapefile(path, zf, member)
         except zipfile.BadZipFile:
