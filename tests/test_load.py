@@ -456,3 +456,53 @@ def test_patrol_fixes_far_outside_the_area_are_rejected(
     report = load_file(fresh_engine, "patrols", path, Options())
     assert [(p.line, p.field) for p in report.rejected] == [(4, "geometry")]
     assert report.inserted == 3
+
+
+def _run_cli(args: list[str], env: dict[str, str], *, tty: bool) -> str:
+    """The loader's command line run for real; its standard error, written to a terminal
+    (a pseudo-terminal) when ``tty``, else to a pipe."""
+    import pty
+    import select
+
+    cmd = [sys.executable, "-m", "loaders", *args]
+    if not tty:
+        done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, check=False)
+        return done.stderr.decode()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            block = os.read(master, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not block:
+            break
+        out += block
+    proc.wait(30)
+    os.close(master)
+    return out.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(fresh_engine: Engine, files, tmp_path: Path) -> None:
+    """A file of more than a few megabytes shows a progress bar with its share done on a
+    terminal (redrawn on one line), and nothing of it in a pipe or a log."""
+    for kind, f in ORDER[:5]:
+        load_file(fresh_engine, kind, files["streets"].parent / f, Options())
+    frame = files["incidents_frame"]
+    big = pd.concat([frame] * (-(-6_000_000 // len(frame.to_csv(index=False)))), ignore_index=True)
+    big["code"] = big["code"] + "-" + big.index.astype(str)
+    path = tmp_path / "big.csv"
+    big.to_csv(path, index=False)
+    assert path.stat().st_size > 5_000_000  # a bar needs the line count of a big file
+    env = {**os.environ, "DATABASE_URL": fresh_engine.url.render_as_string(hide_password=False)}
+    args = ["load", "incidents", str(path), "--dry-run"]
+    shown = _run_cli(args, env, tty=True)
+    assert "\r\x1b[K… [########################] 100%  已检查 checked" in shown
+    assert "写入 writing" in shown  # the step after the checks, on the same line
+    piped = _run_cli(args, env, tty=False)
+    assert "已检查 checked" not in piped and "\r" not in piped
