@@ -201,6 +201,26 @@ def app_login(server: TestServer, template_db: str) -> Iterator[tuple[str, str]]
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 
 
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
+    """The real-data tests exist only where the data are (:mod:`tests.realdata`)."""
+    from tests import realdata
+
+    if collection_path.name in realdata.MODULES and realdata.REALDATA is None:
+        return True
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests import realdata
+
+    if realdata.REALDATA is None:
+        return (
+            "real data: not found ($GRIDONE_REALDATA, ../shared/realdata); "
+            f"not collected: {', '.join(realdata.MODULES)}"
+        )
+    return f"real data: {realdata.REALDATA}"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """On CI (and under `scripts/setup.sh test`) a skipped test is a failure: every test
     must really run there."""

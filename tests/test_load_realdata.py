@@ -2,16 +2,15 @@
 the patrol fixes of a street in Haidian. Their dirt is real: fixes far away (the sample
 reaches Harbin), repeated timestamps, a gzipped file as published.
 
-The data are not in this repository (licence: research, test use only): they are looked for
-in ``$GRIDONE_REALDATA``, else ``../shared/realdata`` beside the checkout; the tests are
-skipped where neither exists (see that folder's README for the origin).
+The data are not in this repository (licence: research, test use only): where
+:mod:`tests.realdata` does not find them, this module is not collected (the session header
+says so; see that folder's README for the origin).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -22,21 +21,12 @@ from sqlalchemy import Engine, text
 
 from loaders.engine import AREA_MARGIN_M, Options, load_file
 from loaders.sniff import FileFormatError
-from store.settings import PROJECT_ROOT
+from tests.realdata import REALDATA
 
+# collected only where the data are (tests/conftest.py, tests/realdata.py)
+assert REALDATA is not None
+REALDATA_DIR: Path = REALDATA
 
-def _realdata() -> Path | None:
-    for candidate in (
-        os.environ.get("GRIDONE_REALDATA"),
-        PROJECT_ROOT.parent / "shared" / "realdata",
-    ):
-        if candidate and (Path(candidate) / "beijing").is_dir():
-            return Path(candidate)
-    return None
-
-
-REALDATA = _realdata()
-pytestmark = pytest.mark.skipif(REALDATA is None, reason="../shared/realdata not found")
 
 #: The street: a box over the middle of Haidian, where most GeoLife fixes are.
 BOX = (116.25, 39.93, 116.40, 40.05)
@@ -99,7 +89,7 @@ def test_geolife_fixes_load_as_patrols_with_far_ones_rejected(
     5 km beyond the street are rejected by row with their coordinates, the rest stored
     (those outside every grid flagged), a repeated (worker, time) counted once. Loading
     it again changes nothing."""
-    packed = REALDATA / "beijing" / "geolife_sample_points.csv.gz"
+    packed = REALDATA_DIR / "beijing" / "geolife_sample_points.csv.gz"
     with pytest.raises(FileFormatError, match=r"gunzip geolife_sample_points\.csv\.gz"):
         load_file(haidian, "patrols", packed, Options())
     path = tmp_path / "geolife.csv"
